@@ -1,0 +1,236 @@
+//! Run configs: one TOML file names the model, neuron, decoder, data and
+//! training settings. Each plugin table is picked by its `type` line.
+//!
+//! Errors name the file, the line and column, and what is accepted.
+
+use crate::optim::AdamConfig;
+use crate::spec::{DecoderSpec, ModelSpec, NeuronSpec};
+use crate::{registry, Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+fn default_seed() -> u64 {
+    42
+}
+fn default_time_steps() -> usize {
+    8
+}
+
+/// A complete run: what to build and how to train it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Seeds weights, shuffling and dropout: same config, same result.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Simulation steps `T`.
+    #[serde(default = "default_time_steps")]
+    pub time_steps: usize,
+    pub model: Box<dyn ModelSpec>,
+    pub neuron: Box<dyn NeuronSpec>,
+    pub decoder: Box<dyn DecoderSpec>,
+    #[serde(default)]
+    pub data: DataConfig,
+    #[serde(default)]
+    pub train: TrainConfig,
+}
+
+/// Where the images come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// `mnist`, `fmnist`, `cifar10` or `folder`.
+    pub dataset: String,
+    /// Folder holding the dataset files.
+    pub root: PathBuf,
+    /// Use at most this many training / test images (0 = all).
+    pub train_limit: usize,
+    pub test_limit: usize,
+    /// Subtract the dataset mean and divide by its std per channel.
+    pub normalize: bool,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            dataset: "mnist".into(),
+            root: PathBuf::from("data/mnist"),
+            train_limit: 0,
+            test_limit: 0,
+            normalize: false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    Constant,
+    /// Cosine annealing from `lr` to 0 over all epochs (per step).
+    Cosine,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    Adam,
+    Adamw,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossKind {
+    /// MSE between the output (firing rate) and the one-hot label.
+    Mse,
+    /// Softmax cross-entropy on the output.
+    Ce,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f32,
+    pub optimizer: OptimizerKind,
+    pub adam: AdamConfig,
+    pub schedule: Schedule,
+    pub loss: LossKind,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 1,
+            batch_size: 16,
+            lr: 1e-3,
+            optimizer: OptimizerKind::Adam,
+            adam: AdamConfig::default(),
+            schedule: Schedule::Cosine,
+            loss: LossKind::Mse,
+        }
+    }
+}
+
+impl RunConfig {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let cfg: Self = parse_toml(text, path)?;
+        cfg.validate().map_err(|msg| Error::Config {
+            path: path.to_path_buf(),
+            msg,
+        })?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.time_steps == 0 {
+            return Err("`time_steps` must be at least 1".into());
+        }
+        if self.train.batch_size == 0 {
+            return Err("`train.batch_size` must be at least 1".into());
+        }
+        if !(self.train.lr.is_finite() && self.train.lr > 0.0) {
+            return Err(format!("`train.lr` must be a positive number, got {}", self.train.lr));
+        }
+        Ok(())
+    }
+
+    /// The resolved config (all defaults filled in) as TOML.
+    pub fn to_toml(&self) -> Result<String> {
+        // Through a JSON value: toml cannot serialise a table after a value
+        // (`model` before `seed`), the JSON detour orders keys for it.
+        let v = serde_json::to_value(self).map_err(|e| Error::invalid("config", e.to_string()))?;
+        toml::to_string(&v).map_err(|e| Error::invalid("config", e.to_string()))
+    }
+
+    /// Applies `key.path=value` overrides (as from `--set`), value in TOML
+    /// syntax (`train.lr=5e-4`, `neuron.type="lif"`); bare words are strings.
+    pub fn with_overrides(text: &str, path: &Path, sets: &[String]) -> Result<Self> {
+        let err = |msg: String| Error::Config {
+            path: path.to_path_buf(),
+            msg,
+        };
+        let mut doc: toml::Table = parse_toml(text, path)?;
+        for set in sets {
+            let (key, raw) = set
+                .split_once('=')
+                .ok_or_else(|| err(format!("--set `{set}`: expected key=value")))?;
+            let value = parse_value(raw.trim());
+            let mut table = &mut doc;
+            let parts: Vec<&str> = key.trim().split('.').collect();
+            let (last, parents) = parts
+                .split_last()
+                .ok_or_else(|| err(format!("--set `{set}`: empty key")))?;
+            for p in parents {
+                table = table
+                    .entry(p.to_string())
+                    .or_insert_with(|| toml::Value::Table(Default::default()))
+                    .as_table_mut()
+                    .ok_or_else(|| err(format!("--set `{set}`: `{p}` is not a table")))?;
+            }
+            table.insert(last.to_string(), value);
+        }
+        let merged = toml::to_string(&doc).map_err(|e| err(e.to_string()))?;
+        Self::parse(&merged, path)
+    }
+}
+
+fn parse_value(raw: &str) -> toml::Value {
+    let wrapped = format!("v = {raw}");
+    match wrapped.parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+/// Deserialises TOML, turning parse and schema errors into one message with
+/// the file, line and column.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
+    toml::from_str(text).map_err(|e| {
+        let loc = e
+            .span()
+            .map(|s| {
+                let (line, col) = line_col(text, s.start);
+                format!(":{line}:{col}")
+            })
+            .unwrap_or_default();
+        Error::Config {
+            path: PathBuf::from(format!("{}{loc}", path.display())),
+            msg: explain(e.message()),
+        }
+    })
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+/// Rewords serde's messages for config authors.
+fn explain(msg: &str) -> String {
+    let msg = msg.trim();
+    if let Some(rest) = msg.strip_prefix("unknown variant `") {
+        let name = rest.split('`').next().unwrap_or("");
+        let known = registry::parse_expected(msg);
+        if msg.contains("expected one of") || msg.contains("expected `") {
+            return format!(
+                "unknown type `{name}`; registered: {}",
+                if known.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    known.join(", ")
+                }
+            );
+        }
+    }
+    msg.to_string()
+}

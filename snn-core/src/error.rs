@@ -1,0 +1,50 @@
+//! The typed error of the library crates. The CLI prints it as one line.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {msg}")]
+    Config { path: PathBuf, msg: String },
+    #[error("{path}: {msg}")]
+    Checkpoint { path: PathBuf, msg: String },
+    #[error("parameter `{name}`: {msg}")]
+    Param { name: String, msg: String },
+    #[error("invalid value for `{field}`: {msg}")]
+    Invalid { field: String, msg: String },
+    #[error("shape mismatch in {what}: {msg}")]
+    Shape { what: String, msg: String },
+    #[error("device: {0}")]
+    Device(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, msg: impl Into<String>) -> Self {
+        Error::Invalid {
+            field: field.into(),
+            msg: msg.into(),
+        }
+    }
+
+    pub fn shape(what: impl Into<String>, msg: impl Into<String>) -> Self {
+        Error::Shape {
+            what: what.into(),
+            msg: msg.into(),
+        }
+    }
+}

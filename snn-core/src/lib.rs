@@ -1,0 +1,38 @@
+//! Core of snn-rs: the device and tensor aliases every crate shares, the
+//! parameter store (named tensors saved as safetensors), the Adam / AdamW
+//! optimizers over it, the plugin traits (`NeuronSpec`, `DecoderSpec`,
+//! `ModelSpec`) and TOML config loading.
+//!
+//! Activations are time-major (`[T, B, ...]`) and always carry dfdx's
+//! `OwnedTape`, so every layer has exactly one forward path whether or not the
+//! caller later runs `backward()`.
+
+pub mod config;
+pub mod device;
+pub mod error;
+pub mod fsutil;
+pub mod init;
+pub mod optim;
+pub mod params;
+pub mod registry;
+pub mod spec;
+
+pub use dfdx;
+pub use error::{Error, Result};
+pub use params::{Param, ParamStore};
+pub use typetag;
+
+pub use device::{Dev, Tp};
+
+/// A flat parameter or buffer tensor without a tape.
+pub type Flat = dfdx::tensor::Tensor<(usize,), f32, Dev>;
+/// A flat tensor recorded on the tape.
+pub type FlatT = dfdx::tensor::Tensor<(usize,), f32, Dev, Tp>;
+/// `[rows, cols]` on the tape. Neurons see `[T, M]` with `M = B * features`.
+pub type Mat = dfdx::tensor::Tensor<(usize, usize), f32, Dev, Tp>;
+/// `[T, B, C]` on the tape.
+pub type Seq3 = dfdx::tensor::Tensor<(usize, usize, usize), f32, Dev, Tp>;
+/// `[B, C, H, W]` on the tape.
+pub type Img = dfdx::tensor::Tensor<(usize, usize, usize, usize), f32, Dev, Tp>;
+/// `[T, B, C, H, W]` on the tape: a spike or membrane sequence of images.
+pub type SeqImg = dfdx::tensor::Tensor<(usize, usize, usize, usize, usize), f32, Dev, Tp>;

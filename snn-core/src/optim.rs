@@ -1,0 +1,161 @@
+//! Adam and AdamW over a [`ParamStore`].
+//!
+//! dfdx's optimizers walk a statically typed module tree; ours walk the named
+//! store, so any layer list read from a config is optimised. The update is
+//! written with dfdx tensor ops and therefore runs on every device.
+
+use crate::params::{read_safetensors, write_safetensors, RawTensor};
+use crate::{Dev, Error, Flat, ParamStore, Result};
+use dfdx::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// How weight decay is applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decay {
+    /// Adam with L2: `g += wd * p` before the moments (PyTorch `Adam`).
+    L2,
+    /// AdamW: `p -= lr * wd * p`, decoupled from the moments.
+    Decoupled,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdamConfig {
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub decay: Decay,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        Self {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decay: Decay::L2,
+        }
+    }
+}
+
+impl AdamConfig {
+    pub fn adamw(weight_decay: f32) -> Self {
+        Self {
+            weight_decay,
+            decay: Decay::Decoupled,
+            ..Self::default()
+        }
+    }
+}
+
+/// Adam / AdamW with per-parameter moments kept by name.
+#[derive(Clone, Debug)]
+pub struct Adam {
+    pub cfg: AdamConfig,
+    step: u64,
+    m: BTreeMap<String, Flat>,
+    v: BTreeMap<String, Flat>,
+}
+
+impl Adam {
+    pub fn new(cfg: AdamConfig) -> Self {
+        Self {
+            cfg,
+            step: 0,
+            m: BTreeMap::new(),
+            v: BTreeMap::new(),
+        }
+    }
+
+    /// Number of updates applied so far.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// Applies one update with learning rate `lr` to every trainable entry.
+    pub fn update(
+        &mut self,
+        store: &mut ParamStore,
+        grads: &Gradients<f32, Dev>,
+        lr: f32,
+    ) -> Result<()> {
+        self.step += 1;
+        let c = &self.cfg;
+        let t = self.step as i32;
+        let bc1 = 1.0 - c.beta1.powi(t);
+        let bc2 = 1.0 - c.beta2.powi(t);
+        let names: Vec<String> = store
+            .iter()
+            .filter(|(_, p)| p.trainable)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            let p = store.get(&name)?.value.clone();
+            let mut g = store.grad(grads, &name)?;
+            if c.decay == Decay::L2 && c.weight_decay != 0.0 {
+                g = g + p.clone() * c.weight_decay;
+            }
+            let zeros = || store.dev().zeros_like(&p);
+            let m = self.m.remove(&name).unwrap_or_else(zeros);
+            let v = self.v.remove(&name).unwrap_or_else(zeros);
+            let m = m * c.beta1 + g.clone() * (1.0 - c.beta1);
+            let v = v * c.beta2 + g.square() * (1.0 - c.beta2);
+            let denom = (v.clone() / bc2).sqrt() + c.eps;
+            let mut step = (m.clone() / bc1) / denom;
+            if c.decay == Decay::Decoupled && c.weight_decay != 0.0 {
+                step = step + p.clone() * c.weight_decay;
+            }
+            store.set_tensor(&name, p - step * lr)?;
+            self.m.insert(name.clone(), m);
+            self.v.insert(name, v);
+        }
+        Ok(())
+    }
+
+    /// Saves the moments and step count (for exact resume), atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut raw: Vec<RawTensor> = Vec::new();
+        for (prefix, map) in [("m", &self.m), ("v", &self.v)] {
+            for (n, t) in map {
+                raw.push((format!("{prefix}/{n}"), vec![t.shape().0], t.as_vec()));
+            }
+        }
+        let mut meta = HashMap::new();
+        meta.insert("format".into(), "snn-rs/adam".into());
+        meta.insert("step".into(), self.step.to_string());
+        write_safetensors(path, &raw, meta)
+    }
+
+    /// Restores state saved by [`Adam::save`].
+    pub fn load(&mut self, path: &Path, dev: &Dev) -> Result<()> {
+        let (raw, meta) = read_safetensors(path)?;
+        let err = |msg: String| Error::Checkpoint {
+            path: path.to_path_buf(),
+            msg,
+        };
+        let step = meta
+            .get("step")
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| err("metadata field `step` is missing or not an integer".into()))?;
+        let mut m = BTreeMap::new();
+        let mut v = BTreeMap::new();
+        for (name, shape, data) in raw {
+            let n = shape.iter().product();
+            let t = dev.tensor_from_vec(data, (n,));
+            match name.split_once('/') {
+                Some(("m", rest)) => m.insert(rest.to_string(), t),
+                Some(("v", rest)) => v.insert(rest.to_string(), t),
+                _ => return Err(err(format!("unexpected tensor `{name}`; expected m/* or v/*"))),
+            };
+        }
+        self.step = step;
+        self.m = m;
+        self.v = v;
+        Ok(())
+    }
+}

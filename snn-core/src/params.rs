@@ -1,0 +1,333 @@
+//! The parameter store: every learned tensor (and every buffer, such as batch
+//! norm running statistics) of a model, by name.
+//!
+//! dfdx's own modules are typed at compile time and cannot hold a layer list
+//! read from a config, so layers here register named tensors in a store and
+//! look them up at forward time. Tensors are kept flat (`[numel]`) with their
+//! logical shape beside them; layers reshape on the tape, so gradients land on
+//! the flat tensor's id.
+
+use crate::{device::Tp, fsutil, Dev, Error, Flat, FlatT, Result};
+use dfdx::prelude::*;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// One named tensor.
+#[derive(Clone, Debug)]
+pub struct Param {
+    pub value: Flat,
+    pub shape: Vec<usize>,
+    /// Frozen entries (buffers, fixed neuron constants) get no gradient and
+    /// are skipped by the optimizers, but are saved and loaded like the rest.
+    pub trainable: bool,
+}
+
+impl Param {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// A safetensors entry read from or written to disk.
+pub type RawTensor = (String, Vec<usize>, Vec<f32>);
+
+const FROZEN_KEY: &str = "snn.frozen";
+const FORMAT_KEY: &str = "format";
+const FORMAT_VALUE: &str = "snn-rs/params";
+
+#[derive(Clone, Debug)]
+pub struct ParamStore {
+    dev: Dev,
+    entries: BTreeMap<String, Param>,
+}
+
+impl ParamStore {
+    pub fn new(dev: Dev) -> Self {
+        Self {
+            dev,
+            entries: BTreeMap::new(),
+        }
+    }
+
+    pub fn dev(&self) -> &Dev {
+        &self.dev
+    }
+
+    /// Adds a tensor. Names are unique: registering one twice is a bug in the
+    /// model builder and is reported, not silently overwritten.
+    pub fn insert(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        data: Vec<f32>,
+        trainable: bool,
+    ) -> Result<()> {
+        let numel: usize = shape.iter().product();
+        if data.len() != numel {
+            return Err(Error::Param {
+                name: name.into(),
+                msg: format!("{} values for shape {shape:?}", data.len()),
+            });
+        }
+        if self.entries.contains_key(name) {
+            return Err(Error::Param {
+                name: name.into(),
+                msg: "registered twice".into(),
+            });
+        }
+        let value = self.dev.tensor_from_vec(data, (numel,));
+        self.entries.insert(
+            name.to_string(),
+            Param {
+                value,
+                shape: shape.to_vec(),
+                trainable,
+            },
+        );
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Result<&Param> {
+        self.entries.get(name).ok_or_else(|| Error::Param {
+            name: name.into(),
+            msg: "not in the parameter store".into(),
+        })
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(name)
+    }
+
+    /// The tensor on a fresh tape, ready to join a forward pass. Its gradient
+    /// is collected under the stored tensor's id.
+    pub fn taped(&self, name: &str) -> Result<FlatT> {
+        Ok(self.get(name)?.value.retaped::<Tp>())
+    }
+
+    /// A host copy of the values.
+    pub fn values(&self, name: &str) -> Result<Vec<f32>> {
+        Ok(self.get(name)?.value.as_vec())
+    }
+
+    /// Replaces the values of an existing entry (same shape).
+    pub fn set_values(&mut self, name: &str, data: Vec<f32>) -> Result<()> {
+        let dev = self.dev.clone();
+        let p = self.entries.get_mut(name).ok_or_else(|| Error::Param {
+            name: name.into(),
+            msg: "not in the parameter store".into(),
+        })?;
+        if data.len() != p.numel() {
+            return Err(Error::Param {
+                name: name.into(),
+                msg: format!("{} values for shape {:?}", data.len(), p.shape),
+            });
+        }
+        p.value = dev.tensor_from_vec(data, (p.numel(),));
+        Ok(())
+    }
+
+    /// Replaces an entry's tensor (used by optimizers; same length).
+    pub fn set_tensor(&mut self, name: &str, value: Flat) -> Result<()> {
+        let p = self.entries.get_mut(name).ok_or_else(|| Error::Param {
+            name: name.into(),
+            msg: "not in the parameter store".into(),
+        })?;
+        if value.shape().0 != p.numel() {
+            return Err(Error::Param {
+                name: name.into(),
+                msg: format!("{} values for shape {:?}", value.shape().0, p.shape),
+            });
+        }
+        p.value = value;
+        Ok(())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Param)> {
+        self.entries.iter()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &String> {
+        self.entries.keys()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of trainable scalars.
+    pub fn num_trainable(&self) -> usize {
+        self.entries
+            .values()
+            .filter(|p| p.trainable)
+            .map(Param::numel)
+            .sum()
+    }
+
+    /// A gradient accumulator with a zeroed slot for every trainable tensor,
+    /// so a parameter a forward pass did not touch reads as zero gradient.
+    /// Trace the model input with it: `x.traced(store.new_grads()?)`.
+    ///
+    /// It is "leaky" (keeps intermediate gradients until dropped): dfdx 0.13
+    /// offers no public way to name leaf ids, and its backward pass holds all
+    /// intermediate gradients until the end anyway, so peak memory is equal.
+    pub fn new_grads(&self) -> Result<Gradients<f32, Dev>> {
+        let mut grads = Gradients::leaky();
+        for p in self.entries.values().filter(|p| p.trainable) {
+            grads
+                .try_alloc_for(&p.value)
+                .map_err(|e| Error::Device(format!("{e:?}")))?;
+        }
+        Ok(grads)
+    }
+
+    /// The gradient of a trainable entry, if the accumulator holds one.
+    pub fn grad(&self, grads: &Gradients<f32, Dev>, name: &str) -> Result<Flat> {
+        let p = self.get(name)?;
+        if !p.trainable {
+            return Err(Error::Param {
+                name: name.into(),
+                msg: "is frozen and has no gradient".into(),
+            });
+        }
+        Ok(grads.get(&p.value))
+    }
+
+    /// Every entry as host data, in name order.
+    pub fn to_raw(&self) -> Vec<RawTensor> {
+        self.entries
+            .iter()
+            .map(|(n, p)| (n.clone(), p.shape.clone(), p.value.as_vec()))
+            .collect()
+    }
+
+    /// Saves all entries to a safetensors file, atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let frozen: Vec<&str> = self
+            .entries
+            .iter()
+            .filter(|(_, p)| !p.trainable)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let mut meta = HashMap::new();
+        meta.insert(FORMAT_KEY.to_string(), FORMAT_VALUE.to_string());
+        meta.insert(
+            FROZEN_KEY.to_string(),
+            serde_json::to_string(&frozen).unwrap_or_default(),
+        );
+        write_safetensors(path, &self.to_raw(), meta)
+    }
+
+    /// Loads values saved by [`ParamStore::save`] into this store, whose
+    /// entries (built from the same config) fix the expected names and shapes.
+    /// Any missing, extra or mis-shaped tensor is an error naming it; the
+    /// store is only changed when the whole file matches.
+    pub fn load(&mut self, path: &Path) -> Result<()> {
+        let (raw, _) = read_safetensors(path)?;
+        let err = |msg: String| Error::Checkpoint {
+            path: path.to_path_buf(),
+            msg,
+        };
+        let mut by_name: BTreeMap<String, (Vec<usize>, Vec<f32>)> = BTreeMap::new();
+        for (n, s, d) in raw {
+            by_name.insert(n, (s, d));
+        }
+        for (name, p) in &self.entries {
+            match by_name.get(name) {
+                None => return Err(err(format!("tensor `{name}` is missing"))),
+                Some((s, _)) if *s != p.shape => {
+                    return Err(err(format!(
+                        "tensor `{name}` has shape {s:?}, the model expects {:?}",
+                        p.shape
+                    )))
+                }
+                _ => {}
+            }
+        }
+        if let Some(extra) = by_name.keys().find(|n| !self.entries.contains_key(*n)) {
+            return Err(err(format!(
+                "tensor `{extra}` is not a parameter of this model (was it saved from another config?)"
+            )));
+        }
+        for (name, (_, data)) in by_name {
+            self.set_values(&name, data)?;
+        }
+        Ok(())
+    }
+
+    /// Reads a parameter file into a new store, without a model to check it
+    /// against (for inspection tools).
+    pub fn from_file(dev: Dev, path: &Path) -> Result<Self> {
+        let (raw, meta) = read_safetensors(path)?;
+        let frozen: Vec<String> = meta
+            .get(FROZEN_KEY)
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        let mut store = Self::new(dev);
+        for (n, s, d) in raw {
+            let trainable = !frozen.contains(&n);
+            store.insert(&n, &s, d, trainable)?;
+        }
+        Ok(store)
+    }
+}
+
+/// Writes f32 tensors and string metadata as a safetensors file, atomically.
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &[RawTensor],
+    metadata: HashMap<String, String>,
+) -> Result<()> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, d)| d.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
+    let mut views = Vec::with_capacity(tensors.len());
+    for ((name, shape, _), b) in tensors.iter().zip(&bytes) {
+        let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
+            .map_err(|e| Error::Checkpoint {
+                path: path.to_path_buf(),
+                msg: format!("tensor `{name}`: {e:?}"),
+            })?;
+        views.push((name.clone(), view));
+    }
+    let out = safetensors::serialize(views, &Some(metadata)).map_err(|e| Error::Checkpoint {
+        path: path.to_path_buf(),
+        msg: format!("cannot serialise: {e:?}"),
+    })?;
+    fsutil::atomic_write(path, &out)
+}
+
+/// Reads every tensor of a safetensors file as f32, with its metadata.
+/// Truncated, foreign or non-f32 files are errors naming the file.
+pub fn read_safetensors(path: &Path) -> Result<(Vec<RawTensor>, HashMap<String, String>)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let err = |msg: String| Error::Checkpoint {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| err(format!("not a readable safetensors file ({e:?})")))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| err(format!("not a readable safetensors file ({e:?})")))?;
+    let mut out = Vec::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != safetensors::Dtype::F32 {
+            return Err(err(format!(
+                "tensor `{name}` has dtype {:?}; only F32 is accepted",
+                view.dtype()
+            )));
+        }
+        let data: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        out.push((name, view.shape().to_vec(), data));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok((out, meta.metadata().clone().unwrap_or_default()))
+}

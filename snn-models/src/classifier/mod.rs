@@ -1,0 +1,259 @@
+//! The spiking classifier: a layer list in the paper's notation, the
+//! configured neuron at every spiking layer, the configured decoder on the
+//! output sequence.
+//!
+//! Direct encoding: the layers before the first spiking layer see the static
+//! image once (`[B, ...]`); their output is repeated over `T` at the first
+//! neuron, since it would be the same at every step.
+
+pub mod notation;
+
+use crate::layers::{pool, BatchNorm, Conv2d, Dropout, Linear, Nhwc};
+use notation::Atom;
+use serde::{Deserialize, Serialize};
+use snn_core::dfdx::prelude::*;
+use snn_core::init::Rng;
+use snn_core::spec::{Decoder, DecoderInput, Forward, Model, ModelParts, ModelSpec, Neuron};
+use snn_core::{Error, Img, Mat, ParamStore, Result};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassifierSpec {
+    /// Layers in the paper's Table 8 notation.
+    pub layers: String,
+    /// Drop probability of every `DP`.
+    pub dropout: f32,
+    /// Bias terms in conv and FC layers (the paper uses none).
+    pub bias: bool,
+}
+
+impl Default for ClassifierSpec {
+    fn default() -> Self {
+        Self {
+            layers: "{c128k3s1-BN-ALIF-MPk2s2}*2-DP-FC2048-ALIF-DP-FC100-ALIF-APk10s10".into(),
+            dropout: 0.5,
+            bias: false,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Layer {
+    Conv(Conv2d),
+    Bn(BatchNorm),
+    Spike { name: String, neuron: Box<dyn Neuron> },
+    MaxPool(usize),
+    AvgPool(usize),
+    Vote(usize),
+    Dropout(Dropout),
+    Fc(Linear),
+}
+
+#[derive(Debug)]
+pub struct Classifier {
+    layers: Vec<Layer>,
+    decoder: Box<dyn Decoder>,
+    time_steps: usize,
+    classes: usize,
+    summary: String,
+}
+
+#[typetag::serde(name = "classifier")]
+impl ModelSpec for ClassifierSpec {
+    fn build(
+        &self,
+        parts: &ModelParts<'_>,
+        store: &mut ParamStore,
+        rng: &mut Rng,
+    ) -> Result<Box<dyn Model>> {
+        let atoms = notation::parse(&self.layers)?;
+        let [mut c, mut h, mut w] = parts.input_shape;
+        let mut lines = vec![format!("input {c}x{h}x{w}, T = {}", parts.time_steps)];
+        let mut layers = Vec::new();
+        let mut counts = [0usize; 4]; // conv, bn, spike, fc
+        let mut next = |i: usize| {
+            counts[i] += 1;
+            counts[i]
+        };
+        for atom in atoms {
+            let layer = match atom {
+                Atom::Conv {
+                    out,
+                    kernel,
+                    stride,
+                    padding,
+                } => {
+                    let name = format!("conv{}", next(0));
+                    let conv = Conv2d::new(&name, c, out, kernel, stride, padding, self.bias, store, rng)?;
+                    (h, w) = conv.out_size(h, w)?;
+                    c = out;
+                    Layer::Conv(conv)
+                }
+                Atom::BatchNorm => Layer::Bn(BatchNorm::new(&format!("bn{}", next(1)), c, store)?),
+                Atom::Spike => {
+                    let name = format!("sn{}", next(2));
+                    let neuron = parts.neuron.build(&name, store)?;
+                    Layer::Spike { name, neuron }
+                }
+                Atom::MaxPool { kernel, stride } | Atom::AvgPool { kernel, stride } => {
+                    if kernel != stride {
+                        return Err(Error::invalid(
+                            "model.layers",
+                            format!("pooling needs window = stride, got k{kernel}s{stride}"),
+                        ));
+                    }
+                    let max = matches!(atom, Atom::MaxPool { .. });
+                    if h == 1 && w == 1 && !max {
+                        if c % kernel != 0 {
+                            return Err(Error::invalid(
+                                "model.layers",
+                                format!("voting layer APk{kernel}: {c} features not divisible by {kernel}"),
+                            ));
+                        }
+                        c /= kernel;
+                        Layer::Vote(kernel)
+                    } else {
+                        if h % kernel != 0 || w % kernel != 0 {
+                            return Err(Error::invalid(
+                                "model.layers",
+                                format!("pooling k{kernel} on a {h}x{w} map: size not divisible"),
+                            ));
+                        }
+                        h /= kernel;
+                        w /= kernel;
+                        if max {
+                            Layer::MaxPool(kernel)
+                        } else {
+                            Layer::AvgPool(kernel)
+                        }
+                    }
+                }
+                Atom::Dropout => Layer::Dropout(Dropout::new(self.dropout)?),
+                Atom::Fc { out } => {
+                    let name = format!("fc{}", next(3));
+                    let fc = Linear::new(&name, c * h * w, out, self.bias, store, rng)?;
+                    (c, h, w) = (out, 1, 1);
+                    Layer::Fc(fc)
+                }
+            };
+            lines.push(format!("{atom:?} -> {c}x{h}x{w}"));
+            layers.push(layer);
+        }
+        if h != 1 || w != 1 {
+            return Err(Error::invalid(
+                "model.layers",
+                format!("the network ends on a {c}x{h}x{w} map; end with FC or pooling to a vector"),
+            ));
+        }
+        if c != parts.classes {
+            return Err(Error::invalid(
+                "model.layers",
+                format!("the network ends with {c} outputs, the dataset has {} classes", parts.classes),
+            ));
+        }
+        let input = DecoderInput {
+            time_steps: parts.time_steps,
+            channels: c,
+        };
+        let decoder = parts.decoder.build("decoder", input, store, rng)?;
+        Ok(Box::new(Classifier {
+            layers,
+            decoder,
+            time_steps: parts.time_steps,
+            classes: c,
+            summary: lines.join("\n"),
+        }))
+    }
+
+    fn about(&self) -> &'static str {
+        "spiking classifier; layers in the paper's Table 8 notation, direct encoding"
+    }
+}
+
+/// Repeats a static `[B, H, W, C]` activation over `T` steps (time-major).
+fn repeat_over_time(x: Nhwc, steps: usize) -> Nhwc {
+    let (b, h, w, c) = *x.shape();
+    x.reshape_like(&(b, h * w * c))
+        .broadcast_like::<_, Axis<0>>(&(steps, b, h * w * c))
+        .reshape_like(&(steps * b, h, w, c))
+}
+
+impl Model for Classifier {
+    fn forward(&self, x: Img, fwd: &mut Forward<'_>) -> Result<Mat> {
+        let (b, c, h, w) = *x.shape();
+        let steps = self.time_steps;
+        // [B, C, H, W] -> channels-last once.
+        let mut x: Nhwc = x
+            .permute::<_, Axes4<0, 2, 3, 1>>()
+            .reshape_like(&(b, h, w, c));
+        let mut timed = false;
+        for layer in &self.layers {
+            x = match layer {
+                Layer::Conv(conv) => conv.forward(x, fwd.store)?,
+                Layer::Bn(bn) => bn.forward(x, fwd)?,
+                Layer::Spike { name, neuron } => {
+                    if !timed {
+                        x = repeat_over_time(x, steps);
+                        timed = true;
+                    }
+                    let shape = *x.shape();
+                    let m = shape.0 / steps * shape.1 * shape.2 * shape.3;
+                    let spikes = neuron.forward(x.reshape_like(&(steps, m)), fwd.store)?;
+                    let rate = spikes.retaped::<NoneTape>().mean::<Rank0, _>().as_vec()[0];
+                    fwd.rates.push((name.clone(), rate));
+                    spikes.reshape_like(&shape)
+                }
+                Layer::MaxPool(k) => pool::max_pool(x, *k)?,
+                Layer::AvgPool(k) => pool::avg_pool(x, *k)?,
+                Layer::Vote(k) => {
+                    let (n, _, _, c) = *x.shape();
+                    pool::vote(x.reshape_like(&(n, c)), *k)?.reshape_like(&(n, 1, 1, c / k))
+                }
+                Layer::Dropout(dp) => {
+                    if timed {
+                        dp.forward(x, steps, fwd)?
+                    } else {
+                        dp.forward(x, 1, fwd)?
+                    }
+                }
+                Layer::Fc(fc) => {
+                    let (n, h, w, c) = *x.shape();
+                    let y = fc.forward(x.reshape_like(&(n, h * w * c)), fwd.store)?;
+                    let o = fc.outputs;
+                    y.reshape_like(&(n, 1, 1, o))
+                }
+            };
+        }
+        if !timed {
+            x = repeat_over_time(x, steps);
+        }
+        let k = self.classes;
+        let seq = x.reshape_like(&(steps, b, k, 1, 1));
+        let out = self.decoder.forward(seq, fwd.store)?;
+        Ok(out.reshape_like(&(b, k)))
+    }
+
+    fn neuron_layers(&self) -> Vec<String> {
+        self.layers
+            .iter()
+            .filter_map(|l| match l {
+                Layer::Spike { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn neuron_constants(&self, store: &ParamStore) -> Result<Vec<(String, Vec<(String, f32)>)>> {
+        let mut out = Vec::new();
+        for l in &self.layers {
+            if let Layer::Spike { name, neuron } = l {
+                out.push((name.clone(), neuron.constants(store)?));
+            }
+        }
+        Ok(out)
+    }
+
+    fn summary(&self) -> String {
+        self.summary.clone()
+    }
+}

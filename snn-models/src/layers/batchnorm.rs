@@ -1,0 +1,80 @@
+//! Batch normalisation over all rows of a channels-last tensor (batch, and
+//! for images H and W; with time folded in, also T), per-channel affine.
+//! Training uses batch statistics and records running statistics (momentum
+//! 0.1, unbiased variance, as PyTorch); evaluation uses the running ones.
+
+use super::Nhwc;
+use snn_core::dfdx::prelude::*;
+use snn_core::spec::Forward;
+use snn_core::{Error, ParamStore, Result};
+
+#[derive(Debug, Clone)]
+pub struct BatchNorm {
+    pub name: String,
+    pub channels: usize,
+    pub eps: f32,
+    pub momentum: f32,
+}
+
+impl BatchNorm {
+    pub fn new(name: &str, channels: usize, store: &mut ParamStore) -> Result<Self> {
+        store.insert(&format!("{name}.weight"), &[channels], vec![1.0; channels], true)?;
+        store.insert(&format!("{name}.bias"), &[channels], vec![0.0; channels], true)?;
+        store.insert(&format!("{name}.running_mean"), &[channels], vec![0.0; channels], false)?;
+        store.insert(&format!("{name}.running_var"), &[channels], vec![1.0; channels], false)?;
+        Ok(Self {
+            name: name.to_string(),
+            channels,
+            eps: 1e-5,
+            momentum: 0.1,
+        })
+    }
+
+    pub fn forward(&self, x: Nhwc, fwd: &mut Forward<'_>) -> Result<Nhwc> {
+        let shape = *x.shape();
+        let c = shape.3;
+        if c != self.channels {
+            return Err(Error::shape(
+                &self.name,
+                format!("input has {c} channels, layer expects {}", self.channels),
+            ));
+        }
+        let rows_n = shape.0 * shape.1 * shape.2;
+        let x = x.reshape_like(&(rows_n, c));
+        let store = fwd.store;
+        let key = |s: &str| format!("{}.{s}", self.name);
+        let normalised = if fwd.train {
+            if rows_n < 2 {
+                return Err(Error::shape(&self.name, "training needs at least 2 values per channel"));
+            }
+            let mean = x.with_empty_tape().mean::<_, Axis<0>>();
+            let mean_plain = mean.retaped::<NoneTape>();
+            let centred = x - mean.broadcast_like::<_, Axis<0>>(&(rows_n, c));
+            let var = centred.with_empty_tape().square().mean::<_, Axis<0>>();
+            let var_plain = var.retaped::<NoneTape>();
+            let inv_std = (var + self.eps).sqrt().recip();
+            let out = centred * inv_std.broadcast_like::<_, Axis<0>>(&(rows_n, c));
+            // Running statistics, outside the tape.
+            let m = self.momentum;
+            let unbias = rows_n as f32 / (rows_n as f32 - 1.0);
+            let rm = store.get(&key("running_mean"))?.value.clone();
+            let rv = store.get(&key("running_var"))?.value.clone();
+            let new_rm = rm * (1.0 - m) + mean_plain * m;
+            let new_rv = rv * (1.0 - m) + var_plain * (m * unbias);
+            fwd.updates.push((key("running_mean"), new_rm));
+            fwd.updates.push((key("running_var"), new_rv));
+            out
+        } else {
+            let rm = store.get(&key("running_mean"))?.value.clone();
+            let rv = store.get(&key("running_var"))?.value.clone();
+            let inv_std = (rv + self.eps).sqrt().recip();
+            (x - rm.broadcast_like::<_, Axis<0>>(&(rows_n, c)))
+                * inv_std.broadcast_like::<_, Axis<0>>(&(rows_n, c))
+        };
+        let gamma = store.taped(&key("weight"))?;
+        let beta = store.taped(&key("bias"))?;
+        let y = normalised * gamma.broadcast_like::<_, Axis<0>>(&(rows_n, c))
+            + beta.broadcast_like::<_, Axis<0>>(&(rows_n, c));
+        Ok(y.reshape_like(&shape))
+    }
+}

@@ -1,0 +1,128 @@
+//! 2-D convolution as one gather (im2col) and one matmul, channels-last.
+//!
+//! dfdx's own conv2d needs its `nightly` feature, so this layer is composed
+//! of stable ops: flatten the input to rows of channels, append one zero row
+//! (the padding cell), gather each output pixel's `k x k` window of rows, and
+//! multiply by the `[k*k*C_in, C_out]` weight. `gather`'s backward adds into
+//! the input gradient, so overlapping windows are handled correctly.
+
+use super::Nhwc;
+use snn_core::dfdx::prelude::*;
+use snn_core::init::{self, Rng};
+use snn_core::{Error, ParamStore, Result};
+
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    pub weight: String,
+    pub bias: Option<String>,
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl Conv2d {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: &str,
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        bias: bool,
+        store: &mut ParamStore,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        if kernel == 0 || stride == 0 {
+            return Err(Error::invalid(name, "kernel and stride must be at least 1"));
+        }
+        let fan_in = in_channels * kernel * kernel;
+        let weight = format!("{name}.weight");
+        let w = init::torch_default(rng, fan_in * out_channels, fan_in);
+        store.insert(&weight, &[kernel, kernel, in_channels, out_channels], w, true)?;
+        let bias = if bias {
+            let key = format!("{name}.bias");
+            store.insert(&key, &[out_channels], init::torch_default(rng, out_channels, fan_in), true)?;
+            Some(key)
+        } else {
+            None
+        };
+        Ok(Self {
+            weight,
+            bias,
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+        })
+    }
+
+    /// Output spatial size for an input of `h x w`.
+    pub fn out_size(&self, h: usize, w: usize) -> Result<(usize, usize)> {
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        if h + 2 * p < k || w + 2 * p < k {
+            return Err(Error::shape(
+                &self.weight,
+                format!("input {h}x{w} with padding {p} is smaller than kernel {k}"),
+            ));
+        }
+        Ok(((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1))
+    }
+
+    /// Row indices of the im2col gather; `zero_row` stands for padding.
+    fn im2col_index(&self, n: usize, h: usize, w: usize, ho: usize, wo: usize) -> Vec<usize> {
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let zero_row = n * h * w;
+        let mut idx = Vec::with_capacity(n * ho * wo * k * k);
+        for b in 0..n {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let y = (oy * s + ky) as isize - p as isize;
+                            let x = (ox * s + kx) as isize - p as isize;
+                            let inside = y >= 0 && x >= 0 && (y as usize) < h && (x as usize) < w;
+                            idx.push(if inside {
+                                (b * h + y as usize) * w + x as usize
+                            } else {
+                                zero_row
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        idx
+    }
+
+    pub fn forward(&self, x: Nhwc, store: &ParamStore) -> Result<Nhwc> {
+        let (n, h, w, c) = *x.shape();
+        if c != self.in_channels {
+            return Err(Error::shape(
+                &self.weight,
+                format!("input has {c} channels, layer expects {}", self.in_channels),
+            ));
+        }
+        let (ho, wo) = self.out_size(h, w)?;
+        let k = self.kernel;
+        let dev = x.device().clone();
+        let rows = x.reshape_like(&(n * h * w, c));
+        let zero: Tensor<(usize, usize), f32, _> = dev.zeros_like(&(1, c));
+        let rows = (rows, zero).concat_along(Axis::<0>);
+        let idx = dev.tensor_from_vec(self.im2col_index(n, h, w, ho, wo), (n * ho * wo * k * k,));
+        let cols: Tensor<(usize, usize), f32, _, _> = rows.gather(idx);
+        let cols = cols.reshape_like(&(n * ho * wo, k * k * c));
+        let wt = store
+            .taped(&self.weight)?
+            .reshape_like(&(k * k * c, self.out_channels));
+        let mut y = cols.matmul(wt);
+        if let Some(key) = &self.bias {
+            let b = store.taped(key)?;
+            y = y + b.broadcast_like::<_, Axis<0>>(&(n * ho * wo, self.out_channels));
+        }
+        Ok(y.reshape_like(&(n, ho, wo, self.out_channels)))
+    }
+}

@@ -1,0 +1,26 @@
+//! Stateless layers built from dfdx's stable public ops.
+//!
+//! Activations are channels-last, `[N, H, W, C]`, with time folded into the
+//! batch (`N = T * B`, time-major) once the sequence exists. Channels-last
+//! keeps convolution a single gather + matmul with no permutes between layers.
+//! Weights use the matching layouts: conv `[kh, kw, C_in, C_out]`, linear
+//! `[in, out]`.
+
+pub mod batchnorm;
+pub mod conv;
+pub mod dropout;
+pub mod linear;
+pub mod pool;
+
+pub use batchnorm::BatchNorm;
+pub use conv::Conv2d;
+pub use dropout::Dropout;
+pub use linear::Linear;
+
+use snn_core::dfdx::prelude::*;
+use snn_core::{Dev, Tp};
+
+/// `[N, H, W, C]` on the tape.
+pub type Nhwc = Tensor<(usize, usize, usize, usize), f32, Dev, Tp>;
+/// `[N, F]` on the tape.
+pub type Rows = Tensor<(usize, usize), f32, Dev, Tp>;

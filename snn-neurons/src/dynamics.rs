@@ -1,0 +1,229 @@
+//! The leaky integrate-and-fire dynamics shared by LIF, PLIF and ALIF
+//! (the paper's Eq. 5-9):
+//!
+//! ```text
+//! u[t] = tau * u[t-1] * (1 - o[t-1]) + x[t]      u[-1] = 0, o[-1] = 0
+//! o[t] = H(u[t] - v_th)                          H(0) = 1
+//! ```
+//!
+//! Two implementations compute it: [`forward_fused`], one pass over time on
+//! the CPU with a hand-written BPTT backward, and [`forward_composed`], built
+//! from dfdx ops (runs on every device; the fused kernel's test oracle).
+
+use crate::surrogate::Surrogate;
+use serde::{Deserialize, Serialize};
+use snn_core::dfdx::prelude::*;
+use snn_core::{Dev, Error, FlatT, Mat, Result, Tp};
+
+/// Where the surrogate window is centred.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowCenter {
+    /// On `u - v_th` (the paper's Eq. 7).
+    #[default]
+    Threshold,
+    /// On `u` itself (the FSVAE code's `abs(u) < a/2`).
+    Membrane,
+}
+
+/// Which implementation runs the time loop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kernel {
+    /// Fused kernel on the CPU, composed ops elsewhere.
+    #[default]
+    Auto,
+    /// Always the dfdx-composed implementation.
+    Composed,
+}
+
+/// Everything about the dynamics except the two scalar constants.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dynamics {
+    pub surrogate: Surrogate,
+    pub window: WindowCenter,
+    /// Stop the gradient through the reset term `(1 - o[t-1])`.
+    pub detach_reset: bool,
+}
+
+impl Dynamics {
+    /// The surrogate derivative at membrane `u` for threshold `v_th`.
+    #[inline]
+    pub fn sg(&self, u: f32, v_th: f32) -> f32 {
+        match self.window {
+            WindowCenter::Threshold => self.surrogate.grad(u - v_th),
+            WindowCenter::Membrane => self.surrogate.grad(u),
+        }
+    }
+}
+
+fn scalar(t: &FlatT, what: &str) -> Result<f32> {
+    let v = t.as_vec();
+    match v.as_slice() {
+        [x] => Ok(*x),
+        _ => Err(Error::shape(what, format!("expected 1 value, got {}", v.len()))),
+    }
+}
+
+/// Runs the dynamics on host data `x[t * m + i]` and returns the membrane
+/// potentials before reset and the spikes, both `[T, M]`.
+pub fn simulate(x: &[f32], steps: usize, m: usize, tau: f32, v_th: f32) -> (Vec<f32>, Vec<f32>) {
+    let mut us = vec![0.0f32; steps * m];
+    let mut spikes = vec![0.0f32; steps * m];
+    for i in 0..m {
+        let (mut u, mut o) = (0.0f32, 0.0f32);
+        for t in 0..steps {
+            let k = t * m + i;
+            u = tau * u * (1.0 - o) + x[k];
+            o = fires(u, v_th);
+            us[k] = u;
+            spikes[k] = o;
+        }
+    }
+    (us, spikes)
+}
+
+/// `H(u - v_th)` with `H(0) = 1`.
+#[inline]
+pub fn fires(u: f32, v_th: f32) -> f32 {
+    if u - v_th >= 0.0 {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// Fused forward over `[T, M]` with BPTT registered on the tape.
+///
+/// Only the membrane potentials `u[t]` (before reset) are kept for backward:
+/// the spikes are recomputed from them.
+#[cfg(not(feature = "cuda"))]
+pub fn forward_fused(x: Mat, tau: FlatT, v_th: FlatT, d: Dynamics) -> Result<Mat> {
+    let (steps, m) = *x.shape();
+    // reshape_like copies a non-contiguous tensor, so indices below are
+    // physical offsets into both data and gradient buffers.
+    let x = x.reshape_like(&(steps, m));
+    let tau_v = scalar(&tau, "neuron tau")?;
+    let vth_v = scalar(&v_th, "neuron v_th")?;
+    let (x, x_tape) = x.split_tape();
+    let (tau, tau_tape) = tau.split_tape();
+    let (v_th, vth_tape) = v_th.split_tape();
+    let mut tape = x_tape.merge(tau_tape).merge(vth_tape);
+
+    let (us, spikes) = simulate(&x.as_vec(), steps, m, tau_v, vth_v);
+    let dev = x.device().clone();
+    let out = dev.tensor_from_vec(spikes, (steps, m));
+    let out_id = out.clone();
+    tape.add_backward_op(move |grads| {
+        let g_out: Vec<f32> = grads.get_or_alloc_mut(&out_id)?.to_vec();
+        let mut g_x = vec![0.0f32; steps * m];
+        let (mut g_tau, mut g_vth) = (0.0f64, 0.0f64);
+        for i in 0..m {
+            let mut gu_next = 0.0f32;
+            for t in (0..steps).rev() {
+                let k = t * m + i;
+                let u = us[k];
+                let o = fires(u, vth_v);
+                let sg = d.sg(u, vth_v);
+                let mut go = g_out[k];
+                let mut gu = 0.0;
+                if t + 1 < steps {
+                    // u[t+1] = tau * u[t] * (1 - o[t]) + x[t+1]
+                    if !d.detach_reset {
+                        go -= gu_next * tau_v * u;
+                    }
+                    gu += gu_next * tau_v * (1.0 - o);
+                }
+                gu += go * sg;
+                g_x[k] = gu;
+                g_vth -= (go * sg) as f64;
+                if t > 0 {
+                    let up = us[k - m];
+                    let op = fires(up, vth_v);
+                    g_tau += (gu * up * (1.0 - op)) as f64;
+                }
+                gu_next = gu;
+            }
+        }
+        let gx = grads.get_or_alloc_mut(&x)?;
+        for (a, b) in gx.iter_mut().zip(&g_x) {
+            *a += *b;
+        }
+        grads.get_or_alloc_mut(&tau)?[0] += g_tau as f32;
+        grads.get_or_alloc_mut(&v_th)?[0] += g_vth as f32;
+        Ok(())
+    });
+    Ok(out.put_tape(tape))
+}
+
+/// The same dynamics composed of dfdx ops, one time step at a time.
+///
+/// The spike uses the straight-through form
+/// `o = v * g + (H(v) - v * g)|detached`, where `g` is the surrogate
+/// derivative evaluated (without tape) at the current membrane: its value is
+/// `H(v)` and its derivative with respect to `v` is `g`.
+pub fn forward_composed(x: Mat, tau: FlatT, v_th: FlatT, d: Dynamics) -> Result<Mat> {
+    let (steps, m) = *x.shape();
+    if steps == 0 {
+        return Err(Error::shape("neuron input", "no time steps"));
+    }
+    let dev = x.device().clone();
+    let (x, x_tape) = x.split_tape();
+    let tau = tau.reshape_like(&());
+    let v_th = v_th.reshape_like(&());
+    // Copies on empty tapes share the originals' ids, so the gradients of
+    // every step add into one buffer; the originals' histories ride on the
+    // first use (`take()`).
+    let tau_c = tau.retaped::<Tp>();
+    let vth_c = v_th.retaped::<Tp>();
+    let (mut x_tape, mut tau_first, mut vth_first) = (Some(x_tape), Some(tau), Some(v_th));
+    type Vec1 = Tensor<(usize,), f32, Dev, Tp>;
+    let mut outs: Vec<Vec1> = Vec::with_capacity(steps);
+    let mut state: Option<(Vec1, Vec1)> = None; // (u[t-1], 1 - o[t-1])
+    for t in 0..steps {
+        let x_src = match x_tape.take() {
+            Some(tp) => x.clone().put_tape(tp),
+            None => x.retaped::<Tp>(),
+        };
+        let xt: Vec1 = x_src.select(dev.tensor(t));
+        let tau_t = tau_first.take().unwrap_or_else(|| tau_c.retaped());
+        let vth_t = vth_first.take().unwrap_or_else(|| vth_c.retaped());
+        let u_t = match state.take() {
+            Some((u_prev, keep)) => tau_t.broadcast_like(&(m,)) * u_prev * keep + xt,
+            None => {
+                let (_, tau_tape) = tau_t.split_tape();
+                let (xt, xt_tape) = xt.split_tape();
+                xt.put_tape(xt_tape.merge(tau_tape))
+            }
+        };
+        let v = u_t.with_empty_tape() - vth_t.broadcast_like(&(m,));
+        let v_plain = v.retaped::<NoneTape>();
+        let centre = match d.window {
+            WindowCenter::Threshold => v_plain.clone(),
+            WindowCenter::Membrane => u_t.retaped::<NoneTape>(),
+        };
+        let g = d.surrogate.grad_tensor(centre);
+        let h = v_plain
+            .clone()
+            .ge(0.0)
+            .choose(dev.ones_like(&v_plain), dev.zeros_like(&v_plain));
+        let offset = h.clone() - v_plain * g.clone();
+        let o = v * g + offset;
+        let keep = if d.detach_reset {
+            // A fresh tensor (new id): no gradient reaches the spike.
+            (h.negate() + 1.0).retaped::<Tp>()
+        } else {
+            o.with_empty_tape().negate() + 1.0
+        };
+        outs.push(o);
+        state = Some((u_t, keep));
+    }
+    let stacked: Tensor<(usize, usize), f32, Dev, Tp> = outs.stack();
+    // The last membrane and reset factor feed no later step: merge their
+    // tapes so their histories are not lost.
+    let (stacked, mut tape) = stacked.split_tape();
+    if let Some((u, keep)) = state {
+        tape = tape.merge(u.split_tape().1).merge(keep.split_tape().1);
+    }
+    Ok(stacked.put_tape(tape))
+}

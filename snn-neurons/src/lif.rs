@@ -1,0 +1,71 @@
+//! The LIF-family neuron layer: one (tau, v_th) pair per layer, either
+//! learned or fixed.
+
+use crate::dynamics::{self, Dynamics, Kernel};
+use snn_core::spec::Neuron;
+use snn_core::{Error, Mat, ParamStore, Result};
+
+/// Settings shared by the LIF, PLIF and ALIF specs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LifSettings {
+    pub tau: f32,
+    pub v_th: f32,
+    pub learn_tau: bool,
+    pub learn_v_th: bool,
+    pub dynamics: Dynamics,
+    pub kernel: Kernel,
+}
+
+impl LifSettings {
+    pub fn validate(&self) -> Result<()> {
+        if !self.tau.is_finite() {
+            return Err(Error::invalid("neuron.tau", "must be a finite number"));
+        }
+        if !self.v_th.is_finite() {
+            return Err(Error::invalid("neuron.v_th", "must be a finite number"));
+        }
+        self.dynamics.surrogate.validate("neuron.surrogate")
+    }
+
+    /// Registers `name.tau` and `name.v_th` and returns the layer.
+    pub fn build(&self, name: &str, store: &mut ParamStore) -> Result<Box<dyn Neuron>> {
+        self.validate()?;
+        let tau_key = format!("{name}.tau");
+        let vth_key = format!("{name}.v_th");
+        store.insert(&tau_key, &[], vec![self.tau], self.learn_tau)?;
+        store.insert(&vth_key, &[], vec![self.v_th], self.learn_v_th)?;
+        Ok(Box::new(LifLayer {
+            tau_key,
+            vth_key,
+            dynamics: self.dynamics,
+            kernel: self.kernel,
+        }))
+    }
+}
+
+#[derive(Debug)]
+pub struct LifLayer {
+    tau_key: String,
+    vth_key: String,
+    dynamics: Dynamics,
+    kernel: Kernel,
+}
+
+impl Neuron for LifLayer {
+    fn forward(&self, x: Mat, store: &ParamStore) -> Result<Mat> {
+        let tau = store.taped(&self.tau_key)?;
+        let v_th = store.taped(&self.vth_key)?;
+        match self.kernel {
+            #[cfg(not(feature = "cuda"))]
+            Kernel::Auto => dynamics::forward_fused(x, tau, v_th, self.dynamics),
+            _ => dynamics::forward_composed(x, tau, v_th, self.dynamics),
+        }
+    }
+
+    fn constants(&self, store: &ParamStore) -> Result<Vec<(String, f32)>> {
+        Ok(vec![
+            ("tau".into(), store.values(&self.tau_key)?[0]),
+            ("v_th".into(), store.values(&self.vth_key)?[0]),
+        ])
+    }
+}
