@@ -1,1 +1,81 @@
-fn main(){}
+//! `snn`: the command line of snn-rs.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "snn", version, about = "Train and evaluate spiking neural networks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every registered neuron, decoder and model with its fields and defaults.
+    List,
+    /// Validate a config and print it resolved (all defaults filled in).
+    Check {
+        config: PathBuf,
+        /// Override a field: `key.path=value` (TOML value syntax).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Train a model; writes checkpoints and metrics.jsonl into the run folder.
+    Train {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Run folder (default: runs/<config name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue the run in the run folder from its last checkpoint.
+        #[arg(long)]
+        resume: bool,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Evaluate a checkpoint: accuracy and per-class accuracy.
+    Eval {
+        /// A run folder, or a parameter file inside one.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Folder holding the test data (default: the config's data.root).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() {
+    snn_neurons::link();
+    snn_decoders::link();
+    snn_models::link();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::List => commands::list(),
+        Command::Check { config, sets } => commands::check(&config, &sets),
+        Command::Train {
+            config,
+            sets,
+            out,
+            resume,
+            quiet,
+        } => commands::train(&config, &sets, out, resume, quiet),
+        Command::Eval {
+            checkpoint,
+            data,
+            json,
+        } => commands::eval(&checkpoint, data, json),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -147,7 +147,7 @@ impl RunConfig {
         // Through a JSON value: toml cannot serialise a table after a value
         // (`model` before `seed`), the JSON detour orders keys for it.
         let v = serde_json::to_value(self).map_err(|e| Error::invalid("config", e.to_string()))?;
-        toml::to_string(&v).map_err(|e| Error::invalid("config", e.to_string()))
+        toml::to_string(&registry::tidy_floats(v)).map_err(|e| Error::invalid("config", e.to_string()))
     }
 
     /// Applies `key.path=value` overrides (as from `--set`), value in TOML

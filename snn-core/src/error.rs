@@ -13,6 +13,8 @@ pub enum Error {
     #[error("{path}: {msg}")]
     Config { path: PathBuf, msg: String },
     #[error("{path}: {msg}")]
+    Data { path: PathBuf, msg: String },
+    #[error("{path}: {msg}")]
     Checkpoint { path: PathBuf, msg: String },
     #[error("parameter `{name}`: {msg}")]
     Param { name: String, msg: String },
@@ -31,6 +33,13 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    pub fn data(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Data {
+            path: path.into(),
+            msg: msg.into(),
         }
     }
 

@@ -48,5 +48,27 @@ where
     let probe = serde_json::json!({ "type": name });
     let spec: Box<T> = serde_json::from_value(probe).map_err(|e| e.to_string())?;
     let value = serde_json::to_value(&spec).map_err(|e| e.to_string())?;
-    toml::to_string(&value).map_err(|e| e.to_string())
+    toml::to_string(&tidy_floats(value)).map_err(|e| e.to_string())
+}
+
+/// Rewrites numbers that are exactly an `f32` with that `f32`'s shortest
+/// decimal form, so an `f32` field of 0.2 prints as `0.2`, not as the
+/// `0.20000000298023224` a detour through `f64` produces.
+pub fn tidy_floats(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let x = n.as_f64().unwrap_or_default();
+            let f = x as f32;
+            if f as f64 == x {
+                let short: f64 = format!("{f}").parse().unwrap_or(x);
+                serde_json::Number::from_f64(short).map_or(Value::Number(n), Value::Number)
+            } else {
+                Value::Number(n)
+            }
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(tidy_floats).collect()),
+        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, tidy_floats(v))).collect()),
+        other => other,
+    }
 }

@@ -13,3 +13,7 @@ pub mod taid;
 pub use last_membrane::LastMembraneSpec;
 pub use mean_rate::MeanRateSpec;
 pub use taid::{Mixing, Reduce, Squeeze, TaidInit, TaidSpec};
+
+/// Forces this crate to be linked, so its typetag registrations are
+/// visible: call it (or name any item of the crate) from a binary.
+pub fn link() {}

@@ -4,3 +4,7 @@ pub mod classifier;
 pub mod layers;
 
 pub use classifier::ClassifierSpec;
+
+/// Forces this crate to be linked, so its typetag registrations are
+/// visible: call it (or name any item of the crate) from a binary.
+pub fn link() {}

@@ -107,3 +107,7 @@ lif_family_spec!(
     AlifSpec, "alif", true, true,
     "adaptive LIF (paper Eq. 5-9): tau and v_th learned per layer"
 );
+
+/// Forces this crate to be linked, so its typetag registrations are
+/// visible: call it (or name any item of the crate) from a binary.
+pub fn link() {}

@@ -1,0 +1,150 @@
+//! Datasets: images as `f32` in `[0, 1]` (or normalised), `[N, C, H, W]`
+//! row-major, with `u8` labels.
+//!
+//! Every reader checks what it reads: a missing or truncated file, a wrong
+//! magic number or mismatched counts is one error naming the file and what
+//! was expected.
+
+pub mod batches;
+pub mod cifar;
+pub mod folder;
+pub mod idx;
+
+pub use batches::{Batch, BatchOrder};
+
+use snn_core::config::DataConfig;
+use snn_core::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// A labelled image set held in memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    /// `[N, C, H, W]` row-major.
+    pub images: Vec<f32>,
+    pub labels: Vec<u8>,
+    /// `[C, H, W]` of one image.
+    pub shape: [usize; 3],
+    pub classes: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Test,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    pub fn image_len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Keeps the first `n` samples (`0` keeps all).
+    pub fn truncate(&mut self, n: usize) {
+        if n > 0 && n < self.len() {
+            self.labels.truncate(n);
+            self.images.truncate(n * self.image_len());
+        }
+    }
+
+    /// Per-channel mean and standard deviation.
+    pub fn channel_stats(&self) -> Vec<(f32, f32)> {
+        let [c, h, w] = self.shape;
+        let plane = h * w;
+        (0..c)
+            .map(|ch| {
+                let (mut s, mut s2, mut n) = (0.0f64, 0.0f64, 0usize);
+                for img in self.images.chunks_exact(self.image_len()) {
+                    for v in &img[ch * plane..(ch + 1) * plane] {
+                        s += *v as f64;
+                        s2 += (*v as f64) * (*v as f64);
+                        n += 1;
+                    }
+                }
+                let mean = s / n.max(1) as f64;
+                let var = (s2 / n.max(1) as f64 - mean * mean).max(0.0);
+                (mean as f32, var.sqrt().max(1e-6) as f32)
+            })
+            .collect()
+    }
+
+    /// Applies `(x - mean) / std` per channel.
+    pub fn normalize(&mut self, stats: &[(f32, f32)]) {
+        let [_, h, w] = self.shape;
+        let plane = h * w;
+        let len = self.image_len();
+        for img in self.images.chunks_exact_mut(len) {
+            for (ch, (m, s)) in stats.iter().enumerate() {
+                for v in &mut img[ch * plane..(ch + 1) * plane] {
+                    *v = (*v - m) / s;
+                }
+            }
+        }
+    }
+}
+
+/// The dataset kinds a config may name.
+pub const DATASETS: [&str; 4] = ["mnist", "fmnist", "cifar10", "folder"];
+
+/// Loads one split as the config describes, applying `*_limit`. Normalisation
+/// is left to the caller (it must use the training split's statistics).
+pub fn load(cfg: &DataConfig, split: Split) -> Result<Dataset> {
+    let root = &cfg.root;
+    let mut ds = match cfg.dataset.as_str() {
+        "mnist" | "fmnist" => {
+            let prefix = if split == Split::Train { "train" } else { "t10k" };
+            let images = find(root, &format!("{prefix}-images-idx3-ubyte"))?;
+            let labels = find(root, &format!("{prefix}-labels-idx1-ubyte"))?;
+            idx::load_pair(&images, &labels, 10)?
+        }
+        "cifar10" => {
+            let files: Vec<PathBuf> = match split {
+                Split::Train => (1..=5)
+                    .map(|i| root.join(format!("data_batch_{i}.bin")))
+                    .collect(),
+                Split::Test => vec![root.join("test_batch.bin")],
+            };
+            cifar::load(&files)?
+        }
+        "folder" => {
+            let sub = if split == Split::Train { "train" } else { "test" };
+            folder::load(&root.join(sub))?
+        }
+        other => {
+            return Err(Error::invalid(
+                "data.dataset",
+                format!("unknown dataset `{other}`; accepted: {}", DATASETS.join(", ")),
+            ))
+        }
+    };
+    let limit = if split == Split::Train {
+        cfg.train_limit
+    } else {
+        cfg.test_limit
+    };
+    ds.truncate(limit);
+    Ok(ds)
+}
+
+/// `root/name` or `root/name.gz`, whichever exists.
+fn find(root: &Path, name: &str) -> Result<PathBuf> {
+    let plain = root.join(name);
+    let gz = root.join(format!("{name}.gz"));
+    if plain.is_file() {
+        Ok(plain)
+    } else if gz.is_file() {
+        Ok(gz)
+    } else {
+        Err(Error::data(
+            plain,
+            format!("file not found (nor {name}.gz); run scripts/fetch-data.sh or set data.root"),
+        ))
+    }
+}

@@ -1,0 +1,255 @@
+//! Layer values against hand computations and an independent naive
+//! reference; input and weight gradients against finite differences.
+
+use snn_core::dfdx::prelude::*;
+use snn_core::init::{self, Rng};
+use snn_core::spec::Forward;
+use snn_core::{device, ParamStore};
+use snn_models::layers::{pool, BatchNorm, Conv2d, Dropout, Linear, Nhwc};
+
+type S4 = (usize, usize, usize, usize);
+
+/// Holds an input tensor "x" in a store so its gradient can be read back.
+fn store_with(x: &[f32]) -> ParamStore {
+    let mut s = ParamStore::new(device::create(0).unwrap());
+    s.insert("x", &[x.len()], x.to_vec(), true).unwrap();
+    s
+}
+
+fn input(store: &ParamStore, shape: S4) -> Nhwc {
+    let (x, _) = store.taped("x").unwrap().split_tape();
+    x.traced(store.new_grads().unwrap()).reshape_like(&shape)
+}
+
+/// `sum(y * c)` and its gradients for every trainable entry.
+fn loss_and_grads(store: &ParamStore, y: Nhwc, c: &[f32]) -> (f64, Vec<(String, Vec<f32>)>) {
+    let shape = *y.shape();
+    let cw = store.dev().tensor_from_vec(c.to_vec(), shape);
+    let l = (y * cw).sum::<Rank0, _>();
+    let v = l.array() as f64;
+    let g = l.backward();
+    let grads = store
+        .iter()
+        .filter(|(_, p)| p.trainable)
+        .map(|(n, _)| (n.clone(), store.grad(&g, n).unwrap().as_vec()))
+        .collect();
+    (v, grads)
+}
+
+/// Checks every gradient of `f` (a loss of the store) by central differences.
+fn check_fd(store: &ParamStore, f: &dyn Fn(&ParamStore) -> (f64, Vec<(String, Vec<f32>)>), eps: f32, tol: f32) {
+    let (_, grads) = f(store);
+    for (name, g) in grads {
+        let base = store.values(&name).unwrap();
+        for k in (0..base.len()).step_by((base.len() / 40).max(1)) {
+            let mut s = store.clone();
+            let mut v = base.clone();
+            v[k] = base[k] + eps;
+            s.set_values(&name, v.clone()).unwrap();
+            let plus = f(&s).0;
+            v[k] = base[k] - eps;
+            s.set_values(&name, v).unwrap();
+            let minus = f(&s).0;
+            let fd = ((plus - minus) / (2.0 * eps as f64)) as f32;
+            assert!(
+                (fd - g[k]).abs() <= tol * (1.0 + fd.abs().max(g[k].abs())),
+                "{name}[{k}]: backward {} vs finite difference {fd}",
+                g[k]
+            );
+        }
+    }
+}
+
+fn rng() -> Rng {
+    init::rng(11)
+}
+
+#[test]
+fn conv_matches_hand_case() {
+    // 3x3 input 1..9, 2x2 kernel [[1, 0], [0, -1]], stride 1, no padding:
+    // each output is x[i][j] - x[i+1][j+1] = -4.
+    let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+    let mut store = store_with(&x);
+    let conv = Conv2d::new("c", 1, 1, 2, 1, 0, false, &mut store, &mut rng()).unwrap();
+    store.set_values("c.weight", vec![1.0, 0.0, 0.0, -1.0]).unwrap();
+    let y = conv.forward(input(&store, (1, 3, 3, 1)), &store).unwrap();
+    assert_eq!(*y.shape(), (1, 2, 2, 1));
+    assert_eq!(y.retaped::<NoneTape>().as_vec(), vec![-4.0; 4]);
+}
+
+/// Naive direct convolution, NHWC input, HWIO weight.
+#[allow(clippy::too_many_arguments)]
+fn naive_conv(x: &[f32], (n, h, w, c): S4, wt: &[f32], o: usize, k: usize, s: usize, p: usize) -> Vec<f32> {
+    let ho = (h + 2 * p - k) / s + 1;
+    let wo = (w + 2 * p - k) / s + 1;
+    let mut y = vec![0.0f32; n * ho * wo * o];
+    for b in 0..n {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                for oc in 0..o {
+                    let mut acc = 0.0f64;
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let iy = (oy * s + ky) as isize - p as isize;
+                            let ix = (ox * s + kx) as isize - p as isize;
+                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                continue;
+                            }
+                            for ic in 0..c {
+                                let xv = x[((b * h + iy as usize) * w + ix as usize) * c + ic];
+                                let wv = wt[((ky * k + kx) * c + ic) * o + oc];
+                                acc += (xv * wv) as f64;
+                            }
+                        }
+                    }
+                    y[((b * ho + oy) * wo + ox) * o + oc] = acc as f32;
+                }
+            }
+        }
+    }
+    y
+}
+
+#[test]
+fn conv_matches_naive_reference_and_finite_differences() {
+    for (k, s, p) in [(3, 1, 1), (3, 2, 1), (2, 2, 0), (3, 1, 0)] {
+        let shape = (2, 5, 6, 2);
+        let mut r = rng();
+        let x = init::uniform(&mut r, 2 * 5 * 6 * 2, -1.0, 1.0);
+        let mut store = store_with(&x);
+        let conv = Conv2d::new("c", 2, 3, k, s, p, true, &mut store, &mut r).unwrap();
+        let y = conv.forward(input(&store, shape), &store).unwrap();
+        let yshape = *y.shape();
+        let wt = store.values("c.weight").unwrap();
+        let bias = store.values("c.bias").unwrap();
+        let mut want = naive_conv(&x, shape, &wt, 3, k, s, p);
+        for (i, v) in want.iter_mut().enumerate() {
+            *v += bias[i % 3];
+        }
+        let got = y.retaped::<NoneTape>().as_vec();
+        for (a, b) in got.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-5, "k{k}s{s}p{p}: {a} vs {b}");
+        }
+        let n_out = yshape.0 * yshape.1 * yshape.2 * yshape.3;
+        let c = init::uniform(&mut r, n_out, -1.0, 1.0);
+        let f = |st: &ParamStore| loss_and_grads(st, conv.forward(input(st, shape), st).unwrap(), &c);
+        check_fd(&store, &f, 1e-2, 2e-3);
+    }
+}
+
+#[test]
+fn linear_matches_hand_case_and_finite_differences() {
+    let mut store = store_with(&[1.0, 2.0, -1.0, 0.5]);
+    let fc = Linear::new("fc", 2, 3, true, &mut store, &mut rng()).unwrap();
+    // W [in=2, out=3] = [[1, 2, 3], [4, 5, 6]], b = (0.5, 0, -1)
+    store.set_values("fc.weight", vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+    store.set_values("fc.bias", vec![0.5, 0.0, -1.0]).unwrap();
+    let run = |st: &ParamStore| {
+        let (x, _) = st.taped("x").unwrap().split_tape();
+        let x = x.traced(st.new_grads().unwrap()).reshape_like(&(2, 2));
+        fc.forward(x, st).unwrap().reshape_like(&(2, 1, 1, 3))
+    };
+    let y = run(&store).retaped::<NoneTape>().as_vec();
+    // row 1: (1 + 8 + 0.5, 2 + 10, 3 + 12 - 1); row 2: (-1 + 2 + 0.5, -2 + 2.5, -3 + 3 - 1)
+    assert_eq!(y, vec![9.5, 12.0, 14.0, 1.5, 0.5, -1.0]);
+    let c = [0.3, -0.7, 1.1, 0.9, 0.2, -0.4];
+    check_fd(&store, &|st| loss_and_grads(st, run(st), &c), 1e-2, 1e-3);
+}
+
+#[test]
+fn batchnorm_normalises_and_tracks_running_stats() {
+    // One channel, values 1..4: mean 2.5, biased var 1.25, unbiased 5/3.
+    let mut store = store_with(&[1.0, 2.0, 3.0, 4.0]);
+    let bn = BatchNorm::new("bn", 1, &mut store).unwrap();
+    let mut r = rng();
+    let mut fwd = Forward::new(&store, true, &mut r);
+    let y = bn.forward(input(&store, (4, 1, 1, 1)), &mut fwd).unwrap();
+    let sd = (1.25f32 + 1e-5).sqrt();
+    let want: Vec<f32> = [1.0f32, 2.0, 3.0, 4.0].iter().map(|v| (v - 2.5) / sd).collect();
+    for (a, b) in y.retaped::<NoneTape>().as_vec().iter().zip(&want) {
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    }
+    let updates = std::mem::take(&mut fwd.updates);
+    drop(fwd);
+    Forward::apply_updates(updates, &mut store).unwrap();
+    let rm = store.values("bn.running_mean").unwrap()[0];
+    let rv = store.values("bn.running_var").unwrap()[0];
+    assert!((rm - 0.25).abs() < 1e-6, "{rm}");
+    assert!((rv - (0.9 + 0.1 * 5.0 / 3.0)).abs() < 1e-6, "{rv}");
+    // Evaluation uses the running statistics.
+    let mut fwd = Forward::new(&store, false, &mut r);
+    let y = bn.forward(input(&store, (4, 1, 1, 1)), &mut fwd).unwrap();
+    let v = y.retaped::<NoneTape>().as_vec();
+    assert!((v[0] - (1.0 - rm) / (rv + 1e-5).sqrt()).abs() < 1e-6);
+}
+
+#[test]
+fn batchnorm_gradients_match_finite_differences() {
+    let mut r = rng();
+    let shape = (3, 2, 2, 3);
+    let x = init::uniform(&mut r, 36, -2.0, 2.0);
+    let mut store = store_with(&x);
+    let bn = BatchNorm::new("bn", 3, &mut store).unwrap();
+    store.set_values("bn.weight", vec![1.5, -0.5, 0.8]).unwrap();
+    store.set_values("bn.bias", vec![0.1, 0.2, -0.3]).unwrap();
+    let c = init::uniform(&mut r, 36, -1.0, 1.0);
+    let f = |st: &ParamStore| {
+        let mut rr = rng();
+        let mut fwd = Forward::new(st, true, &mut rr);
+        let y = bn.forward(input(st, shape), &mut fwd).unwrap();
+        loss_and_grads(st, y, &c)
+    };
+    check_fd(&store, &f, 1e-2, 3e-3);
+}
+
+#[test]
+fn max_pool_picks_first_maximum_and_routes_gradient_there() {
+    // One 2x2 window of tied spikes (1, 1, 0, 1): output 1, gradient only to
+    // the first (row-major), as PyTorch. Second channel: distinct values.
+    let x = [1.0, 0.2, 1.0, 0.9, 0.0, -1.0, 1.0, 0.5];
+    let store = store_with(&x);
+    let y = pool::max_pool(input(&store, (1, 2, 2, 2)), 2).unwrap();
+    assert_eq!(y.retaped::<NoneTape>().as_vec(), vec![1.0, 0.9]);
+    let (_, g) = loss_and_grads(&store, y, &[2.0, 3.0]);
+    assert_eq!(g[0].1, vec![2.0, 0.0, 0.0, 3.0, 0.0, 0.0, 0.0, 0.0]);
+    assert!(pool::max_pool(input(&store, (1, 2, 2, 2)), 3).is_err());
+}
+
+#[test]
+fn average_pool_and_voting_layer() {
+    let x: Vec<f32> = (0..8).map(|v| v as f32).collect();
+    let store = store_with(&x);
+    let y = pool::avg_pool(input(&store, (1, 2, 2, 2)), 2).unwrap();
+    // channel 0: (0 + 2 + 4 + 6) / 4; channel 1: (1 + 3 + 5 + 7) / 4
+    assert_eq!(y.retaped::<NoneTape>().as_vec(), vec![3.0, 4.0]);
+    let (_, g) = loss_and_grads(&store, y, &[1.0, 2.0]);
+    assert_eq!(g[0].1, vec![0.25, 0.5, 0.25, 0.5, 0.25, 0.5, 0.25, 0.5]);
+    // Voting: 8 features in groups of 4 -> 2 scores.
+    let (xx, _) = store.taped("x").unwrap().split_tape();
+    let v = pool::vote(xx.traced(Gradients::leaky()).reshape_like(&(1, 8)), 4).unwrap();
+    assert_eq!(v.retaped::<NoneTape>().as_vec(), vec![1.5, 5.5]);
+}
+
+#[test]
+fn dropout_mask_is_shared_over_time_and_scaled() {
+    let steps = 3;
+    let (b, f) = (4, 50);
+    let x = vec![1.0f32; steps * b * f];
+    let store = store_with(&x);
+    let dp = Dropout::new(0.5).unwrap();
+    let mut r = rng();
+    let mut fwd = Forward::new(&store, true, &mut r);
+    let y = dp.forward(input(&store, (steps * b, 1, 1, f)), steps, &mut fwd).unwrap();
+    let v = y.retaped::<NoneTape>().as_vec();
+    let per_step = b * f;
+    assert_eq!(&v[..per_step], &v[per_step..2 * per_step]);
+    assert_eq!(&v[..per_step], &v[2 * per_step..]);
+    assert!(v.iter().all(|x| *x == 0.0 || *x == 2.0));
+    let kept = v[..per_step].iter().filter(|x| **x == 2.0).count();
+    assert!((60..140).contains(&kept), "{kept} of 200 kept at p = 0.5");
+    // Evaluation: identity.
+    let mut fwd = Forward::new(&store, false, &mut r);
+    let y = dp.forward(input(&store, (steps * b, 1, 1, f)), steps, &mut fwd).unwrap();
+    assert_eq!(y.retaped::<NoneTape>().as_vec(), x);
+    assert!(Dropout::new(1.0).is_err());
+}

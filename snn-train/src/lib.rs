@@ -1,0 +1,28 @@
+//! Training and evaluation of a model described by a [`RunConfig`]:
+//! epochs over seeded batches, Adam/AdamW with a cosine or constant schedule,
+//! a `metrics.jsonl` line per epoch, and atomic per-epoch checkpoints from
+//! which a killed run resumes with exactly the parameters of an
+//! uninterrupted one.
+
+pub mod checkpoint;
+pub mod curves;
+pub mod loss;
+pub mod session;
+
+pub use checkpoint::Checkpoint;
+pub use session::{EpochMetrics, Evaluation, Session};
+
+use snn_core::config::RunConfig;
+pub use snn_core::config::Schedule;
+
+/// Learning rate at global step `step` of `total`.
+pub fn learning_rate(cfg: &RunConfig, step: u64, total: u64) -> f32 {
+    let lr = cfg.train.lr;
+    match cfg.train.schedule {
+        Schedule::Constant => lr,
+        Schedule::Cosine => {
+            let p = (step as f64 / total.max(1) as f64).min(1.0);
+            (0.5 * lr as f64 * (1.0 + (std::f64::consts::PI * p).cos())) as f32
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! A training run: config, data, model, optimizer and progress, in one place.
+
+use crate::checkpoint::{Checkpoint, CONFIG_FILE};
+use crate::{curves, learning_rate, loss};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use snn_core::config::{OptimizerKind, RunConfig};
+use snn_core::dfdx::prelude::*;
+use snn_core::init::{self, Rng};
+use snn_core::optim::{Adam, AdamConfig, Decay};
+use snn_core::spec::{Forward, Model, ModelParts};
+use snn_core::{device, fsutil, Dev, Error, ParamStore, Result};
+use snn_data::{BatchOrder, Dataset, Split};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub const METRICS_FILE: &str = "metrics.jsonl";
+pub const CURVES_FILE: &str = "curves.png";
+pub const BEST_PARAMS: &str = "best.safetensors";
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub train_loss: f32,
+    pub train_accuracy: f32,
+    pub test_loss: f32,
+    pub test_accuracy: f32,
+    /// Mean firing rate per spiking layer over the training epoch.
+    pub firing_rates: BTreeMap<String, f32>,
+    /// Neuron constants (tau, v_th) per spiking layer after the epoch.
+    pub neurons: BTreeMap<String, BTreeMap<String, f32>>,
+    pub lr: f32,
+    pub seconds: f32,
+    pub images_per_second: f32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub accuracy: f32,
+    pub loss: f32,
+    pub per_class: Vec<f32>,
+    pub count: usize,
+    pub firing_rates: BTreeMap<String, f32>,
+}
+
+pub struct Session {
+    pub cfg: RunConfig,
+    pub dir: PathBuf,
+    pub dev: Dev,
+    pub store: ParamStore,
+    pub model: Box<dyn Model>,
+    pub opt: Adam,
+    pub train: Dataset,
+    pub test: Dataset,
+    pub state: Checkpoint,
+    /// Show a progress bar (only drawn on a terminal).
+    pub progress: bool,
+}
+
+fn build_model(cfg: &RunConfig, shape: [usize; 3], classes: usize, dev: &Dev) -> Result<(ParamStore, Box<dyn Model>)> {
+    let mut rng = init::rng(cfg.seed);
+    let mut store = ParamStore::new(dev.clone());
+    let parts = ModelParts {
+        neuron: cfg.neuron.as_ref(),
+        decoder: cfg.decoder.as_ref(),
+        input_shape: shape,
+        classes,
+        time_steps: cfg.time_steps,
+    };
+    let model = cfg.model.build(&parts, &mut store, &mut rng)?;
+    Ok((store, model))
+}
+
+fn optimizer(cfg: &RunConfig) -> Adam {
+    let mut a: AdamConfig = cfg.train.adam.clone();
+    if cfg.train.optimizer == OptimizerKind::Adamw {
+        a.decay = Decay::Decoupled;
+    }
+    Adam::new(a)
+}
+
+impl Session {
+    /// A fresh run writing into `dir`. Loads the data the config names.
+    pub fn new(cfg: RunConfig, dir: &Path) -> Result<Self> {
+        let train = snn_data::load(&cfg.data, Split::Train)?;
+        let test = snn_data::load(&cfg.data, Split::Test)?;
+        Self::with_data(cfg, dir, train, test)
+    }
+
+    /// A fresh run on data already in memory (tests, tools).
+    pub fn with_data(cfg: RunConfig, dir: &Path, mut train: Dataset, mut test: Dataset) -> Result<Self> {
+        if train.is_empty() || test.is_empty() {
+            return Err(Error::invalid("data", "the training and test sets must not be empty"));
+        }
+        let normalization = cfg.data.normalize.then(|| train.channel_stats());
+        if let Some(stats) = &normalization {
+            train.normalize(stats);
+            test.normalize(stats);
+        }
+        let dev = device::create(cfg.seed)?;
+        let (store, model) = build_model(&cfg, train.shape, train.classes, &dev)?;
+        let opt = optimizer(&cfg);
+        let state = Checkpoint {
+            epoch: 0,
+            step: 0,
+            best_accuracy: 0.0,
+            best_epoch: 0,
+            params: String::new(),
+            optimizer: String::new(),
+            seed: cfg.seed,
+            normalization,
+        };
+        Ok(Self {
+            cfg,
+            dir: dir.to_path_buf(),
+            dev,
+            store,
+            model,
+            opt,
+            train,
+            test,
+            state,
+            progress: true,
+        })
+    }
+
+    /// Continues the run in `dir` from its last checkpoint, with the config
+    /// saved there.
+    pub fn resume(dir: &Path) -> Result<Self> {
+        let cfg = RunConfig::load(&dir.join(CONFIG_FILE))?;
+        let state = Checkpoint::load(dir)?.ok_or_else(|| Error::Checkpoint {
+            path: dir.to_path_buf(),
+            msg: "no state.json: nothing to resume".into(),
+        })?;
+        let mut s = Self::new(cfg, dir)?;
+        s.restore(state)?;
+        Ok(s)
+    }
+
+    /// Like [`Session::resume`] with data already in memory.
+    pub fn resume_with_data(dir: &Path, train: Dataset, test: Dataset) -> Result<Self> {
+        let cfg = RunConfig::load(&dir.join(CONFIG_FILE))?;
+        let state = Checkpoint::load(dir)?.ok_or_else(|| Error::Checkpoint {
+            path: dir.to_path_buf(),
+            msg: "no state.json: nothing to resume".into(),
+        })?;
+        let mut s = Self::with_data(cfg, dir, train, test)?;
+        s.restore(state)?;
+        Ok(s)
+    }
+
+    fn restore(&mut self, state: Checkpoint) -> Result<()> {
+        self.store.load(&state.params_path(&self.dir))?;
+        self.opt.load(&state.optimizer_path(&self.dir), &self.dev)?;
+        if self.opt.steps() != state.step {
+            return Err(Error::Checkpoint {
+                path: state.optimizer_path(&self.dir),
+                msg: format!(
+                    "optimizer is at step {}, state.json says {}",
+                    self.opt.steps(),
+                    state.step
+                ),
+            });
+        }
+        self.state = state;
+        Ok(())
+    }
+
+    fn image_shape(&self) -> (usize, usize, usize) {
+        let [c, h, w] = self.train.shape;
+        (c, h, w)
+    }
+
+    /// Runs the remaining epochs, checkpointing after each. Returns the best
+    /// test accuracy.
+    pub fn run(&mut self) -> Result<f32> {
+        while self.state.epoch < self.cfg.train.epochs {
+            self.run_one_epoch()?;
+        }
+        Ok(self.state.best_accuracy)
+    }
+
+    /// Trains one epoch, appends its metrics and writes the checkpoint.
+    pub fn run_one_epoch(&mut self) -> Result<EpochMetrics> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        let cfg_path = self.dir.join(CONFIG_FILE);
+        if !cfg_path.exists() {
+            fsutil::atomic_write(&cfg_path, self.cfg.to_toml()?.as_bytes())?;
+        }
+        let m = self.train_epoch()?;
+        self.append_metrics(&m)?;
+        self.save_checkpoint(m.test_accuracy)?;
+        Ok(m)
+    }
+
+    /// Trains one epoch and evaluates on the test set.
+    pub fn train_epoch(&mut self) -> Result<EpochMetrics> {
+        let epoch = self.state.epoch;
+        let t0 = Instant::now();
+        let (c, h, w) = self.image_shape();
+        let bs = self.cfg.train.batch_size;
+        let order = BatchOrder::Shuffled {
+            seed: self.cfg.seed,
+            epoch: epoch as u64,
+        };
+        let batches = self.train.batch_indices(bs, order);
+        let total_steps = (self.cfg.train.epochs * batches.len()) as u64;
+        let mut rng: Rng = init::rng(self.cfg.seed ^ (0xD1B5_4A32_D192_ED03u64.wrapping_mul(epoch as u64 + 1)));
+        let bar = self.progress_bar(batches.len(), epoch);
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let mut rates: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+        let mut lr = self.cfg.train.lr;
+        for idx in &batches {
+            let batch = self.train.gather(idx);
+            let b = batch.labels.len();
+            let x = self.dev.tensor_from_vec(batch.images, (b, c, h, w));
+            let x = x.traced(self.store.new_grads()?);
+            let mut fwd = Forward::new(&self.store, true, &mut rng);
+            let out = self.model.forward(x, &mut fwd)?;
+            let Forward { updates, rates: r, .. } = fwd;
+            correct += count_correct(&out.retaped::<NoneTape>().as_vec(), &batch.labels);
+            let l = loss::loss(self.cfg.train.loss, out, &batch.labels);
+            let lv = l.array();
+            if !lv.is_finite() {
+                return Err(Error::invalid(
+                    "train",
+                    format!("loss became {lv} at epoch {} step {}; lower train.lr", epoch + 1, self.state.step),
+                ));
+            }
+            let grads = l.backward();
+            lr = learning_rate(&self.cfg, self.state.step, total_steps);
+            self.opt.update(&mut self.store, &grads, lr)?;
+            Forward::apply_updates(updates, &mut self.store)?;
+            self.state.step += 1;
+            loss_sum += lv as f64 * b as f64;
+            seen += b;
+            for (name, v) in r {
+                let e = rates.entry(name).or_insert((0.0, 0));
+                e.0 += v as f64;
+                e.1 += 1;
+            }
+            if let Some(bar) = &bar {
+                let ips = seen as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+                bar.set_message(format!("loss {:.4} | {ips:.1} img/s", loss_sum / seen as f64));
+                bar.inc(1);
+            }
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let train_seconds = t0.elapsed().as_secs_f32();
+        let eval = self.evaluate(&self.test)?;
+        self.state.epoch += 1;
+        let neurons = self
+            .model
+            .neuron_constants(&self.store)?
+            .into_iter()
+            .map(|(n, v)| (n, v.into_iter().collect()))
+            .collect();
+        Ok(EpochMetrics {
+            epoch: self.state.epoch,
+            train_loss: (loss_sum / seen.max(1) as f64) as f32,
+            train_accuracy: correct as f32 / seen.max(1) as f32,
+            test_loss: eval.loss,
+            test_accuracy: eval.accuracy,
+            firing_rates: rates
+                .into_iter()
+                .map(|(k, (s, n))| (k, (s / n.max(1) as f64) as f32))
+                .collect(),
+            neurons,
+            lr,
+            seconds: t0.elapsed().as_secs_f32(),
+            images_per_second: seen as f32 / train_seconds.max(1e-9),
+        })
+    }
+
+    fn progress_bar(&self, len: usize, epoch: usize) -> Option<ProgressBar> {
+        if !self.progress {
+            return None;
+        }
+        let bar = ProgressBar::new(len as u64);
+        let style = ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} {msg} | ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_prefix(format!("epoch {}/{}", epoch + 1, self.cfg.train.epochs));
+        Some(bar)
+    }
+
+    /// Accuracy, mean loss and per-class accuracy on `ds` (inference mode).
+    pub fn evaluate(&self, ds: &Dataset) -> Result<Evaluation> {
+        let [c, h, w] = ds.shape;
+        if ds.shape != self.train.shape {
+            return Err(Error::shape(
+                "evaluation data",
+                format!("images are {:?}, the model takes {:?}", ds.shape, self.train.shape),
+            ));
+        }
+        let bs = (self.cfg.train.batch_size * 4).max(1);
+        let mut rng = init::rng(self.cfg.seed);
+        let mut per_class = vec![(0usize, 0usize); ds.classes.max(1)];
+        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        let mut rates: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+        for idx in ds.batch_indices(bs, BatchOrder::Sequential) {
+            let batch = ds.gather(&idx);
+            let b = batch.labels.len();
+            let x = self.dev.tensor_from_vec(batch.images, (b, c, h, w)).traced(Gradients::leaky());
+            let mut fwd = Forward::new(&self.store, false, &mut rng);
+            let out = self.model.forward(x, &mut fwd)?;
+            for (name, v) in fwd.rates {
+                let e = rates.entry(name).or_insert((0.0, 0));
+                e.0 += v as f64;
+                e.1 += 1;
+            }
+            let values = out.retaped::<NoneTape>().as_vec();
+            let l = loss::loss(self.cfg.train.loss, out, &batch.labels).array();
+            loss_sum += l as f64 * b as f64;
+            let k = values.len() / b.max(1);
+            for (row, label) in values.chunks(k).zip(&batch.labels) {
+                let hit = argmax(row) == *label as usize;
+                correct += hit as usize;
+                if let Some(pc) = per_class.get_mut(*label as usize) {
+                    pc.0 += hit as usize;
+                    pc.1 += 1;
+                }
+            }
+        }
+        let n = ds.len().max(1);
+        Ok(Evaluation {
+            accuracy: correct as f32 / n as f32,
+            loss: (loss_sum / n as f64) as f32,
+            per_class: per_class
+                .iter()
+                .map(|(c, t)| *c as f32 / (*t).max(1) as f32)
+                .collect(),
+            count: ds.len(),
+            firing_rates: rates
+                .into_iter()
+                .map(|(k, (s, n))| (k, (s / n.max(1) as f64) as f32))
+                .collect(),
+        })
+    }
+
+    fn append_metrics(&self, m: &EpochMetrics) -> Result<()> {
+        let path = self.dir.join(METRICS_FILE);
+        // A resumed run may find lines of epochs it is about to redo (killed
+        // after metrics, before state.json): keep only earlier epochs.
+        let mut lines: Vec<String> = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                serde_json::from_str::<EpochMetrics>(l)
+                    .map(|old| old.epoch < m.epoch)
+                    .unwrap_or(false)
+            })
+            .map(str::to_string)
+            .collect();
+        lines.push(serde_json::to_string(m).map_err(|e| Error::invalid("metrics", e.to_string()))?);
+        let text = lines.join("\n") + "\n";
+        fsutil::atomic_write(&path, text.as_bytes())?;
+        let history: Vec<EpochMetrics> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        curves::write_png(&self.dir.join(CURVES_FILE), &history)
+    }
+
+    fn save_checkpoint(&mut self, test_accuracy: f32) -> Result<()> {
+        let e = self.state.epoch;
+        self.state.params = format!("params-e{e}.safetensors");
+        self.state.optimizer = format!("optim-e{e}.safetensors");
+        self.store.save(&self.state.params_path(&self.dir))?;
+        self.opt.save(&self.state.optimizer_path(&self.dir))?;
+        if test_accuracy > self.state.best_accuracy || self.state.best_epoch == 0 {
+            self.state.best_accuracy = test_accuracy;
+            self.state.best_epoch = e;
+            self.store.save(&self.dir.join(BEST_PARAMS))?;
+        }
+        self.state.save(&self.dir)?;
+        self.state.prune(&self.dir);
+        Ok(())
+    }
+
+    /// Prints nothing; returns a one-line summary of the model.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} trainable parameters in {} tensors\n{}",
+            self.store.num_trainable(),
+            self.store.len(),
+            self.model.summary()
+        )
+    }
+}
+
+fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, v) in row.iter().enumerate() {
+        if *v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+fn count_correct(values: &[f32], labels: &[u8]) -> usize {
+    let k = values.len() / labels.len().max(1);
+    values
+        .chunks(k.max(1))
+        .zip(labels)
+        .filter(|(row, l)| argmax(row) == **l as usize)
+        .count()
+}
+
+/// Writes to stdout, ignoring a closed pipe.
+pub fn say(line: &str) {
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
