@@ -69,7 +69,10 @@ pub fn train(
     });
     let mut session = if resume && dir.join("state.json").exists() {
         if !sets.is_empty() {
-            bail!("--set cannot change a run being resumed; edit {}", dir.join(CONFIG_FILE).display());
+            bail!(
+                "--set cannot change a run being resumed; edit {}",
+                dir.join(CONFIG_FILE).display()
+            );
         }
         let s = Session::resume(&dir)?;
         eprintln!("resuming {} after epoch {}", dir.display(), s.state.epoch);
@@ -101,13 +104,22 @@ pub fn train(
             let m: snn_train::EpochMetrics = serde_json::from_str(m)?;
             eprintln!(
                 "epoch {}: train loss {:.4}, train acc {:.4}, test acc {:.4}, {:.1} img/s, {:.1} s",
-                m.epoch, m.train_loss, m.train_accuracy, m.test_accuracy, m.images_per_second, m.seconds
+                m.epoch,
+                m.train_loss,
+                m.train_accuracy,
+                m.test_accuracy,
+                m.images_per_second,
+                m.seconds
             );
             last = Some(m.test_accuracy);
         }
     }
-    let Some(acc) = last.or(Some(session.state.best_accuracy).filter(|_| session.state.epoch > 0)) else {
-        bail!("no epochs to run (train.epochs = {})", session.cfg.train.epochs);
+    let Some(acc) = last.or(Some(session.state.best_accuracy).filter(|_| session.state.epoch > 0))
+    else {
+        bail!(
+            "no epochs to run (train.epochs = {})",
+            session.cfg.train.epochs
+        );
     };
     say(&format!("run_folder={}", session.dir.display()));
     say(&format!("seconds={:.1}", start.elapsed().as_secs_f32()));

@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "snn", version, about = "Train and evaluate spiking neural networks")]
+#[command(
+    name = "snn",
+    version,
+    about = "Train and evaluate spiking neural networks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -137,7 +137,10 @@ impl RunConfig {
             return Err("`train.batch_size` must be at least 1".into());
         }
         if !(self.train.lr.is_finite() && self.train.lr > 0.0) {
-            return Err(format!("`train.lr` must be a positive number, got {}", self.train.lr));
+            return Err(format!(
+                "`train.lr` must be a positive number, got {}",
+                self.train.lr
+            ));
         }
         Ok(())
     }
@@ -147,7 +150,8 @@ impl RunConfig {
         // Through a JSON value: toml cannot serialise a table after a value
         // (`model` before `seed`), the JSON detour orders keys for it.
         let v = serde_json::to_value(self).map_err(|e| Error::invalid("config", e.to_string()))?;
-        toml::to_string(&registry::tidy_floats(v)).map_err(|e| Error::invalid("config", e.to_string()))
+        toml::to_string(&registry::tidy_floats(v))
+            .map_err(|e| Error::invalid("config", e.to_string()))
     }
 
     /// Applies `key.path=value` overrides (as from `--set`), value in TOML

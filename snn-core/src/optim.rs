@@ -150,7 +150,11 @@ impl Adam {
             match name.split_once('/') {
                 Some(("m", rest)) => m.insert(rest.to_string(), t),
                 Some(("v", rest)) => v.insert(rest.to_string(), t),
-                _ => return Err(err(format!("unexpected tensor `{name}`; expected m/* or v/*"))),
+                _ => {
+                    return Err(err(format!(
+                        "unexpected tensor `{name}`; expected m/* or v/*"
+                    )))
+                }
             };
         }
         self.step = step;

@@ -68,7 +68,9 @@ pub fn tidy_floats(v: serde_json::Value) -> serde_json::Value {
             }
         }
         Value::Array(a) => Value::Array(a.into_iter().map(tidy_floats).collect()),
-        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, tidy_floats(v))).collect()),
+        Value::Object(o) => {
+            Value::Object(o.into_iter().map(|(k, v)| (k, tidy_floats(v))).collect())
+        }
         other => other,
     }
 }

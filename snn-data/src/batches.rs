@@ -16,7 +16,10 @@ pub struct Batch {
 pub enum BatchOrder {
     Sequential,
     /// Shuffled with `(seed, epoch)`.
-    Shuffled { seed: u64, epoch: u64 },
+    Shuffled {
+        seed: u64,
+        epoch: u64,
+    },
 }
 
 impl Dataset {

@@ -14,7 +14,10 @@ pub fn load(root: &Path) -> Result<Dataset> {
         .collect();
     classes.sort();
     if classes.is_empty() {
-        return Err(Error::data(root, "no class folders (expected root/<class>/<image>)"));
+        return Err(Error::data(
+            root,
+            "no class folders (expected root/<class>/<image>)",
+        ));
     }
     let mut ds = Dataset {
         images: Vec::new(),
@@ -31,8 +34,8 @@ pub fn load(root: &Path) -> Result<Dataset> {
             .collect();
         files.sort();
         for f in files {
-            let img = image::open(&f)
-                .map_err(|e| Error::data(&f, format!("unreadable image: {e}")))?;
+            let img =
+                image::open(&f).map_err(|e| Error::data(&f, format!("unreadable image: {e}")))?;
             let (w, h) = (img.width() as usize, img.height() as usize);
             let gray = img.color().channel_count() < 3;
             let c = if gray { 1 } else { 3 };
@@ -41,15 +44,20 @@ pub fn load(root: &Path) -> Result<Dataset> {
             } else if ds.shape != [c, h, w] {
                 return Err(Error::data(
                     &f,
-                    format!("image is {c}x{h}x{w}, the folder's first image is {:?}", ds.shape),
+                    format!(
+                        "image is {c}x{h}x{w}, the folder's first image is {:?}",
+                        ds.shape
+                    ),
                 ));
             }
             if gray {
-                ds.images.extend(img.to_luma8().pixels().map(|p| p.0[0] as f32 / 255.0));
+                ds.images
+                    .extend(img.to_luma8().pixels().map(|p| p.0[0] as f32 / 255.0));
             } else {
                 let rgb = img.to_rgb8();
                 for ch in 0..3 {
-                    ds.images.extend(rgb.pixels().map(|p| p.0[ch] as f32 / 255.0));
+                    ds.images
+                        .extend(rgb.pixels().map(|p| p.0[ch] as f32 / 255.0));
                 }
             }
             ds.labels.push(label as u8);

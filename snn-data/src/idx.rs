@@ -78,7 +78,10 @@ pub fn load_pair(images: &Path, labels: &Path, classes: usize) -> Result<Dataset
         ));
     }
     if let Some(bad) = labs.iter().find(|l| **l as usize >= classes) {
-        return Err(Error::data(labels, format!("label {bad} outside 0..{classes}")));
+        return Err(Error::data(
+            labels,
+            format!("label {bad} outside 0..{classes}"),
+        ));
     }
     Ok(Dataset {
         images: pixels.iter().map(|p| *p as f32 / 255.0).collect(),

@@ -99,7 +99,11 @@ pub fn load(cfg: &DataConfig, split: Split) -> Result<Dataset> {
     let root = &cfg.root;
     let mut ds = match cfg.dataset.as_str() {
         "mnist" | "fmnist" => {
-            let prefix = if split == Split::Train { "train" } else { "t10k" };
+            let prefix = if split == Split::Train {
+                "train"
+            } else {
+                "t10k"
+            };
             let images = find(root, &format!("{prefix}-images-idx3-ubyte"))?;
             let labels = find(root, &format!("{prefix}-labels-idx1-ubyte"))?;
             idx::load_pair(&images, &labels, 10)?
@@ -114,13 +118,20 @@ pub fn load(cfg: &DataConfig, split: Split) -> Result<Dataset> {
             cifar::load(&files)?
         }
         "folder" => {
-            let sub = if split == Split::Train { "train" } else { "test" };
+            let sub = if split == Split::Train {
+                "train"
+            } else {
+                "test"
+            };
             folder::load(&root.join(sub))?
         }
         other => {
             return Err(Error::invalid(
                 "data.dataset",
-                format!("unknown dataset `{other}`; accepted: {}", DATASETS.join(", ")),
+                format!(
+                    "unknown dataset `{other}`; accepted: {}",
+                    DATASETS.join(", ")
+                ),
             ))
         }
     };

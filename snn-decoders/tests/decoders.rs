@@ -21,7 +21,9 @@ fn decode(
     let dev = device::create(0).unwrap();
     let mut store = ParamStore::new(dev.clone());
     let mut rng: Rng = init::rng(0);
-    store.insert("s", &[data.len()], data.to_vec(), true).unwrap();
+    store
+        .insert("s", &[data.len()], data.to_vec(), true)
+        .unwrap();
     let input = DecoderInput {
         time_steps: shape.0,
         channels: shape.2,
@@ -101,7 +103,13 @@ fn taid_authors_variant_matches_hand_computation() {
         sig(1.0) * 1.0,
         sig(1.0) * 1.0,
     ];
-    let (out, _, _) = decode(&TaidSpec::default(), (2, 1, 2, 1, 2), &s, Some(&w), &[1.0; 4]);
+    let (out, _, _) = decode(
+        &TaidSpec::default(),
+        (2, 1, 2, 1, 2),
+        &s,
+        Some(&w),
+        &[1.0; 4],
+    );
     assert_close("taid", &out, &expect, 1e-6);
 }
 
@@ -151,7 +159,10 @@ fn taid_gradients_match_finite_differences() {
         let w = init::uniform(&mut rng, wn, -1.5, 1.5);
         let loss = |s: &[f32], w: &[f32]| -> f64 {
             let (out, _, _) = decode(&spec, shape, s, Some(w), &c);
-            out.iter().zip(&c).map(|(a, b)| (*a as f64) * (*b as f64)).sum()
+            out.iter()
+                .zip(&c)
+                .map(|(a, b)| (*a as f64) * (*b as f64))
+                .sum()
         };
         let (_, gs, gw) = decode(&spec, shape, &s, Some(&w), &c);
         let gw = gw.unwrap();

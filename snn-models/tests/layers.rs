@@ -37,7 +37,12 @@ fn loss_and_grads(store: &ParamStore, y: Nhwc, c: &[f32]) -> (f64, Vec<(String, 
 }
 
 /// Checks every gradient of `f` (a loss of the store) by central differences.
-fn check_fd(store: &ParamStore, f: &dyn Fn(&ParamStore) -> (f64, Vec<(String, Vec<f32>)>), eps: f32, tol: f32) {
+fn check_fd(
+    store: &ParamStore,
+    f: &dyn Fn(&ParamStore) -> (f64, Vec<(String, Vec<f32>)>),
+    eps: f32,
+    tol: f32,
+) {
     let (_, grads) = f(store);
     for (name, g) in grads {
         let base = store.values(&name).unwrap();
@@ -71,7 +76,9 @@ fn conv_matches_hand_case() {
     let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
     let mut store = store_with(&x);
     let conv = Conv2d::new("c", 1, 1, 2, 1, 0, false, &mut store, &mut rng()).unwrap();
-    store.set_values("c.weight", vec![1.0, 0.0, 0.0, -1.0]).unwrap();
+    store
+        .set_values("c.weight", vec![1.0, 0.0, 0.0, -1.0])
+        .unwrap();
     let y = conv.forward(input(&store, (1, 3, 3, 1)), &store).unwrap();
     assert_eq!(*y.shape(), (1, 2, 2, 1));
     assert_eq!(y.retaped::<NoneTape>().as_vec(), vec![-4.0; 4]);
@@ -79,7 +86,15 @@ fn conv_matches_hand_case() {
 
 /// Naive direct convolution, NHWC input, HWIO weight.
 #[allow(clippy::too_many_arguments)]
-fn naive_conv(x: &[f32], (n, h, w, c): S4, wt: &[f32], o: usize, k: usize, s: usize, p: usize) -> Vec<f32> {
+fn naive_conv(
+    x: &[f32],
+    (n, h, w, c): S4,
+    wt: &[f32],
+    o: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+) -> Vec<f32> {
     let ho = (h + 2 * p - k) / s + 1;
     let wo = (w + 2 * p - k) / s + 1;
     let mut y = vec![0.0f32; n * ho * wo * o];
@@ -132,7 +147,8 @@ fn conv_matches_naive_reference_and_finite_differences() {
         }
         let n_out = yshape.0 * yshape.1 * yshape.2 * yshape.3;
         let c = init::uniform(&mut r, n_out, -1.0, 1.0);
-        let f = |st: &ParamStore| loss_and_grads(st, conv.forward(input(st, shape), st).unwrap(), &c);
+        let f =
+            |st: &ParamStore| loss_and_grads(st, conv.forward(input(st, shape), st).unwrap(), &c);
         check_fd(&store, &f, 1e-2, 2e-3);
     }
 }
@@ -142,7 +158,9 @@ fn linear_matches_hand_case_and_finite_differences() {
     let mut store = store_with(&[1.0, 2.0, -1.0, 0.5]);
     let fc = Linear::new("fc", 2, 3, true, &mut store, &mut rng()).unwrap();
     // W [in=2, out=3] = [[1, 2, 3], [4, 5, 6]], b = (0.5, 0, -1)
-    store.set_values("fc.weight", vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+    store
+        .set_values("fc.weight", vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+        .unwrap();
     store.set_values("fc.bias", vec![0.5, 0.0, -1.0]).unwrap();
     let run = |st: &ParamStore| {
         let (x, _) = st.taped("x").unwrap().split_tape();
@@ -165,7 +183,10 @@ fn batchnorm_normalises_and_tracks_running_stats() {
     let mut fwd = Forward::new(&store, true, &mut r);
     let y = bn.forward(input(&store, (4, 1, 1, 1)), &mut fwd).unwrap();
     let sd = (1.25f32 + 1e-5).sqrt();
-    let want: Vec<f32> = [1.0f32, 2.0, 3.0, 4.0].iter().map(|v| (v - 2.5) / sd).collect();
+    let want: Vec<f32> = [1.0f32, 2.0, 3.0, 4.0]
+        .iter()
+        .map(|v| (v - 2.5) / sd)
+        .collect();
     for (a, b) in y.retaped::<NoneTape>().as_vec().iter().zip(&want) {
         assert!((a - b).abs() < 1e-6, "{a} vs {b}");
     }
@@ -239,7 +260,9 @@ fn dropout_mask_is_shared_over_time_and_scaled() {
     let dp = Dropout::new(0.5).unwrap();
     let mut r = rng();
     let mut fwd = Forward::new(&store, true, &mut r);
-    let y = dp.forward(input(&store, (steps * b, 1, 1, f)), steps, &mut fwd).unwrap();
+    let y = dp
+        .forward(input(&store, (steps * b, 1, 1, f)), steps, &mut fwd)
+        .unwrap();
     let v = y.retaped::<NoneTape>().as_vec();
     let per_step = b * f;
     assert_eq!(&v[..per_step], &v[per_step..2 * per_step]);
@@ -249,7 +272,9 @@ fn dropout_mask_is_shared_over_time_and_scaled() {
     assert!((60..140).contains(&kept), "{kept} of 200 kept at p = 0.5");
     // Evaluation: identity.
     let mut fwd = Forward::new(&store, false, &mut r);
-    let y = dp.forward(input(&store, (steps * b, 1, 1, f)), steps, &mut fwd).unwrap();
+    let y = dp
+        .forward(input(&store, (steps * b, 1, 1, f)), steps, &mut fwd)
+        .unwrap();
     assert_eq!(y.retaped::<NoneTape>().as_vec(), x);
     assert!(Dropout::new(1.0).is_err());
 }

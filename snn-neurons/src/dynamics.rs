@@ -61,7 +61,10 @@ fn scalar(t: &FlatT, what: &str) -> Result<f32> {
     let v = t.as_vec();
     match v.as_slice() {
         [x] => Ok(*x),
-        _ => Err(Error::shape(what, format!("expected 1 value, got {}", v.len()))),
+        _ => Err(Error::shape(
+            what,
+            format!("expected 1 value, got {}", v.len()),
+        )),
     }
 }
 
@@ -156,12 +159,31 @@ pub fn forward_fused(x: Mat, tau: FlatT, v_th: FlatT, d: Dynamics) -> Result<Mat
     Ok(out.put_tape(tape))
 }
 
-/// The same dynamics composed of dfdx ops, one time step at a time.
+/// One time step's spikes `H(v)` with the surrogate gradient, from dfdx ops
+/// (any device). `centre` is where the surrogate is evaluated (usually `v`
+/// itself, without tape). Returns the taped spikes and their plain values.
 ///
-/// The spike uses the straight-through form
-/// `o = v * g + (H(v) - v * g)|detached`, where `g` is the surrogate
-/// derivative evaluated (without tape) at the current membrane: its value is
-/// `H(v)` and its derivative with respect to `v` is `g`.
+/// Straight-through form: `o = v * g + (H(v) - v * g)|detached`, with
+/// `g = surrogate'(centre)` taken as a constant. Its value is `H(v)` and its
+/// derivative with respect to `v` is `g`. Plugin neurons can build on it.
+pub fn spike(
+    v: Tensor<(usize,), f32, Dev, Tp>,
+    centre: Tensor<(usize,), f32, Dev>,
+    surrogate: Surrogate,
+) -> (Tensor<(usize,), f32, Dev, Tp>, Tensor<(usize,), f32, Dev>) {
+    let dev = v.device().clone();
+    let v_plain = v.retaped::<NoneTape>();
+    let g = surrogate.grad_tensor(centre);
+    let h = v_plain
+        .clone()
+        .ge(0.0)
+        .choose(dev.ones_like(&v_plain), dev.zeros_like(&v_plain));
+    let offset = h.clone() - v_plain * g.clone();
+    (v * g + offset, h)
+}
+
+/// The same dynamics composed of dfdx ops, one time step at a time, with
+/// [`spike`] for the firing.
 pub fn forward_composed(x: Mat, tau: FlatT, v_th: FlatT, d: Dynamics) -> Result<Mat> {
     let (steps, m) = *x.shape();
     if steps == 0 {
@@ -197,18 +219,11 @@ pub fn forward_composed(x: Mat, tau: FlatT, v_th: FlatT, d: Dynamics) -> Result<
             }
         };
         let v = u_t.with_empty_tape() - vth_t.broadcast_like(&(m,));
-        let v_plain = v.retaped::<NoneTape>();
         let centre = match d.window {
-            WindowCenter::Threshold => v_plain.clone(),
+            WindowCenter::Threshold => v.retaped::<NoneTape>(),
             WindowCenter::Membrane => u_t.retaped::<NoneTape>(),
         };
-        let g = d.surrogate.grad_tensor(centre);
-        let h = v_plain
-            .clone()
-            .ge(0.0)
-            .choose(dev.ones_like(&v_plain), dev.zeros_like(&v_plain));
-        let offset = h.clone() - v_plain * g.clone();
-        let o = v * g + offset;
+        let (o, h) = spike(v, centre, d.surrogate);
         let keep = if d.detach_reset {
             // A fresh tensor (new id): no gradient reaches the spike.
             (h.negate() + 1.0).retaped::<Tp>()

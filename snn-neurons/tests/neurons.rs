@@ -36,8 +36,14 @@ fn run(spec: &dyn NeuronSpec, x: &[f32], steps: usize, c: &[f32]) -> Grads {
     Grads {
         spikes,
         x: get("x"),
-        tau: store.grad(&g, "n.tau").map(|t| t.as_vec()[0]).unwrap_or(0.0),
-        v_th: store.grad(&g, "n.v_th").map(|t| t.as_vec()[0]).unwrap_or(0.0),
+        tau: store
+            .grad(&g, "n.tau")
+            .map(|t| t.as_vec()[0])
+            .unwrap_or(0.0),
+        v_th: store
+            .grad(&g, "n.v_th")
+            .map(|t| t.as_vec()[0])
+            .unwrap_or(0.0),
     }
 }
 
@@ -148,7 +154,9 @@ fn bptt_gradients_match_tangent_reference_with_resets() {
         0.05, 0.6, 0.3, //
         0.7, -0.2, 0.45,
     ];
-    let c: Vec<f32> = (0..x.len()).map(|k| 0.3 + 0.17 * (k as f32) - 0.02 * (k * k) as f32).collect();
+    let c: Vec<f32> = (0..x.len())
+        .map(|k| 0.3 + 0.17 * (k as f32) - 0.02 * (k * k) as f32)
+        .collect();
     let (_, o) = simulate(&x, steps, 3, 0.5, 0.25);
     assert!(o.iter().sum::<f32>() >= 4.0, "the case must fire: {o:?}");
     for detach_reset in [false, true] {
@@ -162,13 +170,24 @@ fn bptt_gradients_match_tangent_reference_with_resets() {
             };
             let g = run(&spec, &x, steps, &c);
             let s = Surrogate::Rectangular { width: 1.0 };
-            let (gx, gtau, gvth) =
-                tangent_reference(&x, steps, &c, 0.5, 0.25, &|u| s.grad(u - 0.25), detach_reset);
+            let (gx, gtau, gvth) = tangent_reference(
+                &x,
+                steps,
+                &c,
+                0.5,
+                0.25,
+                &|u| s.grad(u - 0.25),
+                detach_reset,
+            );
             let tag = format!("{kernel:?} detach={detach_reset}");
             assert_eq!(g.spikes, o, "{tag}");
             assert_all_close(&format!("dx {tag}"), &g.x, &gx, 1e-5);
             assert!(close(g.tau, gtau, 1e-5), "dtau {tag}: {} vs {gtau}", g.tau);
-            assert!(close(g.v_th, gvth, 1e-5), "dvth {tag}: {} vs {gvth}", g.v_th);
+            assert!(
+                close(g.v_th, gvth, 1e-5),
+                "dvth {tag}: {} vs {gvth}",
+                g.v_th
+            );
             // Edge cells: u = 0.75 at (t0, i1) is on the window edge, so the
             // direct path contributes nothing there; the gradient of x[1]
             // comes only through later steps.
@@ -187,7 +206,13 @@ fn detached_gradients_match_paper_eq_8_and_9() {
     let (tau, vth, width) = (0.6f32, 0.4f32, 0.8f32);
     let (u, o) = simulate(&x, steps, 1, tau, vth);
     assert!(o.iter().any(|v| *v == 1.0));
-    let sg = |uu: f32| if (uu - vth).abs() < width / 2.0 { 1.0 / width } else { 0.0 };
+    let sg = |uu: f32| {
+        if (uu - vth).abs() < width / 2.0 {
+            1.0 / width
+        } else {
+            0.0
+        }
+    };
     let mut eq9 = 0.0f32;
     let mut eq8 = 0.0f32;
     for t in 0..steps {
@@ -212,8 +237,16 @@ fn detached_gradients_match_paper_eq_8_and_9() {
             ..Default::default()
         };
         let g = run(&spec, &x, steps, &c);
-        assert!(close(g.v_th, eq9, 1e-5), "{kernel:?}: {} vs Eq.9 {eq9}", g.v_th);
-        assert!(close(g.tau, eq8, 1e-5), "{kernel:?}: {} vs Eq.8 {eq8}", g.tau);
+        assert!(
+            close(g.v_th, eq9, 1e-5),
+            "{kernel:?}: {} vs Eq.9 {eq9}",
+            g.v_th
+        );
+        assert!(
+            close(g.tau, eq8, 1e-5),
+            "{kernel:?}: {} vs Eq.8 {eq8}",
+            g.tau
+        );
     }
 }
 
@@ -264,8 +297,7 @@ fn learn_flags_decide_which_constants_get_gradients() {
         assert_eq!(store.get("n.v_th").unwrap().trainable, vth, "{spec:?}");
     }
     // And a fixed LIF made learnable by config alone.
-    let spec: Box<dyn NeuronSpec> =
-        toml::from_str("type = \"lif\"\nlearn_v_th = true\n").unwrap();
+    let spec: Box<dyn NeuronSpec> = toml::from_str("type = \"lif\"\nlearn_v_th = true\n").unwrap();
     let mut store = ParamStore::new(dev);
     spec.build("n", &mut store).unwrap();
     assert!(store.get("n.v_th").unwrap().trainable);

@@ -51,10 +51,12 @@ impl Checkpoint {
             return Ok(None);
         }
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        serde_json::from_str(&text).map(Some).map_err(|e| Error::Checkpoint {
-            path: path.clone(),
-            msg: format!("not a valid checkpoint state: {e}"),
-        })
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| Error::Checkpoint {
+                path: path.clone(),
+                msg: format!("not a valid checkpoint state: {e}"),
+            })
     }
 
     /// Removes parameter / optimizer files of other epochs.

@@ -19,7 +19,15 @@ pub fn write_png(path: &Path, history: &[EpochMetrics]) -> Result<()> {
     let (lo, hi) = losses
         .iter()
         .fold((f32::MAX, f32::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
-    panel(&mut img, 0, &losses, lo.min(0.0), hi.max(lo + 1e-6), Rgb([200, 40, 40]), None);
+    panel(
+        &mut img,
+        0,
+        &losses,
+        lo.min(0.0),
+        hi.max(lo + 1e-6),
+        Rgb([200, 40, 40]),
+        None,
+    );
     panel(&mut img, W, &accs, 0.0, 1.0, Rgb([30, 90, 200]), Some(0.1));
     let tmp = path.with_extension("png.tmp");
     img.save_with_format(&tmp, image::ImageFormat::Png)
@@ -27,7 +35,15 @@ pub fn write_png(path: &Path, history: &[EpochMetrics]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
-fn panel(img: &mut RgbImage, x0: u32, ys: &[f32], lo: f32, hi: f32, color: Rgb<u8>, grid: Option<f32>) {
+fn panel(
+    img: &mut RgbImage,
+    x0: u32,
+    ys: &[f32],
+    lo: f32,
+    hi: f32,
+    color: Rgb<u8>,
+    grid: Option<f32>,
+) {
     let (pw, ph) = (W - 2 * PAD, H - 2 * PAD);
     let to_px = |i: usize, v: f32| -> (i64, i64) {
         let n = ys.len().max(2) - 1;
@@ -39,14 +55,35 @@ fn panel(img: &mut RgbImage, x0: u32, ys: &[f32], lo: f32, hi: f32, color: Rgb<u
         let mut g = lo;
         while g <= hi + 1e-6 {
             let (_, y) = to_px(0, g);
-            line(img, (x0 + PAD) as i64, y, (x0 + PAD + pw) as i64, y, Rgb([225, 225, 225]));
+            line(
+                img,
+                (x0 + PAD) as i64,
+                y,
+                (x0 + PAD + pw) as i64,
+                y,
+                Rgb([225, 225, 225]),
+            );
             g += step;
         }
     }
     // Axes.
     let black = Rgb([0, 0, 0]);
-    line(img, (x0 + PAD) as i64, PAD as i64, (x0 + PAD) as i64, (PAD + ph) as i64, black);
-    line(img, (x0 + PAD) as i64, (PAD + ph) as i64, (x0 + PAD + pw) as i64, (PAD + ph) as i64, black);
+    line(
+        img,
+        (x0 + PAD) as i64,
+        PAD as i64,
+        (x0 + PAD) as i64,
+        (PAD + ph) as i64,
+        black,
+    );
+    line(
+        img,
+        (x0 + PAD) as i64,
+        (PAD + ph) as i64,
+        (x0 + PAD + pw) as i64,
+        (PAD + ph) as i64,
+        black,
+    );
     for i in 1..ys.len() {
         let (a, b) = (to_px(i - 1, ys[i - 1]), to_px(i, ys[i]));
         line(img, a.0, a.1, b.0, b.1, color);

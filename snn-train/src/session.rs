@@ -60,7 +60,12 @@ pub struct Session {
     pub progress: bool,
 }
 
-fn build_model(cfg: &RunConfig, shape: [usize; 3], classes: usize, dev: &Dev) -> Result<(ParamStore, Box<dyn Model>)> {
+fn build_model(
+    cfg: &RunConfig,
+    shape: [usize; 3],
+    classes: usize,
+    dev: &Dev,
+) -> Result<(ParamStore, Box<dyn Model>)> {
     let mut rng = init::rng(cfg.seed);
     let mut store = ParamStore::new(dev.clone());
     let parts = ModelParts {
@@ -91,9 +96,17 @@ impl Session {
     }
 
     /// A fresh run on data already in memory (tests, tools).
-    pub fn with_data(cfg: RunConfig, dir: &Path, mut train: Dataset, mut test: Dataset) -> Result<Self> {
+    pub fn with_data(
+        cfg: RunConfig,
+        dir: &Path,
+        mut train: Dataset,
+        mut test: Dataset,
+    ) -> Result<Self> {
         if train.is_empty() || test.is_empty() {
-            return Err(Error::invalid("data", "the training and test sets must not be empty"));
+            return Err(Error::invalid(
+                "data",
+                "the training and test sets must not be empty",
+            ));
         }
         let normalization = cfg.data.normalize.then(|| train.channel_stats());
         if let Some(stats) = &normalization {
@@ -208,7 +221,8 @@ impl Session {
         };
         let batches = self.train.batch_indices(bs, order);
         let total_steps = (self.cfg.train.epochs * batches.len()) as u64;
-        let mut rng: Rng = init::rng(self.cfg.seed ^ (0xD1B5_4A32_D192_ED03u64.wrapping_mul(epoch as u64 + 1)));
+        let mut rng: Rng =
+            init::rng(self.cfg.seed ^ (0xD1B5_4A32_D192_ED03u64.wrapping_mul(epoch as u64 + 1)));
         let bar = self.progress_bar(batches.len(), epoch);
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         let mut rates: BTreeMap<String, (f64, usize)> = BTreeMap::new();
@@ -220,14 +234,20 @@ impl Session {
             let x = x.traced(self.store.new_grads()?);
             let mut fwd = Forward::new(&self.store, true, &mut rng);
             let out = self.model.forward(x, &mut fwd)?;
-            let Forward { updates, rates: r, .. } = fwd;
+            let Forward {
+                updates, rates: r, ..
+            } = fwd;
             correct += count_correct(&out.retaped::<NoneTape>().as_vec(), &batch.labels);
             let l = loss::loss(self.cfg.train.loss, out, &batch.labels);
             let lv = l.array();
             if !lv.is_finite() {
                 return Err(Error::invalid(
                     "train",
-                    format!("loss became {lv} at epoch {} step {}; lower train.lr", epoch + 1, self.state.step),
+                    format!(
+                        "loss became {lv} at epoch {} step {}; lower train.lr",
+                        epoch + 1,
+                        self.state.step
+                    ),
                 ));
             }
             let grads = l.backward();
@@ -244,7 +264,10 @@ impl Session {
             }
             if let Some(bar) = &bar {
                 let ips = seen as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-                bar.set_message(format!("loss {:.4} | {ips:.1} img/s", loss_sum / seen as f64));
+                bar.set_message(format!(
+                    "loss {:.4} | {ips:.1} img/s",
+                    loss_sum / seen as f64
+                ));
                 bar.inc(1);
             }
         }
@@ -282,11 +305,10 @@ impl Session {
             return None;
         }
         let bar = ProgressBar::new(len as u64);
-        let style = ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} {msg} | ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+        let style =
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} | ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
         bar.set_style(style);
         bar.set_prefix(format!("epoch {}/{}", epoch + 1, self.cfg.train.epochs));
         Some(bar)
@@ -298,7 +320,10 @@ impl Session {
         if ds.shape != self.train.shape {
             return Err(Error::shape(
                 "evaluation data",
-                format!("images are {:?}, the model takes {:?}", ds.shape, self.train.shape),
+                format!(
+                    "images are {:?}, the model takes {:?}",
+                    ds.shape, self.train.shape
+                ),
             ));
         }
         let bs = (self.cfg.train.batch_size * 4).max(1);
@@ -309,7 +334,10 @@ impl Session {
         for idx in ds.batch_indices(bs, BatchOrder::Sequential) {
             let batch = ds.gather(&idx);
             let b = batch.labels.len();
-            let x = self.dev.tensor_from_vec(batch.images, (b, c, h, w)).traced(Gradients::leaky());
+            let x = self
+                .dev
+                .tensor_from_vec(batch.images, (b, c, h, w))
+                .traced(Gradients::leaky());
             let mut fwd = Forward::new(&self.store, false, &mut rng);
             let out = self.model.forward(x, &mut fwd)?;
             for (name, v) in fwd.rates {
@@ -363,7 +391,10 @@ impl Session {
         lines.push(serde_json::to_string(m).map_err(|e| Error::invalid("metrics", e.to_string()))?);
         let text = lines.join("\n") + "\n";
         fsutil::atomic_write(&path, text.as_bytes())?;
-        let history: Vec<EpochMetrics> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let history: Vec<EpochMetrics> = lines
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
         curves::write_png(&self.dir.join(CURVES_FILE), &history)
     }
 
@@ -392,6 +423,11 @@ impl Session {
             self.model.summary()
         )
     }
+}
+
+/// Parses one line of `metrics.jsonl`.
+pub fn parse_metrics_line(line: &str) -> Result<EpochMetrics> {
+    serde_json::from_str(line).map_err(|e| Error::invalid("metrics line", e.to_string()))
 }
 
 fn argmax(row: &[f32]) -> usize {

@@ -41,7 +41,10 @@ impl Default for ClassifierSpec {
 enum Layer {
     Conv(Conv2d),
     Bn(BatchNorm),
-    Spike { name: String, neuron: Box<dyn Neuron> },
+    Spike {
+        name: String,
+        neuron: Box<dyn Neuron>,
+    },
     MaxPool(usize),
     AvgPool(usize),
     Vote(usize),
@@ -84,7 +87,9 @@ impl ModelSpec for ClassifierSpec {
                     padding,
                 } => {
                     let name = format!("conv{}", next(0));
-                    let conv = Conv2d::new(&name, c, out, kernel, stride, padding, self.bias, store, rng)?;
+                    let conv = Conv2d::new(
+                        &name, c, out, kernel, stride, padding, self.bias, store, rng,
+                    )?;
                     (h, w) = conv.out_size(h, w)?;
                     c = out;
                     Layer::Conv(conv)
@@ -142,13 +147,18 @@ impl ModelSpec for ClassifierSpec {
         if h != 1 || w != 1 {
             return Err(Error::invalid(
                 "model.layers",
-                format!("the network ends on a {c}x{h}x{w} map; end with FC or pooling to a vector"),
+                format!(
+                    "the network ends on a {c}x{h}x{w} map; end with FC or pooling to a vector"
+                ),
             ));
         }
         if c != parts.classes {
             return Err(Error::invalid(
                 "model.layers",
-                format!("the network ends with {c} outputs, the dataset has {} classes", parts.classes),
+                format!(
+                    "the network ends with {c} outputs, the dataset has {} classes",
+                    parts.classes
+                ),
             ));
         }
         let input = DecoderInput {

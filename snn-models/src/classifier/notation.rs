@@ -55,7 +55,12 @@ pub fn parse(text: &str) -> Result<Vec<Atom>> {
 }
 
 fn err(text: &str, pos: usize, what: &str) -> Error {
-    let at: String = text.chars().filter(|c| !c.is_whitespace()).skip(pos).take(12).collect();
+    let at: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .skip(pos)
+        .take(12)
+        .collect();
     Error::invalid(
         "model.layers",
         format!(
@@ -93,7 +98,9 @@ fn parse_seq(c: &[char], pos: &mut usize) -> Result<Vec<Atom>> {
                 *pos += 1;
             }
             let word: String = c[start..*pos].iter().collect();
-            out.push(atom(&word).ok_or_else(|| err(&text, start, &format!("unknown layer `{word}`")))?);
+            out.push(
+                atom(&word).ok_or_else(|| err(&text, start, &format!("unknown layer `{word}`")))?,
+            );
         }
         if *pos < c.len() && c[*pos] == '-' {
             *pos += 1;
@@ -168,14 +175,18 @@ mod tests {
 
     #[test]
     fn parses_the_paper_mnist_network() {
-        let atoms = parse("{c128k3s1-BN-ALIF-MPk2s2}*2-DP-FC2048-ALIF-DP-FC100-ALIF-APk10s10").unwrap();
+        let atoms =
+            parse("{c128k3s1-BN-ALIF-MPk2s2}*2-DP-FC2048-ALIF-DP-FC100-ALIF-APk10s10").unwrap();
         let conv = Atom::Conv {
             out: 128,
             kernel: 3,
             stride: 1,
             padding: 1,
         };
-        let mp = Atom::MaxPool { kernel: 2, stride: 2 };
+        let mp = Atom::MaxPool {
+            kernel: 2,
+            stride: 2,
+        };
         let expect = vec![
             conv,
             Atom::BatchNorm,
@@ -191,7 +202,10 @@ mod tests {
             Atom::Dropout,
             Atom::Fc { out: 100 },
             Atom::Spike,
-            Atom::AvgPool { kernel: 10, stride: 10 },
+            Atom::AvgPool {
+                kernel: 10,
+                stride: 10,
+            },
         ];
         assert_eq!(atoms, expect);
     }

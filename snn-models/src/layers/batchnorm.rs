@@ -18,10 +18,30 @@ pub struct BatchNorm {
 
 impl BatchNorm {
     pub fn new(name: &str, channels: usize, store: &mut ParamStore) -> Result<Self> {
-        store.insert(&format!("{name}.weight"), &[channels], vec![1.0; channels], true)?;
-        store.insert(&format!("{name}.bias"), &[channels], vec![0.0; channels], true)?;
-        store.insert(&format!("{name}.running_mean"), &[channels], vec![0.0; channels], false)?;
-        store.insert(&format!("{name}.running_var"), &[channels], vec![1.0; channels], false)?;
+        store.insert(
+            &format!("{name}.weight"),
+            &[channels],
+            vec![1.0; channels],
+            true,
+        )?;
+        store.insert(
+            &format!("{name}.bias"),
+            &[channels],
+            vec![0.0; channels],
+            true,
+        )?;
+        store.insert(
+            &format!("{name}.running_mean"),
+            &[channels],
+            vec![0.0; channels],
+            false,
+        )?;
+        store.insert(
+            &format!("{name}.running_var"),
+            &[channels],
+            vec![1.0; channels],
+            false,
+        )?;
         Ok(Self {
             name: name.to_string(),
             channels,
@@ -45,7 +65,10 @@ impl BatchNorm {
         let key = |s: &str| format!("{}.{s}", self.name);
         let normalised = if fwd.train {
             if rows_n < 2 {
-                return Err(Error::shape(&self.name, "training needs at least 2 values per channel"));
+                return Err(Error::shape(
+                    &self.name,
+                    "training needs at least 2 values per channel",
+                ));
             }
             let mean = x.with_empty_tape().mean::<_, Axis<0>>();
             let mean_plain = mean.retaped::<NoneTape>();

@@ -41,10 +41,20 @@ impl Conv2d {
         let fan_in = in_channels * kernel * kernel;
         let weight = format!("{name}.weight");
         let w = init::torch_default(rng, fan_in * out_channels, fan_in);
-        store.insert(&weight, &[kernel, kernel, in_channels, out_channels], w, true)?;
+        store.insert(
+            &weight,
+            &[kernel, kernel, in_channels, out_channels],
+            w,
+            true,
+        )?;
         let bias = if bias {
             let key = format!("{name}.bias");
-            store.insert(&key, &[out_channels], init::torch_default(rng, out_channels, fan_in), true)?;
+            store.insert(
+                &key,
+                &[out_channels],
+                init::torch_default(rng, out_channels, fan_in),
+                true,
+            )?;
             Some(key)
         } else {
             None

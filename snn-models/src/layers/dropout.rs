@@ -15,7 +15,10 @@ pub struct Dropout {
 impl Dropout {
     pub fn new(p: f32) -> Result<Self> {
         if !(0.0..1.0).contains(&p) {
-            return Err(Error::invalid("dropout", format!("p must be in [0, 1), got {p}")));
+            return Err(Error::invalid(
+                "dropout",
+                format!("p must be in [0, 1), got {p}"),
+            ));
         }
         Ok(Self { p })
     }
@@ -30,7 +33,13 @@ impl Dropout {
         let per = shape.1 * shape.2 * shape.3;
         let scale = 1.0 / (1.0 - self.p);
         let mask: Vec<f32> = (0..b * per)
-            .map(|_| if fwd.rng.gen::<f32>() < self.p { 0.0 } else { scale })
+            .map(|_| {
+                if fwd.rng.gen::<f32>() < self.p {
+                    0.0
+                } else {
+                    scale
+                }
+            })
             .collect();
         let dev = x.device().clone();
         let mask = dev
