@@ -84,7 +84,8 @@ pub fn train(
                 dir.display()
             );
         }
-        Session::new(load_config(config, sets)?, &dir)?
+        Session::new(load_config(config, sets)?, &dir)
+            .with_context(|| format!("{}", config.display()))?
     };
     session.progress = !quiet;
     eprintln!(

@@ -198,13 +198,26 @@ fn parse_value(raw: &str) -> toml::Value {
 /// the file, line and column.
 pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
     toml::from_str(text).map_err(|e| {
-        let loc = e
-            .span()
-            .map(|s| {
+        // typetag reports an unknown `type` at the end of its table; point at
+        // the `type = "..."` line itself when it can be found.
+        let type_line = e
+            .message()
+            .strip_prefix("unknown variant `")
+            .and_then(|rest| rest.split('`').next())
+            .and_then(|name| {
+                text.lines().position(|l| {
+                    let l = l.trim_start();
+                    l.starts_with("type") && l.contains(&format!("\"{name}\""))
+                })
+            });
+        let loc = match (type_line, e.span()) {
+            (Some(i), _) => format!(":{}:1", i + 1),
+            (None, Some(s)) => {
                 let (line, col) = line_col(text, s.start);
                 format!(":{line}:{col}")
-            })
-            .unwrap_or_default();
+            }
+            (None, None) => String::new(),
+        };
         Error::Config {
             path: PathBuf::from(format!("{}{loc}", path.display())),
             msg: explain(e.message()),

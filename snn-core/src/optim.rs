@@ -163,3 +163,65 @@ impl Adam {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device;
+
+    /// Loss `sum(c * w)` has gradient `c`; returns the store after `n` steps.
+    fn run(cfg: AdamConfig, w: &[f32], c: &[f32], lr: f32, n: usize) -> Vec<f32> {
+        let dev = device::create(0).unwrap();
+        let mut s = ParamStore::new(dev.clone());
+        s.insert("w", &[w.len()], w.to_vec(), true).unwrap();
+        let mut opt = Adam::new(cfg);
+        for _ in 0..n {
+            let (p, _) = s.taped("w").unwrap().split_tape();
+            let cw = dev.tensor_from_vec(c.to_vec(), (c.len(),));
+            let g = (p.traced(s.new_grads().unwrap()) * cw)
+                .sum::<Rank0, _>()
+                .backward();
+            opt.update(&mut s, &g, lr).unwrap();
+        }
+        s.values("w").unwrap()
+    }
+
+    #[test]
+    fn first_adam_step_moves_each_weight_by_lr_against_the_gradient_sign() {
+        // m_hat = g, v_hat = g^2: the step is lr * g / (|g| + eps).
+        let w = run(
+            AdamConfig::default(),
+            &[1.0, -2.0, 0.5],
+            &[3.0, -0.5, 0.0],
+            0.1,
+            1,
+        );
+        let eps = 1e-8f32;
+        let want = [
+            1.0 - 0.1 * 3.0 / (3.0 + eps),
+            -2.0 + 0.1 * 0.5 / (0.5 + eps),
+            0.5,
+        ];
+        for (a, b) in w.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn constant_gradient_keeps_unit_steps_and_adamw_decays_decoupled() {
+        // With a constant gradient m_hat = g and v_hat = g^2 at every step.
+        let w = run(AdamConfig::default(), &[0.0], &[2.0], 0.01, 5);
+        assert!((w[0] + 0.05).abs() < 1e-5, "{}", w[0]);
+        // AdamW, zero gradient: p <- p - lr * wd * p each step.
+        let w = run(AdamConfig::adamw(0.5), &[2.0], &[0.0], 0.1, 2);
+        assert!((w[0] - 2.0 * 0.95 * 0.95).abs() < 1e-6, "{}", w[0]);
+        // Adam with L2: the decay enters the gradient, so the first step is
+        // lr * sign(wd * p) = 0.1.
+        let l2 = AdamConfig {
+            weight_decay: 0.5,
+            ..AdamConfig::default()
+        };
+        let w = run(l2, &[2.0], &[0.0], 0.1, 1);
+        assert!((w[0] - 1.9).abs() < 1e-6, "{}", w[0]);
+    }
+}

@@ -1,0 +1,141 @@
+//! The `snn` binary as a user runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn snn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_snn"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run snn")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
+}
+
+#[test]
+fn list_shows_every_component_with_defaults() {
+    let o = snn(&["list"]);
+    assert!(o.status.success());
+    let (out, _) = text(&o);
+    for name in [
+        "alif",
+        "lif",
+        "plif",
+        "mean-rate",
+        "taid",
+        "last-membrane",
+        "classifier",
+    ] {
+        assert!(
+            out.contains(&format!("  {name} ")),
+            "{name} missing:\n{out}"
+        );
+    }
+    assert!(out.contains("v_th = 0.2"), "{out}");
+    assert!(out.contains("squeeze = \"hw\""), "{out}");
+}
+
+#[test]
+fn check_resolves_every_shipped_config() {
+    let mut n = 0;
+    for e in std::fs::read_dir(root().join("configs")).unwrap().flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let o = snn(&["check", p.to_str().unwrap()]);
+            let (out, err) = text(&o);
+            assert!(o.status.success(), "{}: {err}", p.display());
+            assert!(out.contains("[neuron]") && out.contains("[train]"), "{out}");
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
+}
+
+#[test]
+fn bad_config_fails_with_one_line_and_nonzero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    let good = std::fs::read_to_string(root().join("configs/quickstart.toml")).unwrap();
+    std::fs::write(&cfg, good.replace("type = \"alif\"", "type = \"nope\"")).unwrap();
+    let o = snn(&["check", cfg.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let (_, err) = text(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("bad.toml:") && err.contains("registered: alif"),
+        "{err}"
+    );
+}
+
+#[test]
+fn train_then_eval_a_tiny_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = snn(&[
+        "train",
+        "--config",
+        "configs/quickstart.toml",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "data.train_limit=64",
+        "--set",
+        "data.test_limit=32",
+        "--set",
+        "model.layers=\"c4k3s2-BN-ALIF-MPk2s2-FC20-ALIF-APk2s2\"",
+    ]);
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let last = stdout.trim().lines().last().unwrap();
+    let acc: f32 = last
+        .strip_prefix("test_accuracy=")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+    for f in [
+        "config.toml",
+        "state.json",
+        "metrics.jsonl",
+        "best.safetensors",
+        "curves.png",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    // A second train into the same folder without --resume refuses.
+    let o = snn(&[
+        "train",
+        "--config",
+        "configs/quickstart.toml",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("--resume"));
+    // Eval prints per-class and overall accuracy equal to the training run's
+    // best epoch (the only one).
+    let o = snn(&["eval", "--checkpoint", out.to_str().unwrap()]);
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(stdout.contains("class 9:"));
+    assert!(
+        stdout.trim().ends_with(&format!("test_accuracy={acc:.4}")),
+        "{stdout}"
+    );
+}

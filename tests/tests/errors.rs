@@ -1,0 +1,329 @@
+//! Bad input gives one clear error naming the file, the field and what is
+//! accepted; never a panic.
+
+use snn_core::config::RunConfig;
+use snn_core::optim::{Adam, AdamConfig};
+use snn_core::{device, ParamStore};
+use snn_data::{idx, Split};
+use snn_tests::{link_plugins, root};
+use std::io::Write;
+use std::path::Path;
+
+const GOOD: &str = r#"seed = 1
+[model]
+type = "classifier"
+layers = "FC10"
+
+[neuron]
+type = "alif"
+tau = 0.5
+
+[decoder]
+type = "mean-rate"
+"#;
+
+fn parse(text: &str) -> Result<RunConfig, String> {
+    link_plugins();
+    RunConfig::parse(text, Path::new("my.toml")).map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_good_config_parses_and_round_trips() {
+    let cfg = parse(GOOD).unwrap();
+    let resolved = cfg.to_toml().unwrap();
+    assert!(resolved.contains("tau = 0.5"), "{resolved}");
+    let again = parse(&resolved).unwrap();
+    assert_eq!(again.to_toml().unwrap(), resolved);
+}
+
+#[test]
+fn unknown_type_lists_the_registered_ones_with_file_and_line() {
+    let err = parse(&GOOD.replace("\"alif\"", "\"alfi\"")).unwrap_err();
+    assert!(err.contains("my.toml:"), "{err}");
+    assert!(err.contains("unknown type `alfi`"), "{err}");
+    assert!(
+        err.starts_with("my.toml:7:1:"),
+        "points at the type line: {err}"
+    );
+    for n in ["alif", "if-soft", "lif", "plif"] {
+        assert!(err.contains(n), "{n}: {err}");
+    }
+}
+
+#[test]
+fn mistyped_field_names_field_file_and_line() {
+    let err = parse(&GOOD.replace("tau = 0.5", "tau = \"fast\"")).unwrap_err();
+    assert!(err.starts_with("my.toml:"), "{err}");
+    assert!(err.contains("tau") || err.contains("f32"), "{err}");
+    let line: usize = err.split(':').nth(1).unwrap().parse().unwrap();
+    assert!((6..=9).contains(&line), "line {line}: {err}");
+
+    let err = parse(&GOOD.replace("tau = 0.5", "tua = 0.5")).unwrap_err();
+    assert!(err.contains("unknown field `tua`"), "{err}");
+    assert!(err.contains("tau"), "lists accepted fields: {err}");
+
+    let err = parse(&GOOD.replace("[decoder]\ntype = \"mean-rate\"\n", "")).unwrap_err();
+    assert!(err.contains("missing field `decoder`"), "{err}");
+
+    let err = parse(&format!("{GOOD}\n[train]\nbatch_size = 0\n")).unwrap_err();
+    assert!(err.contains("train.batch_size"), "{err}");
+
+    let err = parse("seed = [").unwrap_err();
+    assert!(err.starts_with("my.toml:1:"), "{err}");
+}
+
+#[test]
+fn overrides_apply_like_edits() {
+    link_plugins();
+    let cfg = RunConfig::with_overrides(
+        GOOD,
+        Path::new("my.toml"),
+        &["neuron.type=\"lif\"".into(), "train.lr=0.01".into()],
+    )
+    .unwrap();
+    assert!(format!("{:?}", cfg.neuron).starts_with("LifSpec"));
+    assert_eq!(cfg.train.lr, 0.01);
+    let err = RunConfig::with_overrides(GOOD, Path::new("my.toml"), &["nonsense".into()])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("key=value"), "{err}");
+}
+
+#[test]
+fn parameter_store_round_trips_through_safetensors() {
+    let dev = device::create(0).unwrap();
+    let mut s = ParamStore::new(dev.clone());
+    s.insert(
+        "a.weight",
+        &[2, 3],
+        vec![1.0, -2.0, 3.5, 0.0, 1e-7, -1e9],
+        true,
+    )
+    .unwrap();
+    s.insert("a.tau", &[], vec![0.25], false).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.safetensors");
+    s.save(&path).unwrap();
+    let loaded = ParamStore::from_file(dev.clone(), &path).unwrap();
+    assert_eq!(
+        loaded.values("a.weight").unwrap(),
+        s.values("a.weight").unwrap()
+    );
+    assert_eq!(loaded.get("a.weight").unwrap().shape, vec![2, 3]);
+    assert!(!loaded.get("a.tau").unwrap().trainable);
+    let mut other = s.clone();
+    other.set_values("a.weight", vec![0.0; 6]).unwrap();
+    other.load(&path).unwrap();
+    assert_eq!(
+        other.values("a.weight").unwrap(),
+        s.values("a.weight").unwrap()
+    );
+
+    // Truncated file.
+    let bytes = std::fs::read(&path).unwrap();
+    let cut = dir.path().join("cut.safetensors");
+    std::fs::write(&cut, &bytes[..bytes.len() - 5]).unwrap();
+    let e = other.load(&cut).unwrap_err().to_string();
+    assert!(
+        e.contains("cut.safetensors") && e.contains("safetensors"),
+        "{e}"
+    );
+    // Not a safetensors file at all.
+    let junk = dir.path().join("junk.safetensors");
+    std::fs::write(&junk, b"PK\x03\x04 definitely not safetensors").unwrap();
+    assert!(other
+        .load(&junk)
+        .unwrap_err()
+        .to_string()
+        .contains("junk.safetensors"));
+    // A valid file of another model.
+    let mut foreign = ParamStore::new(dev.clone());
+    foreign
+        .insert("b.weight", &[3], vec![1.0; 3], true)
+        .unwrap();
+    let fpath = dir.path().join("foreign.safetensors");
+    foreign.save(&fpath).unwrap();
+    let e = other.load(&fpath).unwrap_err().to_string();
+    assert!(e.contains("a.tau") || e.contains("a.weight"), "{e}");
+    // Same names, wrong shape.
+    let mut wrong = ParamStore::new(dev);
+    wrong
+        .insert("a.weight", &[3, 2], vec![1.0; 6], true)
+        .unwrap();
+    wrong.insert("a.tau", &[], vec![0.5], false).unwrap();
+    let wpath = dir.path().join("wrong.safetensors");
+    wrong.save(&wpath).unwrap();
+    let e = other.load(&wpath).unwrap_err().to_string();
+    assert!(e.contains("shape [3, 2]"), "{e}");
+    // Failed loads left the store untouched.
+    assert_eq!(
+        other.values("a.weight").unwrap(),
+        s.values("a.weight").unwrap()
+    );
+}
+
+#[test]
+fn optimizer_state_round_trips() {
+    use snn_core::dfdx::prelude::{Backward, Rank0, SplitTape, SumTo, Trace};
+    let dev = device::create(0).unwrap();
+    let mut s = ParamStore::new(dev.clone());
+    s.insert("w", &[3], vec![1.0, 2.0, 3.0], true).unwrap();
+    let mut opt = Adam::new(AdamConfig::default());
+    for _ in 0..2 {
+        let (w, _) = s.taped("w").unwrap().split_tape();
+        let g = w
+            .traced(s.new_grads().unwrap())
+            .square()
+            .sum::<Rank0, _>()
+            .backward();
+        opt.update(&mut s, &g, 0.1).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("o.safetensors");
+    opt.save(&p).unwrap();
+    let mut back = Adam::new(AdamConfig::default());
+    back.load(&p, &dev).unwrap();
+    assert_eq!(back.steps(), 2);
+    let e = back
+        .load(&dir.path().join("missing.safetensors"), &dev)
+        .unwrap_err();
+    assert!(e.to_string().contains("missing.safetensors"));
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn committed_mnist_subset_is_real_idx() {
+    let cfg = snn_core::config::DataConfig {
+        root: root().join("data/mnist-subset"),
+        ..Default::default()
+    };
+    let train = snn_data::load(&cfg, Split::Train).unwrap();
+    let test = snn_data::load(&cfg, Split::Test).unwrap();
+    assert_eq!((train.len(), test.len()), (3000, 1000));
+    assert_eq!(train.shape, [1, 28, 28]);
+    // The well-known first labels of MNIST's training and test files.
+    assert_eq!(&train.labels[..8], &[5, 0, 4, 1, 9, 2, 1, 3]);
+    assert_eq!(&test.labels[..8], &[7, 2, 1, 0, 4, 1, 4, 9]);
+    assert!(train.images.iter().all(|v| (0.0..=1.0).contains(v)));
+}
+
+#[test]
+fn idx_errors_name_the_file_and_expectation() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut images = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2];
+    images.extend([1, 2, 3, 4, 5, 6, 7, 8]);
+    let labels = vec![0, 0, 8, 1, 0, 0, 0, 2, 3, 4];
+    std::fs::write(d.join("i"), &images).unwrap();
+    std::fs::write(d.join("l.gz"), gz(&labels)).unwrap();
+    let ds = idx::load_pair(&d.join("i"), &d.join("l.gz"), 10).unwrap();
+    assert_eq!(ds.labels, vec![3, 4]);
+    assert_eq!(ds.shape, [1, 2, 2]);
+    assert_eq!(ds.images[7], 8.0 / 255.0);
+
+    std::fs::write(d.join("trunc"), &images[..20]).unwrap();
+    let e = idx::load_pair(&d.join("trunc"), &d.join("l.gz"), 10)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("trunc") && e.contains("truncated"), "{e}");
+
+    let mut bad_magic = images.clone();
+    bad_magic[3] = 1;
+    std::fs::write(d.join("magic"), &bad_magic).unwrap();
+    let e = idx::load_pair(&d.join("magic"), &d.join("l.gz"), 10)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("magic") && e.contains("0x00000803"), "{e}");
+
+    let three = vec![0, 0, 8, 1, 0, 0, 0, 3, 1, 2, 3];
+    std::fs::write(d.join("l3"), &three).unwrap();
+    let e = idx::load_pair(&d.join("i"), &d.join("l3"), 10)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("3 labels") && e.contains("2 images"), "{e}");
+
+    let e = idx::load_pair(&d.join("nope"), &d.join("l3"), 10)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nope"), "{e}");
+
+    let mut corrupt = gz(&labels);
+    corrupt.truncate(corrupt.len() - 6);
+    std::fs::write(d.join("c.gz"), &corrupt).unwrap();
+    let e = idx::load_pair(&d.join("i"), &d.join("c.gz"), 10)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("c.gz") && e.contains("gzip"), "{e}");
+
+    let cfg = snn_core::config::DataConfig {
+        root: d.join("empty"),
+        ..Default::default()
+    };
+    let e = snn_data::load(&cfg, Split::Train).unwrap_err().to_string();
+    assert!(
+        e.contains("train-images-idx3-ubyte") && e.contains("fetch-data"),
+        "{e}"
+    );
+}
+
+#[test]
+fn cifar10_binary_reads_real_images() {
+    // Write the 20 real CIFAR-10 test images (PNG fixtures) into the real
+    // binary layout, then read it back with the CIFAR-10 reader.
+    let fixtures = root().join("tests/fixtures/cifar10");
+    let mut files: Vec<_> = std::fs::read_dir(&fixtures)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 20);
+    let mut bin = Vec::new();
+    let mut expect = Vec::new();
+    for f in &files {
+        let name = f.file_stem().unwrap().to_string_lossy().to_string();
+        let label: u8 = name.rsplit('_').next().unwrap().parse().unwrap();
+        let img = image::open(f).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (32, 32));
+        bin.push(label);
+        for ch in 0..3 {
+            bin.extend(img.pixels().map(|p| p.0[ch]));
+        }
+        expect.push((label, img.get_pixel(5, 7).0));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("test_batch.bin"), &bin).unwrap();
+    let cfg = snn_core::config::DataConfig {
+        dataset: "cifar10".into(),
+        root: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let ds = snn_data::load(&cfg, Split::Test).unwrap();
+    assert_eq!(ds.len(), 20);
+    assert_eq!(ds.shape, [3, 32, 32]);
+    for (i, (label, px)) in expect.iter().enumerate() {
+        assert_eq!(ds.labels[i], *label);
+        for ch in 0..3 {
+            let v = ds.images[i * 3072 + ch * 1024 + 7 * 32 + 5];
+            assert_eq!(v, px[ch] as f32 / 255.0);
+        }
+    }
+    // Truncated record and bad label.
+    std::fs::write(dir.path().join("test_batch.bin"), &bin[..bin.len() - 1]).unwrap();
+    let e = snn_data::load(&cfg, Split::Test).unwrap_err().to_string();
+    assert!(e.contains("test_batch.bin") && e.contains("3073"), "{e}");
+    let mut bad = bin.clone();
+    bad[3073] = 12;
+    std::fs::write(dir.path().join("test_batch.bin"), &bad).unwrap();
+    let e = snn_data::load(&cfg, Split::Test).unwrap_err().to_string();
+    assert!(e.contains("record 1") && e.contains("label 12"), "{e}");
+    let e = snn_data::load(&cfg, Split::Train).unwrap_err().to_string();
+    assert!(e.contains("data_batch_1.bin"), "{e}");
+}
