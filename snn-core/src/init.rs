@@ -32,3 +32,25 @@ pub fn kaiming_uniform(rng: &mut Rng, n: usize, fan_in: usize) -> Vec<f32> {
     let bound = (6.0 / fan_in.max(1) as f32).sqrt();
     uniform(rng, n, -bound, bound)
 }
+
+/// Weight initialisation of conv and linear layers, chosen in the config.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightInit {
+    /// PyTorch's default, uniform in `+-1/sqrt(fan_in)`.
+    #[default]
+    Torch,
+    /// Kaiming (He) uniform, `+-sqrt(6/fan_in)`: unit-variance outputs for
+    /// unit-variance inputs, so layers without batch norm start in the
+    /// surrogate's window.
+    Kaiming,
+}
+
+impl WeightInit {
+    pub fn sample(self, rng: &mut Rng, n: usize, fan_in: usize) -> Vec<f32> {
+        match self {
+            WeightInit::Torch => torch_default(rng, n, fan_in),
+            WeightInit::Kaiming => kaiming_uniform(rng, n, fan_in),
+        }
+    }
+}

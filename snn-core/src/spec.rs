@@ -19,7 +19,7 @@ pub trait Neuron: Debug + Send + Sync {
 
     /// Current values of the neuron's scalar constants (learned or not), by
     /// name, for metrics: e.g. `[("tau", 0.25), ("v_th", 0.2)]`.
-    fn constants(&self, store: &ParamStore) -> Result<Vec<(String, f32)>>;
+    fn constants(&self, store: &ParamStore) -> Result<NeuronConstants>;
 }
 
 /// Config-side description of a neuron.
@@ -73,6 +73,9 @@ pub struct ModelParts<'a> {
     pub time_steps: usize,
 }
 
+/// Named scalar constants of one neuron layer, e.g. `[("tau", 0.25)]`.
+pub type NeuronConstants = Vec<(String, f32)>;
+
 /// State of one forward pass: the parameters, the mode, randomness, and
 /// what the pass observed.
 pub struct Forward<'a> {
@@ -117,7 +120,7 @@ pub trait Model: Debug + Send + Sync {
     fn neuron_layers(&self) -> Vec<String>;
 
     /// Learned or fixed neuron constants per spiking layer.
-    fn neuron_constants(&self, store: &ParamStore) -> Result<Vec<(String, Vec<(String, f32)>)>>;
+    fn neuron_constants(&self, store: &ParamStore) -> Result<Vec<(String, NeuronConstants)>>;
 
     /// Human-readable layer summary.
     fn summary(&self) -> String;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 pub const RECORD: usize = 1 + 3 * 32 * 32;
 
 pub fn parse(bytes: &[u8], path: &Path, ds: &mut Dataset) -> Result<()> {
-    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(Error::data(
             path,
             format!(

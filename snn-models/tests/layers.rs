@@ -2,12 +2,14 @@
 //! reference; input and weight gradients against finite differences.
 
 use snn_core::dfdx::prelude::*;
-use snn_core::init::{self, Rng};
+use snn_core::init::{self, Rng, WeightInit};
 use snn_core::spec::Forward;
 use snn_core::{device, ParamStore};
 use snn_models::layers::{pool, BatchNorm, Conv2d, Dropout, Linear, Nhwc};
 
 type S4 = (usize, usize, usize, usize);
+/// A loss value and the gradient of every trainable entry, by name.
+type LossGrads = (f64, Vec<(String, Vec<f32>)>);
 
 /// Holds an input tensor "x" in a store so its gradient can be read back.
 fn store_with(x: &[f32]) -> ParamStore {
@@ -22,7 +24,7 @@ fn input(store: &ParamStore, shape: S4) -> Nhwc {
 }
 
 /// `sum(y * c)` and its gradients for every trainable entry.
-fn loss_and_grads(store: &ParamStore, y: Nhwc, c: &[f32]) -> (f64, Vec<(String, Vec<f32>)>) {
+fn loss_and_grads(store: &ParamStore, y: Nhwc, c: &[f32]) -> LossGrads {
     let shape = *y.shape();
     let cw = store.dev().tensor_from_vec(c.to_vec(), shape);
     let l = (y * cw).sum::<Rank0, _>();
@@ -37,12 +39,7 @@ fn loss_and_grads(store: &ParamStore, y: Nhwc, c: &[f32]) -> (f64, Vec<(String, 
 }
 
 /// Checks every gradient of `f` (a loss of the store) by central differences.
-fn check_fd(
-    store: &ParamStore,
-    f: &dyn Fn(&ParamStore) -> (f64, Vec<(String, Vec<f32>)>),
-    eps: f32,
-    tol: f32,
-) {
+fn check_fd(store: &ParamStore, f: &dyn Fn(&ParamStore) -> LossGrads, eps: f32, tol: f32) {
     let (_, grads) = f(store);
     for (name, g) in grads {
         let base = store.values(&name).unwrap();
@@ -75,7 +72,19 @@ fn conv_matches_hand_case() {
     // each output is x[i][j] - x[i+1][j+1] = -4.
     let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
     let mut store = store_with(&x);
-    let conv = Conv2d::new("c", 1, 1, 2, 1, 0, false, &mut store, &mut rng()).unwrap();
+    let conv = Conv2d::new(
+        "c",
+        1,
+        1,
+        2,
+        1,
+        0,
+        false,
+        WeightInit::Torch,
+        &mut store,
+        &mut rng(),
+    )
+    .unwrap();
     store
         .set_values("c.weight", vec![1.0, 0.0, 0.0, -1.0])
         .unwrap();
@@ -132,7 +141,19 @@ fn conv_matches_naive_reference_and_finite_differences() {
         let mut r = rng();
         let x = init::uniform(&mut r, 2 * 5 * 6 * 2, -1.0, 1.0);
         let mut store = store_with(&x);
-        let conv = Conv2d::new("c", 2, 3, k, s, p, true, &mut store, &mut r).unwrap();
+        let conv = Conv2d::new(
+            "c",
+            2,
+            3,
+            k,
+            s,
+            p,
+            true,
+            WeightInit::Torch,
+            &mut store,
+            &mut r,
+        )
+        .unwrap();
         let y = conv.forward(input(&store, shape), &store).unwrap();
         let yshape = *y.shape();
         let wt = store.values("c.weight").unwrap();
@@ -156,7 +177,7 @@ fn conv_matches_naive_reference_and_finite_differences() {
 #[test]
 fn linear_matches_hand_case_and_finite_differences() {
     let mut store = store_with(&[1.0, 2.0, -1.0, 0.5]);
-    let fc = Linear::new("fc", 2, 3, true, &mut store, &mut rng()).unwrap();
+    let fc = Linear::new("fc", 2, 3, true, WeightInit::Torch, &mut store, &mut rng()).unwrap();
     // W [in=2, out=3] = [[1, 2, 3], [4, 5, 6]], b = (0.5, 0, -1)
     store
         .set_values("fc.weight", vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])

@@ -13,7 +13,7 @@
 use crate::surrogate::Surrogate;
 use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
-use snn_core::{Dev, Error, FlatT, Mat, Result, Tp};
+use snn_core::{Dev, Error, Flat, FlatT, Mat, Result, Tp};
 
 /// Where the surrogate window is centred.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +57,7 @@ impl Dynamics {
     }
 }
 
+#[cfg(not(feature = "cuda"))]
 fn scalar(t: &FlatT, what: &str) -> Result<f32> {
     let v = t.as_vec();
     match v.as_slice() {
@@ -166,11 +167,7 @@ pub fn forward_fused(x: Mat, tau: FlatT, v_th: FlatT, d: Dynamics) -> Result<Mat
 /// Straight-through form: `o = v * g + (H(v) - v * g)|detached`, with
 /// `g = surrogate'(centre)` taken as a constant. Its value is `H(v)` and its
 /// derivative with respect to `v` is `g`. Plugin neurons can build on it.
-pub fn spike(
-    v: Tensor<(usize,), f32, Dev, Tp>,
-    centre: Tensor<(usize,), f32, Dev>,
-    surrogate: Surrogate,
-) -> (Tensor<(usize,), f32, Dev, Tp>, Tensor<(usize,), f32, Dev>) {
+pub fn spike(v: FlatT, centre: Flat, surrogate: Surrogate) -> (FlatT, Flat) {
     let dev = v.device().clone();
     let v_plain = v.retaped::<NoneTape>();
     let g = surrogate.grad_tensor(centre);
@@ -199,15 +196,14 @@ pub fn forward_composed(x: Mat, tau: FlatT, v_th: FlatT, d: Dynamics) -> Result<
     let tau_c = tau.retaped::<Tp>();
     let vth_c = v_th.retaped::<Tp>();
     let (mut x_tape, mut tau_first, mut vth_first) = (Some(x_tape), Some(tau), Some(v_th));
-    type Vec1 = Tensor<(usize,), f32, Dev, Tp>;
-    let mut outs: Vec<Vec1> = Vec::with_capacity(steps);
-    let mut state: Option<(Vec1, Vec1)> = None; // (u[t-1], 1 - o[t-1])
+    let mut outs: Vec<FlatT> = Vec::with_capacity(steps);
+    let mut state: Option<(FlatT, FlatT)> = None; // (u[t-1], 1 - o[t-1])
     for t in 0..steps {
         let x_src = match x_tape.take() {
             Some(tp) => x.clone().put_tape(tp),
             None => x.retaped::<Tp>(),
         };
-        let xt: Vec1 = x_src.select(dev.tensor(t));
+        let xt: FlatT = x_src.select(dev.tensor(t));
         let tau_t = tau_first.take().unwrap_or_else(|| tau_c.retaped());
         let vth_t = vth_first.take().unwrap_or_else(|| vth_c.retaped());
         let u_t = match state.take() {

@@ -205,7 +205,7 @@ fn detached_gradients_match_paper_eq_8_and_9() {
     let c = [1.0, -0.5, 2.0, 0.25, -1.5];
     let (tau, vth, width) = (0.6f32, 0.4f32, 0.8f32);
     let (u, o) = simulate(&x, steps, 1, tau, vth);
-    assert!(o.iter().any(|v| *v == 1.0));
+    assert!(o.contains(&1.0));
     let sg = |uu: f32| {
         if (uu - vth).abs() < width / 2.0 {
             1.0 / width
@@ -220,8 +220,8 @@ fn detached_gradients_match_paper_eq_8_and_9() {
         let mut du_dtau = 0.0f32;
         for m in 0..t {
             let mut prod = 1.0;
-            for j in (m + 1)..t {
-                prod *= tau * (1.0 - o[j]);
+            for oj in &o[m + 1..t] {
+                prod *= tau * (1.0 - oj);
             }
             du_dtau += u[m] * (1.0 - o[m]) * prod;
         }

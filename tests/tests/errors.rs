@@ -310,9 +310,9 @@ fn cifar10_binary_reads_real_images() {
     assert_eq!(ds.shape, [3, 32, 32]);
     for (i, (label, px)) in expect.iter().enumerate() {
         assert_eq!(ds.labels[i], *label);
-        for ch in 0..3 {
+        for (ch, p) in px.iter().enumerate() {
             let v = ds.images[i * 3072 + ch * 1024 + 7 * 32 + 5];
-            assert_eq!(v, px[ch] as f32 / 255.0);
+            assert_eq!(v, *p as f32 / 255.0);
         }
     }
     // Truncated record and bad label.

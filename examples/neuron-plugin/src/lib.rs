@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
 use snn_core::spec::{Neuron, NeuronSpec};
-use snn_core::{Dev, Error, Mat, ParamStore, Result, Tp};
+use snn_core::{Error, FlatT, Mat, ParamStore, Result, Tp};
 use snn_neurons::dynamics::spike;
 use snn_neurons::Surrogate;
 
@@ -62,21 +62,19 @@ pub struct SoftResetIf {
     surrogate: Surrogate,
 }
 
-type Vec1 = Tensor<(usize,), f32, Dev, Tp>;
-
 impl Neuron for SoftResetIf {
     fn forward(&self, x: Mat, store: &ParamStore) -> Result<Mat> {
         let (steps, m) = *x.shape();
         let dev = x.device().clone();
         let v_th = store.taped(&self.key)?.reshape_like(&());
-        let mut u: Option<Vec1> = None;
+        let mut u: Option<FlatT> = None;
         let mut outs = Vec::with_capacity(steps);
         // Every step reads row t of x and v_th through copies on empty tapes
         // (same ids, gradients add up); the histories of x and v_th ride on
         // the final output.
         let (x, x_tape) = x.split_tape();
         for t in 0..steps {
-            let xt: Vec1 = x.retaped::<Tp>().select(dev.tensor(t));
+            let xt: FlatT = x.retaped::<Tp>().select(dev.tensor(t));
             let th = || v_th.retaped::<Tp>().broadcast_like(&(m,));
             let u_t = match u.take() {
                 None => xt,

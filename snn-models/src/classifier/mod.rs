@@ -12,8 +12,10 @@ use crate::layers::{pool, BatchNorm, Conv2d, Dropout, Linear, Nhwc};
 use notation::Atom;
 use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
-use snn_core::init::Rng;
-use snn_core::spec::{Decoder, DecoderInput, Forward, Model, ModelParts, ModelSpec, Neuron};
+use snn_core::init::{Rng, WeightInit};
+use snn_core::spec::{
+    Decoder, DecoderInput, Forward, Model, ModelParts, ModelSpec, Neuron, NeuronConstants,
+};
 use snn_core::{Error, Img, Mat, ParamStore, Result};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -25,6 +27,8 @@ pub struct ClassifierSpec {
     pub dropout: f32,
     /// Bias terms in conv and FC layers (the paper uses none).
     pub bias: bool,
+    /// Weight initialisation of conv and FC layers.
+    pub init: WeightInit,
 }
 
 impl Default for ClassifierSpec {
@@ -33,6 +37,7 @@ impl Default for ClassifierSpec {
             layers: "{c128k3s1-BN-ALIF-MPk2s2}*2-DP-FC2048-ALIF-DP-FC100-ALIF-APk10s10".into(),
             dropout: 0.5,
             bias: false,
+            init: WeightInit::Torch,
         }
     }
 }
@@ -88,7 +93,7 @@ impl ModelSpec for ClassifierSpec {
                 } => {
                     let name = format!("conv{}", next(0));
                     let conv = Conv2d::new(
-                        &name, c, out, kernel, stride, padding, self.bias, store, rng,
+                        &name, c, out, kernel, stride, padding, self.bias, self.init, store, rng,
                     )?;
                     (h, w) = conv.out_size(h, w)?;
                     c = out;
@@ -136,7 +141,7 @@ impl ModelSpec for ClassifierSpec {
                 Atom::Dropout => Layer::Dropout(Dropout::new(self.dropout)?),
                 Atom::Fc { out } => {
                     let name = format!("fc{}", next(3));
-                    let fc = Linear::new(&name, c * h * w, out, self.bias, store, rng)?;
+                    let fc = Linear::new(&name, c * h * w, out, self.bias, self.init, store, rng)?;
                     (c, h, w) = (out, 1, 1);
                     Layer::Fc(fc)
                 }
@@ -253,7 +258,7 @@ impl Model for Classifier {
             .collect()
     }
 
-    fn neuron_constants(&self, store: &ParamStore) -> Result<Vec<(String, Vec<(String, f32)>)>> {
+    fn neuron_constants(&self, store: &ParamStore) -> Result<Vec<(String, NeuronConstants)>> {
         let mut out = Vec::new();
         for l in &self.layers {
             if let Layer::Spike { name, neuron } = l {

@@ -8,7 +8,7 @@
 
 use super::Nhwc;
 use snn_core::dfdx::prelude::*;
-use snn_core::init::{self, Rng};
+use snn_core::init::{self, Rng, WeightInit};
 use snn_core::{Error, ParamStore, Result};
 
 #[derive(Debug, Clone)]
@@ -32,6 +32,7 @@ impl Conv2d {
         stride: usize,
         padding: usize,
         bias: bool,
+        weight_init: WeightInit,
         store: &mut ParamStore,
         rng: &mut Rng,
     ) -> Result<Self> {
@@ -40,7 +41,7 @@ impl Conv2d {
         }
         let fan_in = in_channels * kernel * kernel;
         let weight = format!("{name}.weight");
-        let w = init::torch_default(rng, fan_in * out_channels, fan_in);
+        let w = weight_init.sample(rng, fan_in * out_channels, fan_in);
         store.insert(
             &weight,
             &[kernel, kernel, in_channels, out_channels],

@@ -2,7 +2,7 @@
 
 use super::Rows;
 use snn_core::dfdx::prelude::*;
-use snn_core::init::{self, Rng};
+use snn_core::init::{self, Rng, WeightInit};
 use snn_core::{Error, ParamStore, Result};
 
 #[derive(Debug, Clone)]
@@ -20,11 +20,12 @@ impl Linear {
         inputs: usize,
         outputs: usize,
         bias: bool,
+        weight_init: WeightInit,
         store: &mut ParamStore,
         rng: &mut Rng,
     ) -> Result<Self> {
         let weight = format!("{name}.weight");
-        let w = init::torch_default(rng, inputs * outputs, inputs);
+        let w = weight_init.sample(rng, inputs * outputs, inputs);
         store.insert(&weight, &[inputs, outputs], w, true)?;
         let bias = if bias {
             let key = format!("{name}.bias");
