@@ -327,3 +327,44 @@ fn cifar10_binary_reads_real_images() {
     let e = snn_data::load(&cfg, Split::Train).unwrap_err().to_string();
     assert!(e.contains("data_batch_1.bin"), "{e}");
 }
+
+#[test]
+fn image_folder_reads_classes_in_name_order_and_rejects_bad_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = root().join("tests/fixtures/cifar10");
+    for (class, files) in [
+        ("cat", ["cifar10_00_3.png", "cifar10_08_3.png"]),
+        ("ship", ["cifar10_01_8.png", "cifar10_02_8.png"]),
+    ] {
+        let d = dir.path().join("train").join(class);
+        std::fs::create_dir_all(&d).unwrap();
+        for f in files {
+            std::fs::copy(fixtures.join(f), d.join(f)).unwrap();
+        }
+    }
+    let cfg = snn_core::config::DataConfig {
+        dataset: "folder".into(),
+        root: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let ds = snn_data::load(&cfg, Split::Train).unwrap();
+    assert_eq!(ds.labels, vec![0, 0, 1, 1]);
+    assert_eq!((ds.shape, ds.classes), ([3, 32, 32], 2));
+    let px = image::open(fixtures.join("cifar10_01_8.png"))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(
+        ds.images[2 * 3072 + 1024 + 3 * 32 + 4],
+        px.get_pixel(4, 3).0[1] as f32 / 255.0
+    );
+    std::fs::write(
+        dir.path().join("train/ship/broken.png"),
+        b"\x89PNG not really",
+    )
+    .unwrap();
+    let e = snn_data::load(&cfg, Split::Train).unwrap_err().to_string();
+    assert!(
+        e.contains("broken.png") && e.contains("unreadable image"),
+        "{e}"
+    );
+}
