@@ -166,3 +166,49 @@ pub fn eval(checkpoint: &Path, data: Option<PathBuf>, json: bool) -> Result<()> 
     }
     Ok(())
 }
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum BenchMode {
+    Train,
+    Infer,
+}
+
+pub fn bench(
+    config: &Path,
+    sets: &[String],
+    batch: Option<usize>,
+    mode: BenchMode,
+    warmup: usize,
+    steps: usize,
+    json: bool,
+) -> Result<()> {
+    let cfg = load_config(config, sets)?;
+    let batch = batch.unwrap_or(cfg.train.batch_size);
+    if batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let mode = match mode {
+        BenchMode::Train => snn_train::bench::Mode::Train,
+        BenchMode::Infer => snn_train::bench::Mode::Infer,
+    };
+    let r = snn_train::bench::run(&cfg, batch, mode, warmup, steps)
+        .with_context(|| format!("{}", config.display()))?;
+    if json {
+        say(&serde_json::to_string(&r)?);
+    } else {
+        say(&format!(
+            "{} {} batch {} T {}: median {:.3} s/step (min {:.3}, max {:.3}, {} steps), {:.1} images/s, peak RSS {:.0} MiB",
+            config.display(),
+            r.mode,
+            r.batch,
+            r.time_steps,
+            r.median_s,
+            r.min_s,
+            r.max_s,
+            r.steps,
+            r.images_per_second,
+            r.peak_rss_mib
+        ));
+    }
+    Ok(())
+}

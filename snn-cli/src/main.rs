@@ -2,6 +2,11 @@
 
 mod commands;
 
+// Training allocates and frees multi-megabyte buffers every step; mimalloc
+// keeps them mapped instead of faulting fresh pages in each time.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -43,6 +48,27 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Time training or inference steps on random inputs of the config's shape.
+    Bench {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Batch size (default: the config's).
+        #[arg(long)]
+        batch: Option<usize>,
+        #[arg(long, value_enum, default_value = "train")]
+        mode: commands::BenchMode,
+        /// Untimed steps first.
+        #[arg(long, default_value_t = 1)]
+        warmup: usize,
+        /// Timed steps.
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Evaluate a checkpoint: accuracy and per-class accuracy.
     Eval {
         /// A run folder, or a parameter file inside one.
@@ -72,6 +98,15 @@ fn main() {
             resume,
             quiet,
         } => commands::train(&config, &sets, out, resume, quiet),
+        Command::Bench {
+            config,
+            sets,
+            batch,
+            mode,
+            warmup,
+            steps,
+            json,
+        } => commands::bench(&config, &sets, batch, mode, warmup, steps, json),
         Command::Eval {
             checkpoint,
             data,

@@ -25,7 +25,12 @@ pub const DEVICE_NAME: &str = if HOST_MEMORY { "cpu" } else { "cuda" };
 pub fn create(seed: u64) -> crate::Result<Dev> {
     #[cfg(not(feature = "cuda"))]
     {
-        Ok(Dev::seed_from_u64(seed))
+        use dfdx::tensor::Cache;
+        let dev = Dev::seed_from_u64(seed);
+        // Reuse freed buffers instead of returning them to the allocator:
+        // fresh multi-megabyte allocations each step cost page faults.
+        // dev.enable_cache();
+        Ok(dev)
     }
     #[cfg(feature = "cuda")]
     {

@@ -74,14 +74,27 @@ fn scalar(t: &FlatT, what: &str) -> Result<f32> {
 pub fn simulate(x: &[f32], steps: usize, m: usize, tau: f32, v_th: f32) -> (Vec<f32>, Vec<f32>) {
     let mut us = vec![0.0f32; steps * m];
     let mut spikes = vec![0.0f32; steps * m];
-    for i in 0..m {
-        let (mut u, mut o) = (0.0f32, 0.0f32);
-        for t in 0..steps {
-            let k = t * m + i;
-            u = tau * u * (1.0 - o) + x[k];
-            o = fires(u, v_th);
-            us[k] = u;
-            spikes[k] = o;
+    // Time outer, neurons inner: every pass streams contiguous rows.
+    for t in 0..steps {
+        let row = t * m..(t + 1) * m;
+        if t == 0 {
+            us[row.clone()].copy_from_slice(&x[row.clone()]);
+        } else {
+            let (prev, cur) = us.split_at_mut(t * m);
+            let prev = &prev[(t - 1) * m..];
+            let o_prev = &spikes[(t - 1) * m..t * m];
+            for (((u, &up), &op), &xi) in cur[..m]
+                .iter_mut()
+                .zip(prev)
+                .zip(o_prev)
+                .zip(&x[row.clone()])
+            {
+                *u = tau * up * (1.0 - op) + xi;
+            }
+        }
+        let (u_row, o_row) = (&us[row.clone()], &mut spikes[row]);
+        for (o, &u) in o_row.iter_mut().zip(u_row) {
+            *o = fires(u, v_th);
         }
     }
     (us, spikes)
@@ -122,32 +135,42 @@ pub fn forward_fused(x: Mat, tau: FlatT, v_th: FlatT, d: Dynamics) -> Result<Mat
         let g_out: Vec<f32> = grads.get_or_alloc_mut(&out_id)?.to_vec();
         let mut g_x = vec![0.0f32; steps * m];
         let (mut g_tau, mut g_vth) = (0.0f64, 0.0f64);
-        for i in 0..m {
-            let mut gu_next = 0.0f32;
-            for t in (0..steps).rev() {
+        // Backward in time, all neurons of a step at once; `g_x` row t+1
+        // holds dL/du[t+1] when row t is computed.
+        for t in (0..steps).rev() {
+            let (head, tail) = g_x.split_at_mut((t + 1) * m);
+            let gu_row = &mut head[t * m..];
+            let gu_next = if t + 1 < steps {
+                Some(&tail[..m])
+            } else {
+                None
+            };
+            let (mut acc_tau, mut acc_vth) = (0.0f32, 0.0f32);
+            for i in 0..m {
                 let k = t * m + i;
                 let u = us[k];
                 let o = fires(u, vth_v);
                 let sg = d.sg(u, vth_v);
                 let mut go = g_out[k];
                 let mut gu = 0.0;
-                if t + 1 < steps {
+                if let Some(next) = gu_next {
                     // u[t+1] = tau * u[t] * (1 - o[t]) + x[t+1]
+                    let gn = next[i];
                     if !d.detach_reset {
-                        go -= gu_next * tau_v * u;
+                        go -= gn * tau_v * u;
                     }
-                    gu += gu_next * tau_v * (1.0 - o);
+                    gu += gn * tau_v * (1.0 - o);
                 }
                 gu += go * sg;
-                g_x[k] = gu;
-                g_vth -= (go * sg) as f64;
+                gu_row[i] = gu;
+                acc_vth -= go * sg;
                 if t > 0 {
                     let up = us[k - m];
-                    let op = fires(up, vth_v);
-                    g_tau += (gu * up * (1.0 - op)) as f64;
+                    acc_tau += gu * up * (1.0 - fires(up, vth_v));
                 }
-                gu_next = gu;
             }
+            g_tau += acc_tau as f64;
+            g_vth += acc_vth as f64;
         }
         let gx = grads.get_or_alloc_mut(&x)?;
         for (a, b) in gx.iter_mut().zip(&g_x) {

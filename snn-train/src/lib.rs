@@ -4,6 +4,7 @@
 //! which a killed run resumes with exactly the parameters of an
 //! uninterrupted one.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod curves;
 pub mod loss;

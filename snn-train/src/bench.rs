@@ -1,0 +1,129 @@
+//! `snn bench`: time training or inference steps of a config's model on
+//! random inputs of its shape, and report the median / min / max step time,
+//! images per second and the process's peak memory.
+
+use crate::loss;
+use serde::Serialize;
+use snn_core::config::RunConfig;
+use snn_core::dfdx::prelude::*;
+use snn_core::init;
+use snn_core::spec::{Forward, ModelParts};
+use snn_core::{device, Error, ParamStore, Result};
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Train,
+    Infer,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub mode: String,
+    pub batch: usize,
+    pub time_steps: usize,
+    pub steps: usize,
+    pub median_s: f64,
+    pub min_s: f64,
+    pub max_s: f64,
+    pub images_per_second: f64,
+    /// Peak resident memory of the process (VmHWM), MiB; 0 if unknown.
+    pub peak_rss_mib: f64,
+    pub device: String,
+}
+
+/// `[C, H, W]` of the config's dataset, without reading the data where the
+/// format fixes it.
+pub fn input_shape(cfg: &RunConfig) -> Result<([usize; 3], usize)> {
+    match cfg.data.dataset.as_str() {
+        "mnist" | "fmnist" => Ok(([1, 28, 28], 10)),
+        "cifar10" => Ok(([3, 32, 32], 10)),
+        _ => {
+            let ds = snn_data::load(&cfg.data, snn_data::Split::Test)?;
+            Ok((ds.shape, ds.classes))
+        }
+    }
+}
+
+pub fn run(
+    cfg: &RunConfig,
+    batch: usize,
+    mode: Mode,
+    warmup: usize,
+    steps: usize,
+) -> Result<BenchReport> {
+    let (shape, classes) = input_shape(cfg)?;
+    let dev = device::create(cfg.seed)?;
+    let mut rng = init::rng(cfg.seed);
+    let mut store = ParamStore::new(dev.clone());
+    let parts = ModelParts {
+        neuron: cfg.neuron.as_ref(),
+        decoder: cfg.decoder.as_ref(),
+        input_shape: shape,
+        classes,
+        time_steps: cfg.time_steps,
+    };
+    let model = cfg.model.build(&parts, &mut store, &mut rng)?;
+    let mut opt = snn_core::optim::Adam::new(cfg.train.adam.clone());
+    let [c, h, w] = shape;
+    let n = batch * c * h * w;
+    let mut times = Vec::with_capacity(steps);
+    for i in 0..warmup + steps {
+        let images = init::uniform(&mut rng, n, 0.0, 1.0);
+        let labels: Vec<u8> = (0..batch).map(|k| ((k * 7 + i) % classes) as u8).collect();
+        let t0 = Instant::now();
+        let x = dev.tensor_from_vec(images, (batch, c, h, w));
+        match mode {
+            Mode::Train => {
+                let x = x.traced(store.new_grads()?);
+                let mut fwd = Forward::new(&store, true, &mut rng);
+                let out = model.forward(x, &mut fwd)?;
+                let updates = std::mem::take(&mut fwd.updates);
+                let l = loss::loss(cfg.train.loss, out, &labels);
+                let grads = l.backward();
+                opt.update(&mut store, &grads, cfg.train.lr)?;
+                Forward::apply_updates(updates, &mut store)?;
+            }
+            Mode::Infer => {
+                let x = x.traced(Gradients::leaky());
+                let mut fwd = Forward::new(&store, false, &mut rng);
+                let out = model.forward(x, &mut fwd)?;
+                let _ = out.retaped::<NoneTape>().as_vec();
+            }
+        }
+        if i >= warmup {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    if times.is_empty() {
+        return Err(Error::invalid("steps", "at least one timed step is needed"));
+    }
+    let mut sorted = times.clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let median = sorted[sorted.len() / 2];
+    Ok(BenchReport {
+        mode: format!("{mode:?}").to_lowercase(),
+        batch,
+        time_steps: cfg.time_steps,
+        steps: times.len(),
+        median_s: median,
+        min_s: sorted[0],
+        max_s: sorted[sorted.len() - 1],
+        images_per_second: batch as f64 / median,
+        peak_rss_mib: peak_rss_mib(),
+        device: device::DEVICE_NAME.into(),
+    })
+}
+
+/// The process's peak resident set size from /proc (Linux), in MiB.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
