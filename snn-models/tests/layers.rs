@@ -299,3 +299,56 @@ fn dropout_mask_is_shared_over_time_and_scaled() {
     assert_eq!(y.retaped::<NoneTape>().as_vec(), x);
     assert!(Dropout::new(1.0).is_err());
 }
+
+#[test]
+fn cpu_conv_kernel_matches_composed_twin() {
+    use snn_models::layers::LayerKernel;
+    for (c_in, c_out, k, s, p, shape) in [
+        (2, 3, 3, 1, 1, (3, 6, 5, 2)),
+        (3, 4, 3, 2, 1, (2, 7, 7, 3)),
+        (1, 2, 2, 2, 0, (4, 4, 6, 1)),
+        (5, 2, 1, 1, 0, (2, 3, 3, 5)),
+    ] {
+        let mut r = rng();
+        let n_in = shape.0 * shape.1 * shape.2 * shape.3;
+        let x = init::uniform(&mut r, n_in, -1.0, 1.0);
+        // Spike-like inputs too: binary values.
+        let spikes: Vec<f32> = x.iter().map(|v| (*v > 0.3) as u8 as f32).collect();
+        for input_values in [x, spikes] {
+            let mut store = store_with(&input_values);
+            let mut conv = Conv2d::new(
+                "c",
+                c_in,
+                c_out,
+                k,
+                s,
+                p,
+                true,
+                WeightInit::Torch,
+                &mut store,
+                &mut r,
+            )
+            .unwrap();
+            let mut results = Vec::new();
+            for imp in [LayerKernel::Auto, LayerKernel::Composed] {
+                conv.kernel_impl = imp;
+                let y = conv.forward(input(&store, shape), &store).unwrap();
+                let ys = *y.shape();
+                let c = init::uniform(&mut init::rng(5), ys.0 * ys.1 * ys.2 * ys.3, -1.0, 1.0);
+                let values = y.retaped::<NoneTape>().as_vec();
+                let (_, grads) = loss_and_grads(&store, y, &c);
+                results.push((values, grads));
+            }
+            let (a, b) = (&results[0], &results[1]);
+            for (u, v) in a.0.iter().zip(&b.0) {
+                assert!((u - v).abs() <= 1e-5 * (1.0 + u.abs()), "value {u} vs {v}");
+            }
+            for ((na, ga), (nb, gb)) in a.1.iter().zip(&b.1) {
+                assert_eq!(na, nb);
+                for (u, v) in ga.iter().zip(gb) {
+                    assert!((u - v).abs() <= 1e-5 * (1.0 + u.abs()), "{na}: {u} vs {v}");
+                }
+            }
+        }
+    }
+}

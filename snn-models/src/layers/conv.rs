@@ -6,7 +6,7 @@
 //! multiply by the `[k*k*C_in, C_out]` weight. `gather`'s backward adds into
 //! the input gradient, so overlapping windows are handled correctly.
 
-use super::Nhwc;
+use super::{LayerKernel, Nhwc};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{self, Rng, WeightInit};
 use snn_core::{Error, ParamStore, Result};
@@ -20,6 +20,7 @@ pub struct Conv2d {
     pub kernel: usize,
     pub stride: usize,
     pub padding: usize,
+    pub kernel_impl: LayerKernel,
 }
 
 impl Conv2d {
@@ -68,6 +69,7 @@ impl Conv2d {
             kernel,
             stride,
             padding,
+            kernel_impl: LayerKernel::Auto,
         })
     }
 
@@ -118,6 +120,23 @@ impl Conv2d {
             ));
         }
         let (ho, wo) = self.out_size(h, w)?;
+        #[cfg(not(feature = "cuda"))]
+        if self.kernel_impl == LayerKernel::Auto {
+            let geo = super::conv_cpu::Geometry {
+                n,
+                h,
+                w,
+                c,
+                o: self.out_channels,
+                k: self.kernel,
+                stride: self.stride,
+                pad: self.padding,
+                ho,
+                wo,
+            };
+            let y = super::conv_cpu::conv2d(x, store.taped(&self.weight)?, geo);
+            return self.add_bias(y, store);
+        }
         let k = self.kernel;
         let dev = x.device().clone();
         let rows = x.reshape_like(&(n * h * w, c));
@@ -129,11 +148,18 @@ impl Conv2d {
         let wt = store
             .taped(&self.weight)?
             .reshape_like(&(k * k * c, self.out_channels));
-        let mut y = cols.matmul(wt);
-        if let Some(key) = &self.bias {
-            let b = store.taped(key)?;
-            y = y + b.broadcast_like::<_, Axis<0>>(&(n * ho * wo, self.out_channels));
-        }
-        Ok(y.reshape_like(&(n, ho, wo, self.out_channels)))
+        let y = cols
+            .matmul(wt)
+            .reshape_like(&(n, ho, wo, self.out_channels));
+        self.add_bias(y, store)
+    }
+
+    fn add_bias(&self, y: Nhwc, store: &ParamStore) -> Result<Nhwc> {
+        let Some(key) = &self.bias else {
+            return Ok(y);
+        };
+        let shape = *y.shape();
+        let b = store.taped(key)?;
+        Ok(b.broadcast_like::<_, Axes3<0, 1, 2>>(&shape) + y)
     }
 }

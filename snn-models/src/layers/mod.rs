@@ -8,7 +8,10 @@
 
 pub mod batchnorm;
 pub mod conv;
+#[cfg(not(feature = "cuda"))]
+pub mod conv_cpu;
 pub mod dropout;
+pub mod gemm;
 pub mod linear;
 pub mod pool;
 
@@ -22,5 +25,16 @@ use snn_core::{Dev, Tp};
 
 /// `[N, H, W, C]` on the tape.
 pub type Nhwc = Tensor<(usize, usize, usize, usize), f32, Dev, Tp>;
+/// Which implementation runs a layer with a custom CPU kernel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerKernel {
+    /// The project's CPU kernel where available, composed ops elsewhere.
+    #[default]
+    Auto,
+    /// Always the dfdx-composed implementation (the kernels' test oracle).
+    Composed,
+}
+
 /// `[N, F]` on the tape.
 pub type Rows = Tensor<(usize, usize), f32, Dev, Tp>;

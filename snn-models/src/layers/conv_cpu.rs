@@ -1,0 +1,170 @@
+//! The CPU convolution kernel: im2col in chunks of images into one reused
+//! buffer and a GEMM per chunk, forward and backward, registered on dfdx's
+//! tape. It never materialises the whole batch's im2col matrix (the
+//! composed path gathers all of it, ~115 MB for the MNIST network's conv2 at
+//! T x B = 128), and it recomputes the columns in backward instead of
+//! keeping them.
+
+use super::gemm::matmul;
+use super::Nhwc;
+use snn_core::dfdx::prelude::*;
+use snn_core::FlatT;
+
+/// Geometry of one convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub o: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
+impl Geometry {
+    fn col_width(&self) -> usize {
+        self.k * self.k * self.c
+    }
+
+    /// Images per chunk: about 4 MiB of columns, at least one image.
+    fn chunk(&self) -> usize {
+        let per_image = self.ho * self.wo * self.col_width() * 4;
+        ((4 << 20) / per_image.max(1)).clamp(1, self.n.max(1))
+    }
+
+    /// Fills `col` (`[rows, k*k*c]`) for images `n0..n1` of `x` (NHWC).
+    fn im2col(&self, x: &[f32], n0: usize, n1: usize, col: &mut [f32]) {
+        let g = self;
+        let kc = g.k * g.c;
+        let width = g.col_width();
+        let mut row = 0;
+        for b in n0..n1 {
+            for oy in 0..g.ho {
+                for ox in 0..g.wo {
+                    let dst = &mut col[row * width..(row + 1) * width];
+                    for ky in 0..g.k {
+                        let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                        let seg = &mut dst[ky * kc..(ky + 1) * kc];
+                        if iy < 0 || iy >= g.h as isize {
+                            seg.fill(0.0);
+                            continue;
+                        }
+                        for kx in 0..g.k {
+                            let ix = (ox * g.stride + kx) as isize - g.pad as isize;
+                            let cell = &mut seg[kx * g.c..(kx + 1) * g.c];
+                            if ix < 0 || ix >= g.w as isize {
+                                cell.fill(0.0);
+                            } else {
+                                let src = ((b * g.h + iy as usize) * g.w + ix as usize) * g.c;
+                                cell.copy_from_slice(&x[src..src + g.c]);
+                            }
+                        }
+                    }
+                    row += 1;
+                }
+            }
+        }
+    }
+
+    /// Adds the columns `col` of images `n0..n1` back into `dx` (NHWC).
+    fn col2im(&self, col: &[f32], n0: usize, n1: usize, dx: &mut [f32]) {
+        let g = self;
+        let width = g.col_width();
+        let mut row = 0;
+        for b in n0..n1 {
+            for oy in 0..g.ho {
+                for ox in 0..g.wo {
+                    let src = &col[row * width..(row + 1) * width];
+                    for ky in 0..g.k {
+                        let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                        if iy < 0 || iy >= g.h as isize {
+                            continue;
+                        }
+                        for kx in 0..g.k {
+                            let ix = (ox * g.stride + kx) as isize - g.pad as isize;
+                            if ix < 0 || ix >= g.w as isize {
+                                continue;
+                            }
+                            let d = ((b * g.h + iy as usize) * g.w + ix as usize) * g.c;
+                            let s = (ky * g.k + kx) * g.c;
+                            for (a, v) in dx[d..d + g.c].iter_mut().zip(&src[s..s + g.c]) {
+                                *a += v;
+                            }
+                        }
+                    }
+                    row += 1;
+                }
+            }
+        }
+    }
+
+    pub fn forward(&self, x: &[f32], wt: &[f32]) -> Vec<f32> {
+        let (rows_per_image, width) = (self.ho * self.wo, self.col_width());
+        let mut y = vec![0.0f32; self.n * rows_per_image * self.o];
+        let chunk = self.chunk();
+        let mut col = vec![0.0f32; chunk * rows_per_image * width];
+        for n0 in (0..self.n).step_by(chunk) {
+            let n1 = (n0 + chunk).min(self.n);
+            let rows = (n1 - n0) * rows_per_image;
+            self.im2col(x, n0, n1, &mut col);
+            let out = &mut y[n0 * rows_per_image * self.o..n1 * rows_per_image * self.o];
+            matmul(rows, self.o, width, &col, false, wt, false, out, false);
+        }
+        y
+    }
+
+    /// Returns `(dx, dw)` for output gradient `gy`.
+    pub fn backward(&self, x: &[f32], wt: &[f32], gy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let (rows_per_image, width) = (self.ho * self.wo, self.col_width());
+        let mut dx = vec![0.0f32; x.len()];
+        let mut dw = vec![0.0f32; width * self.o];
+        let chunk = self.chunk();
+        let mut col = vec![0.0f32; chunk * rows_per_image * width];
+        let mut dcol = vec![0.0f32; chunk * rows_per_image * width];
+        for n0 in (0..self.n).step_by(chunk) {
+            let n1 = (n0 + chunk).min(self.n);
+            let rows = (n1 - n0) * rows_per_image;
+            let g = &gy[n0 * rows_per_image * self.o..n1 * rows_per_image * self.o];
+            self.im2col(x, n0, n1, &mut col);
+            // dW += col^T gy ; dcol = gy W^T
+            matmul(width, self.o, rows, &col, true, g, false, &mut dw, true);
+            matmul(rows, width, self.o, g, false, wt, true, &mut dcol, false);
+            self.col2im(&dcol, n0, n1, &mut dx);
+        }
+        (dx, dw)
+    }
+}
+
+/// Convolution of `x` (`[N, H, W, C]`) with `weight` (`[k, k, C, O]`
+/// flattened) on the tape.
+pub fn conv2d(x: Nhwc, weight: FlatT, geo: Geometry) -> Nhwc {
+    let (n, h, w, c) = *x.shape();
+    // Contiguous (a copy only if it was not), so offsets below are physical.
+    let x = x.reshape_like(&(n, h, w, c));
+    let (x, x_tape) = x.split_tape();
+    let (weight, w_tape) = weight.split_tape();
+    let mut tape = x_tape.merge(w_tape);
+    let xs = x.as_vec();
+    let ws = weight.as_vec();
+    let y = geo.forward(&xs, &ws);
+    let out = x
+        .device()
+        .tensor_from_vec(y, (geo.n, geo.ho, geo.wo, geo.o));
+    let out_id = out.clone();
+    tape.add_backward_op(move |grads| {
+        let gy: Vec<f32> = grads.get_or_alloc_mut(&out_id)?.to_vec();
+        let (dx, dw) = geo.backward(&xs, &ws, &gy);
+        for (a, b) in grads.get_or_alloc_mut(&x)?.iter_mut().zip(&dx) {
+            *a += b;
+        }
+        for (a, b) in grads.get_or_alloc_mut(&weight)?.iter_mut().zip(&dw) {
+            *a += b;
+        }
+        Ok(())
+    });
+    out.put_tape(tape)
+}
