@@ -352,3 +352,24 @@ fn cpu_conv_kernel_matches_composed_twin() {
         }
     }
 }
+
+#[test]
+fn cpu_max_pool_matches_composed_twin_with_ties() {
+    let shape = (3, 6, 4, 5);
+    let mut r = rng();
+    let raw = init::uniform(&mut r, 3 * 6 * 4 * 5, -1.0, 1.0);
+    let spikes: Vec<f32> = raw.iter().map(|v| (*v > 0.0) as u8 as f32).collect();
+    let c = init::uniform(&mut r, 3 * 3 * 2 * 5, -1.0, 1.0);
+    for x in [raw, spikes] {
+        let store = store_with(&x);
+        let a = pool::max_pool(input(&store, shape), 2).unwrap();
+        let b = pool::max_pool_composed(input(&store, shape), 2).unwrap();
+        assert_eq!(
+            a.retaped::<NoneTape>().as_vec(),
+            b.retaped::<NoneTape>().as_vec()
+        );
+        let (_, ga) = loss_and_grads(&store, a, &c);
+        let (_, gb) = loss_and_grads(&store, b, &c);
+        assert_eq!(ga, gb);
+    }
+}

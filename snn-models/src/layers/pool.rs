@@ -12,13 +12,27 @@ use snn_core::{Error, Result};
 /// maximum in row-major window order, as PyTorch does. dfdx's `max` would
 /// instead send it to every tied maximum, and spike inputs tie constantly.
 pub fn max_pool(x: Nhwc, k: usize) -> Result<Nhwc> {
-    let (n, h, w, c) = *x.shape();
+    let (_, h, w, _) = *x.shape();
     if k == 0 || h % k != 0 || w % k != 0 {
         return Err(Error::shape(
             "max-pool",
             format!("input {h}x{w} is not divisible by window {k}"),
         ));
     }
+    #[cfg(not(feature = "cuda"))]
+    {
+        Ok(max_pool_cpu(x, k))
+    }
+    #[cfg(feature = "cuda")]
+    {
+        max_pool_composed(x, k)
+    }
+}
+
+/// The composed max-pool (any device): the winners' flat indices are found
+/// on the host and the output gathered from them.
+pub fn max_pool_composed(x: Nhwc, k: usize) -> Result<Nhwc> {
+    let (n, h, w, c) = *x.shape();
     let (ho, wo) = (h / k, w / k);
     let values = x.retaped::<NoneTape>().as_vec();
     let mut idx = Vec::with_capacity(n * ho * wo * c);
@@ -71,4 +85,65 @@ pub fn vote(x: Rows, k: usize) -> Result<Rows> {
         ));
     }
     Ok(x.reshape_like(&(n, f / k, k)).mean::<_, Axis<2>>())
+}
+
+/// Max-pool on the CPU: one pass keeps the winner's offset inside its window
+/// (a byte per output), backward scatters the gradient to it. Same tie rule
+/// as [`max_pool_composed`].
+#[cfg(not(feature = "cuda"))]
+fn max_pool_cpu(x: Nhwc, k: usize) -> Nhwc {
+    let (n, h, w, c) = *x.shape();
+    let (ho, wo) = (h / k, w / k);
+    let x = x.reshape_like(&(n, h, w, c));
+    let (x, tape) = x.split_tape();
+    let mut tape = tape;
+    let xs = x.as_vec();
+    let mut y = vec![0.0f32; n * ho * wo * c];
+    let mut arg = vec![0u8; n * ho * wo * c];
+    let at = move |b: usize, yy: usize, xx: usize| ((b * h + yy) * w + xx) * c;
+    for b in 0..n {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let o = ((b * ho + oy) * wo + ox) * c;
+                let first = at(b, oy * k, ox * k);
+                y[o..o + c].copy_from_slice(&xs[first..first + c]);
+                for ky in 0..k {
+                    for kx in 0..k {
+                        if ky + kx == 0 {
+                            continue;
+                        }
+                        let src = at(b, oy * k + ky, ox * k + kx);
+                        let slot = (ky * k + kx) as u8;
+                        for ch in 0..c {
+                            if xs[src + ch] > y[o + ch] {
+                                y[o + ch] = xs[src + ch];
+                                arg[o + ch] = slot;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    drop(xs);
+    let out = x.device().tensor_from_vec(y, (n, ho, wo, c));
+    let out_id = out.clone();
+    tape.add_backward_op(move |grads| {
+        let gy: Vec<f32> = grads.get_or_alloc_mut(&out_id)?.to_vec();
+        let gx = grads.get_or_alloc_mut(&x)?;
+        for b in 0..n {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let o = ((b * ho + oy) * wo + ox) * c;
+                    for ch in 0..c {
+                        let slot = arg[o + ch] as usize;
+                        let src = at(b, oy * k + slot / k, ox * k + slot % k);
+                        gx[src + ch] += gy[o + ch];
+                    }
+                }
+            }
+        }
+        Ok(())
+    });
+    out.put_tape(tape)
 }
