@@ -17,9 +17,30 @@ pub trait Neuron: Debug + Send + Sync {
     /// State starts at zero on every call: nothing leaks between batches.
     fn forward(&self, x: Mat, store: &ParamStore) -> Result<Mat>;
 
+    /// The same for an input that is identical at every step (direct
+    /// encoding): `x` is `[1, M]`, the result `[steps, M]`. The default
+    /// repeats the row; a kernel can avoid the copy.
+    fn forward_static(&self, x: Mat, steps: usize, store: &ParamStore) -> Result<Mat> {
+        self.forward(repeat_rows(x, steps)?, store)
+    }
+
     /// Current values of the neuron's scalar constants (learned or not), by
     /// name, for metrics: e.g. `[("tau", 0.25), ("v_th", 0.2)]`.
     fn constants(&self, store: &ParamStore) -> Result<NeuronConstants>;
+}
+
+/// Repeats a `[1, M]` row `steps` times: `[steps, M]`.
+pub fn repeat_rows(x: Mat, steps: usize) -> Result<Mat> {
+    use dfdx::prelude::*;
+    let (rows, m) = *x.shape();
+    if rows != 1 {
+        return Err(crate::Error::shape(
+            "static input",
+            format!("expected 1 row, got {rows}"),
+        ));
+    }
+    Ok(x.reshape_like(&(m,))
+        .broadcast_like::<_, Axis<0>>(&(steps, m)))
 }
 
 /// Config-side description of a neuron.

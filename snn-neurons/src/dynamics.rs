@@ -69,26 +69,24 @@ fn scalar(t: &FlatT, what: &str) -> Result<f32> {
     }
 }
 
-/// Runs the dynamics on host data `x[t * m + i]` and returns the membrane
-/// potentials before reset and the spikes, both `[T, M]`.
+/// Runs the dynamics on host data and returns the membrane potentials
+/// before reset and the spikes, both `[T, M]`. `x` holds `T` rows of `M`
+/// (`x[t * m + i]`) or, for a static input repeated at every step, one row.
 pub fn simulate(x: &[f32], steps: usize, m: usize, tau: f32, v_th: f32) -> (Vec<f32>, Vec<f32>) {
+    let is_static = x.len() == m && steps > 1;
     let mut us = vec![0.0f32; steps * m];
     let mut spikes = vec![0.0f32; steps * m];
     // Time outer, neurons inner: every pass streams contiguous rows.
     for t in 0..steps {
         let row = t * m..(t + 1) * m;
+        let x_row = if is_static { &x[..m] } else { &x[row.clone()] };
         if t == 0 {
-            us[row.clone()].copy_from_slice(&x[row.clone()]);
+            us[row.clone()].copy_from_slice(x_row);
         } else {
             let (prev, cur) = us.split_at_mut(t * m);
             let prev = &prev[(t - 1) * m..];
             let o_prev = &spikes[(t - 1) * m..t * m];
-            for (((u, &up), &op), &xi) in cur[..m]
-                .iter_mut()
-                .zip(prev)
-                .zip(o_prev)
-                .zip(&x[row.clone()])
-            {
+            for (((u, &up), &op), &xi) in cur[..m].iter_mut().zip(prev).zip(o_prev).zip(x_row) {
                 *u = tau * up * (1.0 - op) + xi;
             }
         }
@@ -110,16 +108,25 @@ pub fn fires(u: f32, v_th: f32) -> f32 {
     }
 }
 
-/// Fused forward over `[T, M]` with BPTT registered on the tape.
+/// Fused forward with BPTT registered on the tape. `x` is `[T, M]`, or
+/// `[1, M]` for a static input that is the same at every one of `steps`
+/// steps (direct encoding: it is never copied T times, and its gradient is
+/// the sum over time).
 ///
 /// Only the membrane potentials `u[t]` (before reset) are kept for backward:
 /// the spikes are recomputed from them.
 #[cfg(not(feature = "cuda"))]
-pub fn forward_fused(x: Mat, tau: FlatT, v_th: FlatT, d: Dynamics) -> Result<Mat> {
-    let (steps, m) = *x.shape();
+pub fn forward_fused(x: Mat, steps: usize, tau: FlatT, v_th: FlatT, d: Dynamics) -> Result<Mat> {
+    let (rows, m) = *x.shape();
+    if rows != steps && rows != 1 {
+        return Err(Error::shape(
+            "neuron input",
+            format!("{rows} rows for {steps} time steps"),
+        ));
+    }
     // reshape_like copies a non-contiguous tensor, so indices below are
     // physical offsets into both data and gradient buffers.
-    let x = x.reshape_like(&(steps, m));
+    let x = x.reshape_like(&(rows, m));
     let tau_v = scalar(&tau, "neuron tau")?;
     let vth_v = scalar(&v_th, "neuron v_th")?;
     let (x, x_tape) = x.split_tape();
@@ -133,18 +140,14 @@ pub fn forward_fused(x: Mat, tau: FlatT, v_th: FlatT, d: Dynamics) -> Result<Mat
     let out_id = out.clone();
     tape.add_backward_op(move |grads| {
         let g_out: Vec<f32> = grads.get_or_alloc_mut(&out_id)?.to_vec();
-        let mut g_x = vec![0.0f32; steps * m];
+        let gx = grads.get_or_alloc_mut(&x)?;
         let (mut g_tau, mut g_vth) = (0.0f64, 0.0f64);
-        // Backward in time, all neurons of a step at once; `g_x` row t+1
-        // holds dL/du[t+1] when row t is computed.
+        // Backward in time, all neurons of a step at once. `gu_next` holds
+        // dL/du[t+1] while row t is computed into `gu`.
+        let mut gu_next = vec![0.0f32; m];
+        let mut gu = vec![0.0f32; m];
         for t in (0..steps).rev() {
-            let (head, tail) = g_x.split_at_mut((t + 1) * m);
-            let gu_row = &mut head[t * m..];
-            let gu_next = if t + 1 < steps {
-                Some(&tail[..m])
-            } else {
-                None
-            };
+            let last = t + 1 == steps;
             let (mut acc_tau, mut acc_vth) = (0.0f32, 0.0f32);
             for i in 0..m {
                 let k = t * m + i;
@@ -152,29 +155,30 @@ pub fn forward_fused(x: Mat, tau: FlatT, v_th: FlatT, d: Dynamics) -> Result<Mat
                 let o = fires(u, vth_v);
                 let sg = d.sg(u, vth_v);
                 let mut go = g_out[k];
-                let mut gu = 0.0;
-                if let Some(next) = gu_next {
+                let mut g = 0.0;
+                if !last {
                     // u[t+1] = tau * u[t] * (1 - o[t]) + x[t+1]
-                    let gn = next[i];
+                    let gn = gu_next[i];
                     if !d.detach_reset {
                         go -= gn * tau_v * u;
                     }
-                    gu += gn * tau_v * (1.0 - o);
+                    g += gn * tau_v * (1.0 - o);
                 }
-                gu += go * sg;
-                gu_row[i] = gu;
+                g += go * sg;
+                gu[i] = g;
                 acc_vth -= go * sg;
                 if t > 0 {
                     let up = us[k - m];
-                    acc_tau += gu * up * (1.0 - fires(up, vth_v));
+                    acc_tau += g * up * (1.0 - fires(up, vth_v));
                 }
             }
+            let dst = if rows == 1 { 0..m } else { t * m..(t + 1) * m };
+            for (a, b) in gx[dst].iter_mut().zip(&gu) {
+                *a += b;
+            }
+            std::mem::swap(&mut gu, &mut gu_next);
             g_tau += acc_tau as f64;
             g_vth += acc_vth as f64;
-        }
-        let gx = grads.get_or_alloc_mut(&x)?;
-        for (a, b) in gx.iter_mut().zip(&g_x) {
-            *a += *b;
         }
         grads.get_or_alloc_mut(&tau)?[0] += g_tau as f32;
         grads.get_or_alloc_mut(&v_th)?[0] += g_vth as f32;

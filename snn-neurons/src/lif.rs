@@ -3,6 +3,7 @@
 
 use crate::dynamics::{self, Dynamics, Kernel};
 use snn_core::spec::Neuron;
+use snn_core::dfdx::shapes::HasShape;
 use snn_core::{Error, Mat, ParamStore, Result};
 
 /// Settings shared by the LIF, PLIF and ALIF specs.
@@ -57,8 +58,23 @@ impl Neuron for LifLayer {
         let v_th = store.taped(&self.vth_key)?;
         match self.kernel {
             #[cfg(not(feature = "cuda"))]
-            Kernel::Auto => dynamics::forward_fused(x, tau, v_th, self.dynamics),
+            Kernel::Auto => {
+                let steps = x.shape().0;
+                dynamics::forward_fused(x, steps, tau, v_th, self.dynamics)
+            }
             _ => dynamics::forward_composed(x, tau, v_th, self.dynamics),
+        }
+    }
+
+    fn forward_static(&self, x: Mat, steps: usize, store: &ParamStore) -> Result<Mat> {
+        match self.kernel {
+            #[cfg(not(feature = "cuda"))]
+            Kernel::Auto => {
+                let tau = store.taped(&self.tau_key)?;
+                let v_th = store.taped(&self.vth_key)?;
+                dynamics::forward_fused(x, steps, tau, v_th, self.dynamics)
+            }
+            _ => self.forward(snn_core::spec::repeat_rows(x, steps)?, store),
         }
     }
 

@@ -323,3 +323,49 @@ fn bad_settings_are_errors_not_panics() {
 
 #[allow(dead_code)]
 fn _tape_type_is_shared(_: Tp) {}
+
+#[test]
+fn static_input_path_equals_repeating_the_input() {
+    // Direct encoding: forward_static([1, M], T) must equal forward on the
+    // row repeated T times, values and gradients (input grad = sum over t).
+    let (steps, m) = (5, 23);
+    let mut rng = snn_core::init::rng(9);
+    let x = snn_core::init::uniform(&mut rng, m, -0.5, 1.2);
+    let c = snn_core::init::uniform(&mut rng, steps * m, -1.0, 1.0);
+    let dev = device::create(0).unwrap();
+    let mut results = Vec::new();
+    for (kernel, use_static) in [
+        (Kernel::Auto, true),
+        (Kernel::Composed, false),
+        (Kernel::Composed, true),
+    ] {
+        let spec = AlifSpec {
+            kernel,
+            ..Default::default()
+        };
+        let mut store = ParamStore::new(dev.clone());
+        store.insert("x", &[m], x.clone(), true).unwrap();
+        let neuron = spec.build("n", &mut store).unwrap();
+        let (xt, _) = store.taped("x").unwrap().split_tape();
+        let xt = xt.traced(store.new_grads().unwrap());
+        let o = if use_static {
+            neuron
+                .forward_static(xt.reshape_like(&(1, m)), steps, &store)
+                .unwrap()
+        } else {
+            let rep = xt.broadcast_like::<_, Axis<0>>(&(steps, m));
+            neuron.forward(rep, &store).unwrap()
+        };
+        let spikes = o.retaped::<NoneTape>().as_vec();
+        let cw = dev.tensor_from_vec(c.clone(), (steps, m));
+        let g = (o * cw).sum::<Rank0, _>().backward();
+        let gx = store.grad(&g, "x").unwrap().as_vec();
+        let gtau = store.grad(&g, "n.tau").unwrap().as_vec()[0];
+        results.push((spikes, gx, gtau));
+    }
+    for r in &results[1..] {
+        assert_eq!(r.0, results[0].0);
+        assert_all_close("dx static", &r.1, &results[0].1, 1e-5);
+        assert!(close(r.2, results[0].2, 1e-5));
+    }
+}

@@ -207,16 +207,21 @@ impl Model for Classifier {
                 Layer::Conv(conv) => conv.forward(x, fwd.store)?,
                 Layer::Bn(bn) => bn.forward(x, fwd)?,
                 Layer::Spike { name, neuron } => {
-                    if !timed {
-                        x = repeat_over_time(x, steps);
+                    let (n, h, w, c) = *x.shape();
+                    let (spikes, rows) = if timed {
+                        let m = n / steps * h * w * c;
+                        (neuron.forward(x.reshape_like(&(steps, m)), fwd.store)?, n)
+                    } else {
+                        // The static image's currents, once: the neuron
+                        // repeats them over time itself.
                         timed = true;
-                    }
-                    let shape = *x.shape();
-                    let m = shape.0 / steps * shape.1 * shape.2 * shape.3;
-                    let spikes = neuron.forward(x.reshape_like(&(steps, m)), fwd.store)?;
+                        let m = n * h * w * c;
+                        let s = neuron.forward_static(x.reshape_like(&(1, m)), steps, fwd.store)?;
+                        (s, steps * n)
+                    };
                     let rate = spikes.retaped::<NoneTape>().mean::<Rank0, _>().as_vec()[0];
                     fwd.rates.push((name.clone(), rate));
-                    spikes.reshape_like(&shape)
+                    spikes.reshape_like(&(rows, h, w, c))
                 }
                 Layer::MaxPool(k) => pool::max_pool(x, *k)?,
                 Layer::AvgPool(k) => pool::avg_pool(x, *k)?,
