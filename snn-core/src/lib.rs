@@ -11,6 +11,8 @@ pub mod config;
 pub mod device;
 pub mod error;
 pub mod fsutil;
+#[cfg(not(feature = "cuda"))]
+pub mod host;
 pub mod init;
 pub mod optim;
 pub mod params;

@@ -13,6 +13,8 @@
 use crate::surrogate::Surrogate;
 use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
+#[cfg(not(feature = "cuda"))]
+use snn_core::host;
 use snn_core::{Dev, Error, Flat, FlatT, Mat, Result, Tp};
 
 /// Where the surrogate window is centred.
@@ -134,12 +136,12 @@ pub fn forward_fused(x: Mat, steps: usize, tau: FlatT, v_th: FlatT, d: Dynamics)
     let (v_th, vth_tape) = v_th.split_tape();
     let mut tape = x_tape.merge(tau_tape).merge(vth_tape);
 
-    let (us, spikes) = simulate(&x.as_vec(), steps, m, tau_v, vth_v);
+    let (us, spikes) = simulate(&host::read(&x), steps, m, tau_v, vth_v);
     let dev = x.device().clone();
     let out = dev.tensor_from_vec(spikes, (steps, m));
     let out_id = out.clone();
     tape.add_backward_op(move |grads| {
-        let g_out: Vec<f32> = grads.get_or_alloc_mut(&out_id)?.to_vec();
+        let g_out = host::take_grad(grads, &out_id)?;
         let gx = grads.get_or_alloc_mut(&x)?;
         let (mut g_tau, mut g_vth) = (0.0f64, 0.0f64);
         // Backward in time, all neurons of a step at once. `gu_next` holds

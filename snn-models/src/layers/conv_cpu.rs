@@ -8,7 +8,7 @@
 use super::gemm::matmul;
 use super::Nhwc;
 use snn_core::dfdx::prelude::*;
-use snn_core::FlatT;
+use snn_core::{host, FlatT};
 
 /// Geometry of one convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,23 +148,18 @@ pub fn conv2d(x: Nhwc, weight: FlatT, geo: Geometry) -> Nhwc {
     let (x, x_tape) = x.split_tape();
     let (weight, w_tape) = weight.split_tape();
     let mut tape = x_tape.merge(w_tape);
-    let xs = x.as_vec();
-    let ws = weight.as_vec();
+    let xs = host::read(&x);
+    let ws = host::read(&weight);
     let y = geo.forward(&xs, &ws);
     let out = x
         .device()
         .tensor_from_vec(y, (geo.n, geo.ho, geo.wo, geo.o));
     let out_id = out.clone();
     tape.add_backward_op(move |grads| {
-        let gy: Vec<f32> = grads.get_or_alloc_mut(&out_id)?.to_vec();
+        let gy = host::take_grad(grads, &out_id)?;
         let (dx, dw) = geo.backward(&xs, &ws, &gy);
-        for (a, b) in grads.get_or_alloc_mut(&x)?.iter_mut().zip(&dx) {
-            *a += b;
-        }
-        for (a, b) in grads.get_or_alloc_mut(&weight)?.iter_mut().zip(&dw) {
-            *a += b;
-        }
-        Ok(())
+        host::add_grad(grads, &x, &dx)?;
+        host::add_grad(grads, &weight, &dw)
     });
     out.put_tape(tape)
 }

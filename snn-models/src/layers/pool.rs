@@ -97,7 +97,7 @@ fn max_pool_cpu(x: Nhwc, k: usize) -> Nhwc {
     let x = x.reshape_like(&(n, h, w, c));
     let (x, tape) = x.split_tape();
     let mut tape = tape;
-    let xs = x.as_vec();
+    let xs = snn_core::host::read(&x);
     let mut y = vec![0.0f32; n * ho * wo * c];
     let mut arg = vec![0u8; n * ho * wo * c];
     let at = move |b: usize, yy: usize, xx: usize| ((b * h + yy) * w + xx) * c;
@@ -129,7 +129,7 @@ fn max_pool_cpu(x: Nhwc, k: usize) -> Nhwc {
     let out = x.device().tensor_from_vec(y, (n, ho, wo, c));
     let out_id = out.clone();
     tape.add_backward_op(move |grads| {
-        let gy: Vec<f32> = grads.get_or_alloc_mut(&out_id)?.to_vec();
+        let gy = snn_core::host::take_grad(grads, &out_id)?;
         let gx = grads.get_or_alloc_mut(&x)?;
         for b in 0..n {
             for oy in 0..ho {
