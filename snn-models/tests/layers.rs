@@ -373,3 +373,57 @@ fn cpu_max_pool_matches_composed_twin_with_ties() {
         assert_eq!(ga, gb);
     }
 }
+
+#[test]
+fn cpu_batchnorm_kernel_matches_composed_twin() {
+    use snn_models::layers::LayerKernel;
+    let shape = (4, 3, 5, 6);
+    let mut r = rng();
+    let x = init::uniform(&mut r, 4 * 3 * 5 * 6, -2.0, 3.0);
+    let c = init::uniform(&mut r, 4 * 3 * 5 * 6, -1.0, 1.0);
+    for train in [true, false] {
+        let mut store = store_with(&x);
+        let mut bn = BatchNorm::new("bn", 6, &mut store).unwrap();
+        store
+            .set_values("bn.weight", init::uniform(&mut r, 6, 0.5, 1.5))
+            .unwrap();
+        store
+            .set_values("bn.bias", init::uniform(&mut r, 6, -0.5, 0.5))
+            .unwrap();
+        store
+            .set_values("bn.running_mean", init::uniform(&mut r, 6, -0.5, 0.5))
+            .unwrap();
+        store
+            .set_values("bn.running_var", init::uniform(&mut r, 6, 0.5, 2.0))
+            .unwrap();
+        let mut results = Vec::new();
+        for imp in [LayerKernel::Auto, LayerKernel::Composed] {
+            bn.kernel_impl = imp;
+            let mut rr = rng();
+            let mut fwd = Forward::new(&store, train, &mut rr);
+            let y = bn.forward(input(&store, shape), &mut fwd).unwrap();
+            let updates: Vec<Vec<f32>> = fwd.updates.iter().map(|(_, t)| t.as_vec()).collect();
+            drop(fwd);
+            let values = y.retaped::<NoneTape>().as_vec();
+            let (_, grads) = loss_and_grads(&store, y, &c);
+            results.push((values, grads, updates));
+        }
+        let close = |a: &[f32], b: &[f32], what: &str| {
+            assert_eq!(a.len(), b.len(), "{what}");
+            for (u, v) in a.iter().zip(b) {
+                assert!(
+                    (u - v).abs() <= 1e-5 * (1.0 + u.abs()),
+                    "{what} (train {train}): {u} vs {v}"
+                );
+            }
+        };
+        close(&results[0].0, &results[1].0, "values");
+        for ((n, ga), (_, gb)) in results[0].1.iter().zip(&results[1].1) {
+            close(ga, gb, n);
+        }
+        assert_eq!(results[0].2.len(), results[1].2.len());
+        for (a, b) in results[0].2.iter().zip(&results[1].2) {
+            close(a, b, "running stats");
+        }
+    }
+}

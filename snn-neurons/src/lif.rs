@@ -2,8 +2,8 @@
 //! learned or fixed.
 
 use crate::dynamics::{self, Dynamics, Kernel};
-use snn_core::spec::Neuron;
 use snn_core::dfdx::shapes::HasShape;
+use snn_core::spec::Neuron;
 use snn_core::{Error, Mat, ParamStore, Result};
 
 /// Settings shared by the LIF, PLIF and ALIF specs.

@@ -3,7 +3,7 @@
 //! Training uses batch statistics and records running statistics (momentum
 //! 0.1, unbiased variance, as PyTorch); evaluation uses the running ones.
 
-use super::Nhwc;
+use super::{LayerKernel, Nhwc};
 use snn_core::dfdx::prelude::*;
 use snn_core::spec::Forward;
 use snn_core::{Error, ParamStore, Result};
@@ -14,6 +14,7 @@ pub struct BatchNorm {
     pub channels: usize,
     pub eps: f32,
     pub momentum: f32,
+    pub kernel_impl: LayerKernel,
 }
 
 impl BatchNorm {
@@ -47,6 +48,7 @@ impl BatchNorm {
             channels,
             eps: 1e-5,
             momentum: 0.1,
+            kernel_impl: LayerKernel::Auto,
         })
     }
 
@@ -63,6 +65,10 @@ impl BatchNorm {
         let x = x.reshape_like(&(rows_n, c));
         let store = fwd.store;
         let key = |s: &str| format!("{}.{s}", self.name);
+        #[cfg(not(feature = "cuda"))]
+        if self.kernel_impl == LayerKernel::Auto {
+            return self.forward_cpu(x, fwd).map(|y| y.reshape_like(&shape));
+        }
         let normalised = if fwd.train {
             if rows_n < 2 {
                 return Err(Error::shape(
@@ -99,5 +105,58 @@ impl BatchNorm {
         let y = normalised * gamma.broadcast_like::<_, Axis<0>>(&(rows_n, c))
             + beta.broadcast_like::<_, Axis<0>>(&(rows_n, c));
         Ok(y.reshape_like(&shape))
+    }
+
+    /// The same through the CPU kernel.
+    #[cfg(not(feature = "cuda"))]
+    fn forward_cpu(
+        &self,
+        x: snn_core::dfdx::tensor::Tensor<(usize, usize), f32, snn_core::Dev, snn_core::Tp>,
+        fwd: &mut Forward<'_>,
+    ) -> Result<super::Rows> {
+        let store = fwd.store;
+        let key = |s: &str| format!("{}.{s}", self.name);
+        let (rows_n, _) = *x.shape();
+        let gamma = store.taped(&key("weight"))?;
+        let beta = store.taped(&key("bias"))?;
+        if fwd.train {
+            if rows_n < 2 {
+                return Err(Error::shape(
+                    &self.name,
+                    "training needs at least 2 values per channel",
+                ));
+            }
+            let (y, mean, var) = super::batchnorm_cpu::batch_norm(x, gamma, beta, None, self.eps);
+            let m = self.momentum;
+            let unbias = rows_n as f32 / (rows_n as f32 - 1.0);
+            let rm = store.values(&key("running_mean"))?;
+            let rv = store.values(&key("running_var"))?;
+            let new_rm: Vec<f32> = rm
+                .iter()
+                .zip(&mean)
+                .map(|(r, b)| r * (1.0 - m) + b * m)
+                .collect();
+            let new_rv: Vec<f32> = rv
+                .iter()
+                .zip(&var)
+                .map(|(r, b)| r * (1.0 - m) + b * (m * unbias))
+                .collect();
+            let dev = store.dev();
+            fwd.updates.push((
+                key("running_mean"),
+                dev.tensor_from_vec(new_rm, (self.channels,)),
+            ));
+            fwd.updates.push((
+                key("running_var"),
+                dev.tensor_from_vec(new_rv, (self.channels,)),
+            ));
+            Ok(y)
+        } else {
+            let stats = (
+                store.values(&key("running_mean"))?,
+                store.values(&key("running_var"))?,
+            );
+            Ok(super::batchnorm_cpu::batch_norm(x, gamma, beta, Some(stats), self.eps).0)
+        }
     }
 }

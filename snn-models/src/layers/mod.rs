@@ -7,6 +7,8 @@
 //! `[in, out]`.
 
 pub mod batchnorm;
+#[cfg(not(feature = "cuda"))]
+pub mod batchnorm_cpu;
 pub mod conv;
 #[cfg(not(feature = "cuda"))]
 pub mod conv_cpu;

@@ -1,0 +1,97 @@
+//! Batch norm on the CPU as one tape op: statistics, normalisation and the
+//! affine map in two passes over the rows, the closed-form backward in two
+//! more. It keeps no normalised copy: the input (held anyway) is re-read.
+
+use snn_core::dfdx::prelude::*;
+use snn_core::{host, Dev, FlatT, Tp};
+
+type Rows = Tensor<(usize, usize), f32, Dev, Tp>;
+
+/// Per-channel mean and biased variance of `[rows, c]` data.
+fn moments(x: &[f32], c: usize) -> (Vec<f32>, Vec<f32>) {
+    let rows = x.len() / c.max(1);
+    let mut sum = vec![0.0f64; c];
+    let mut sq = vec![0.0f64; c];
+    for r in x.chunks_exact(c) {
+        for ((s, q), v) in sum.iter_mut().zip(sq.iter_mut()).zip(r) {
+            *s += *v as f64;
+            *q += (*v as f64) * (*v as f64);
+        }
+    }
+    let n = rows.max(1) as f64;
+    let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
+    let var = sq
+        .iter()
+        .zip(&sum)
+        .map(|(q, s)| ((q / n) - (s / n) * (s / n)).max(0.0) as f32)
+        .collect();
+    (mean, var)
+}
+
+/// Normalises `x` (`[rows, c]`) with batch statistics (`stats = None`) or
+/// the given `(mean, var)`; returns the output and the statistics used.
+pub fn batch_norm(
+    x: Rows,
+    gamma: FlatT,
+    beta: FlatT,
+    stats: Option<(Vec<f32>, Vec<f32>)>,
+    eps: f32,
+) -> (Rows, Vec<f32>, Vec<f32>) {
+    let (rows, c) = *x.shape();
+    let x = x.reshape_like(&(rows, c));
+    let (x, x_tape) = x.split_tape();
+    let (gamma, g_tape) = gamma.split_tape();
+    let (beta, b_tape) = beta.split_tape();
+    let mut tape = x_tape.merge(g_tape).merge(b_tape);
+    let xs = host::read(&x);
+    let gs = host::read(&gamma);
+    let bs = host::read(&beta);
+    let batch_stats = stats.is_none();
+    let (mean, var) = stats.unwrap_or_else(|| moments(&xs, c));
+    let inv: Vec<f32> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+    let mut y = vec![0.0f32; rows * c];
+    for (yr, xr) in y.chunks_exact_mut(c).zip(xs.chunks_exact(c)) {
+        for j in 0..c {
+            yr[j] = (xr[j] - mean[j]) * inv[j] * gs[j] + bs[j];
+        }
+    }
+    let out = x.device().tensor_from_vec(y, (rows, c));
+    let out_id = out.clone();
+    let (mean_b, inv_b) = (mean.clone(), inv.clone());
+    tape.add_backward_op(move |grads| {
+        let gy = host::take_grad(grads, &out_id)?;
+        // Reductions: dbeta = sum gy, dgamma = sum gy * xhat.
+        let mut db = vec![0.0f64; c];
+        let mut dg = vec![0.0f64; c];
+        for (gr, xr) in gy.chunks_exact(c).zip(xs.chunks_exact(c)) {
+            for j in 0..c {
+                let xhat = (xr[j] - mean_b[j]) * inv_b[j];
+                db[j] += gr[j] as f64;
+                dg[j] += (gr[j] * xhat) as f64;
+            }
+        }
+        let mut dx = vec![0.0f32; rows * c];
+        let n = rows as f32;
+        for ((dr, gr), xr) in dx
+            .chunks_exact_mut(c)
+            .zip(gy.chunks_exact(c))
+            .zip(xs.chunks_exact(c))
+        {
+            for j in 0..c {
+                let scale = gs[j] * inv_b[j];
+                dr[j] = if batch_stats {
+                    let xhat = (xr[j] - mean_b[j]) * inv_b[j];
+                    scale * (gr[j] - (db[j] as f32 + xhat * dg[j] as f32) / n)
+                } else {
+                    scale * gr[j]
+                };
+            }
+        }
+        host::add_grad(grads, &x, &dx)?;
+        let dg: Vec<f32> = dg.iter().map(|v| *v as f32).collect();
+        let db: Vec<f32> = db.iter().map(|v| *v as f32).collect();
+        host::add_grad(grads, &gamma, &dg)?;
+        host::add_grad(grads, &beta, &db)
+    });
+    (out.put_tape(tape), mean, var)
+}
