@@ -7,8 +7,9 @@ use serde::Serialize;
 use snn_core::config::RunConfig;
 use snn_core::dfdx::prelude::*;
 use snn_core::init;
-use snn_core::spec::{Forward, ModelParts};
-use snn_core::{device, Error, ParamStore, Result};
+use crate::session::{build_model, optimizer};
+use snn_core::spec::Forward;
+use snn_core::{device, Error, Result};
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,16 +56,8 @@ pub fn run(
     let (shape, classes) = input_shape(cfg)?;
     let dev = device::create(cfg.seed)?;
     let mut rng = init::rng(cfg.seed);
-    let mut store = ParamStore::new(dev.clone());
-    let parts = ModelParts {
-        neuron: cfg.neuron.as_ref(),
-        decoder: cfg.decoder.as_ref(),
-        input_shape: shape,
-        classes,
-        time_steps: cfg.time_steps,
-    };
-    let model = cfg.model.build(&parts, &mut store, &mut rng)?;
-    let mut opt = snn_core::optim::Adam::new(cfg.train.adam.clone());
+    let (mut store, model) = build_model(cfg, shape, classes, &dev)?;
+    let mut opt = optimizer(cfg);
     let [c, h, w] = shape;
     let n = batch * c * h * w;
     let mut times = Vec::with_capacity(steps);

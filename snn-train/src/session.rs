@@ -60,7 +60,8 @@ pub struct Session {
     pub progress: bool,
 }
 
-fn build_model(
+/// Builds the config's model with fresh parameters seeded by `cfg.seed`.
+pub fn build_model(
     cfg: &RunConfig,
     shape: [usize; 3],
     classes: usize,
@@ -79,7 +80,8 @@ fn build_model(
     Ok((store, model))
 }
 
-fn optimizer(cfg: &RunConfig) -> Adam {
+/// The config's optimizer (Adam, or AdamW with decoupled decay).
+pub fn optimizer(cfg: &RunConfig) -> Adam {
     let mut a: AdamConfig = cfg.train.adam.clone();
     if cfg.train.optimizer == OptimizerKind::Adamw {
         a.decay = Decay::Decoupled;
