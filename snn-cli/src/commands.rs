@@ -6,7 +6,7 @@ use snn_core::registry;
 use snn_core::spec::{DecoderSpec, ModelSpec, NeuronSpec};
 use snn_data::Split;
 use snn_train::checkpoint::CONFIG_FILE;
-use snn_train::session::{say, BEST_PARAMS};
+use snn_train::session::{build_model, evaluate, say, BEST_PARAMS};
 use snn_train::Session;
 use std::path::{Path, PathBuf};
 
@@ -144,16 +144,14 @@ pub fn eval(checkpoint: &Path, data: Option<PathBuf>, json: bool) -> Result<()> 
         cfg.data.root = root;
     }
     let mut test = snn_data::load(&cfg.data, Split::Test)?;
-    let state = snn_train::Checkpoint::load(&dir)?;
-    if let Some(stats) = state.as_ref().and_then(|s| s.normalization.clone()) {
+    // Normalise with the training statistics saved in the checkpoint.
+    if let Some(stats) = snn_train::Checkpoint::load(&dir)?.and_then(|s| s.normalization) {
         test.normalize(&stats);
     }
-    let mut cfg_for_train = cfg;
-    cfg_for_train.data.normalize = false; // statistics come from the checkpoint
-    let session = Session::with_data(cfg_for_train, &dir, test.clone(), test.clone())?;
-    let mut session = session;
-    session.store.load(&params)?;
-    let ev = session.evaluate(&test)?;
+    let dev = snn_core::device::create(cfg.seed)?;
+    let (mut store, model) = build_model(&cfg, test.shape, test.classes, &dev)?;
+    store.load(&params)?;
+    let ev = evaluate(&cfg, &dev, &store, model.as_ref(), &test)?;
     if json {
         say(&serde_json::to_string(&ev)?);
     } else {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod device;
 pub mod error;
 pub mod fsutil;
+pub mod grad;
 #[cfg(not(feature = "cuda"))]
 pub mod host;
 pub mod init;

@@ -427,3 +427,35 @@ fn cpu_batchnorm_kernel_matches_composed_twin() {
         }
     }
 }
+
+#[test]
+fn kernels_give_the_same_values_without_gradient_recording() {
+    let shape = (2, 6, 6, 3);
+    let mut r = rng();
+    let x = init::uniform(&mut r, 2 * 6 * 6 * 3, -1.0, 1.0);
+    let mut store = store_with(&x);
+    let conv = Conv2d::new(
+        "c",
+        3,
+        4,
+        3,
+        1,
+        1,
+        false,
+        WeightInit::Torch,
+        &mut store,
+        &mut r,
+    )
+    .unwrap();
+    let bn = BatchNorm::new("bn", 4, &mut store).unwrap();
+    let run = |st: &ParamStore| {
+        let mut rr = rng();
+        let mut fwd = Forward::new(st, true, &mut rr);
+        let y = conv.forward(input(st, shape), st).unwrap();
+        let y = bn.forward(y, &mut fwd).unwrap();
+        pool::max_pool(y, 2).unwrap().retaped::<NoneTape>().as_vec()
+    };
+    let with = run(&store);
+    let without = snn_core::grad::no_grad(|| run(&store));
+    assert_eq!(with, without);
+}

@@ -139,6 +139,9 @@ pub fn forward_fused(x: Mat, steps: usize, tau: FlatT, v_th: FlatT, d: Dynamics)
     let (us, spikes) = simulate(&host::read(&x), steps, m, tau_v, vth_v);
     let dev = x.device().clone();
     let out = dev.tensor_from_vec(spikes, (steps, m));
+    if !snn_core::grad::is_enabled() {
+        return Ok(out.put_tape(tape));
+    }
     let out_id = out.clone();
     tape.add_backward_op(move |grads| {
         let g_out = host::take_grad(grads, &out_id)?;

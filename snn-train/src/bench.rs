@@ -3,11 +3,11 @@
 //! images per second and the process's peak memory.
 
 use crate::loss;
+use crate::session::{build_model, optimizer};
 use serde::Serialize;
 use snn_core::config::RunConfig;
 use snn_core::dfdx::prelude::*;
 use snn_core::init;
-use crate::session::{build_model, optimizer};
 use snn_core::spec::Forward;
 use snn_core::{device, Error, Result};
 use std::time::Instant;
@@ -77,12 +77,13 @@ pub fn run(
                 opt.update(&mut store, &grads, cfg.train.lr)?;
                 Forward::apply_updates(updates, &mut store)?;
             }
-            Mode::Infer => {
+            Mode::Infer => snn_core::grad::no_grad(|| -> Result<()> {
                 let x = x.traced(Gradients::leaky());
                 let mut fwd = Forward::new(&store, false, &mut rng);
                 let out = model.forward(x, &mut fwd)?;
                 let _ = out.retaped::<NoneTape>().as_vec();
-            }
+                Ok(())
+            })?,
         }
         if i >= warmup {
             times.push(t0.elapsed().as_secs_f64());

@@ -318,7 +318,6 @@ impl Session {
 
     /// Accuracy, mean loss and per-class accuracy on `ds` (inference mode).
     pub fn evaluate(&self, ds: &Dataset) -> Result<Evaluation> {
-        let [c, h, w] = ds.shape;
         if ds.shape != self.train.shape {
             return Err(Error::shape(
                 "evaluation data",
@@ -328,52 +327,7 @@ impl Session {
                 ),
             ));
         }
-        let bs = (self.cfg.train.batch_size * 4).max(1);
-        let mut rng = init::rng(self.cfg.seed);
-        let mut per_class = vec![(0usize, 0usize); ds.classes.max(1)];
-        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-        let mut rates: BTreeMap<String, (f64, usize)> = BTreeMap::new();
-        for idx in ds.batch_indices(bs, BatchOrder::Sequential) {
-            let batch = ds.gather(&idx);
-            let b = batch.labels.len();
-            let x = self
-                .dev
-                .tensor_from_vec(batch.images, (b, c, h, w))
-                .traced(Gradients::leaky());
-            let mut fwd = Forward::new(&self.store, false, &mut rng);
-            let out = self.model.forward(x, &mut fwd)?;
-            for (name, v) in fwd.rates {
-                let e = rates.entry(name).or_insert((0.0, 0));
-                e.0 += v as f64;
-                e.1 += 1;
-            }
-            let values = out.retaped::<NoneTape>().as_vec();
-            let l = loss::loss(self.cfg.train.loss, out, &batch.labels).array();
-            loss_sum += l as f64 * b as f64;
-            let k = values.len() / b.max(1);
-            for (row, label) in values.chunks(k).zip(&batch.labels) {
-                let hit = argmax(row) == *label as usize;
-                correct += hit as usize;
-                if let Some(pc) = per_class.get_mut(*label as usize) {
-                    pc.0 += hit as usize;
-                    pc.1 += 1;
-                }
-            }
-        }
-        let n = ds.len().max(1);
-        Ok(Evaluation {
-            accuracy: correct as f32 / n as f32,
-            loss: (loss_sum / n as f64) as f32,
-            per_class: per_class
-                .iter()
-                .map(|(c, t)| *c as f32 / (*t).max(1) as f32)
-                .collect(),
-            count: ds.len(),
-            firing_rates: rates
-                .into_iter()
-                .map(|(k, (s, n))| (k, (s / n.max(1) as f64) as f32))
-                .collect(),
-        })
+        evaluate(&self.cfg, &self.dev, &self.store, self.model.as_ref(), ds)
     }
 
     fn append_metrics(&self, m: &EpochMetrics) -> Result<()> {
@@ -430,6 +384,73 @@ impl Session {
 /// Parses one line of `metrics.jsonl`.
 pub fn parse_metrics_line(line: &str) -> Result<EpochMetrics> {
     serde_json::from_str(line).map_err(|e| Error::invalid("metrics line", e.to_string()))
+}
+
+/// Accuracy, mean loss and per-class accuracy of `model` on `ds`
+/// (inference mode, batches of 4x the training batch size, no gradients).
+pub fn evaluate(
+    cfg: &RunConfig,
+    dev: &Dev,
+    store: &ParamStore,
+    model: &dyn Model,
+    ds: &Dataset,
+) -> Result<Evaluation> {
+    snn_core::grad::no_grad(|| evaluate_recorded(cfg, dev, store, model, ds))
+}
+
+fn evaluate_recorded(
+    cfg: &RunConfig,
+    dev: &Dev,
+    store: &ParamStore,
+    model: &dyn Model,
+    ds: &Dataset,
+) -> Result<Evaluation> {
+    let [c, h, w] = ds.shape;
+    let bs = (cfg.train.batch_size * 4).max(1);
+    let mut rng = init::rng(cfg.seed);
+    let mut per_class = vec![(0usize, 0usize); ds.classes.max(1)];
+    let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+    let mut rates: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    for idx in ds.batch_indices(bs, BatchOrder::Sequential) {
+        let batch = ds.gather(&idx);
+        let b = batch.labels.len();
+        let x = dev
+            .tensor_from_vec(batch.images, (b, c, h, w))
+            .traced(Gradients::leaky());
+        let mut fwd = Forward::new(store, false, &mut rng);
+        let out = model.forward(x, &mut fwd)?;
+        for (name, v) in fwd.rates {
+            let e = rates.entry(name).or_insert((0.0, 0));
+            e.0 += v as f64;
+            e.1 += 1;
+        }
+        let values = out.retaped::<NoneTape>().as_vec();
+        let l = loss::loss(cfg.train.loss, out, &batch.labels).array();
+        loss_sum += l as f64 * b as f64;
+        let k = values.len() / b.max(1);
+        for (row, label) in values.chunks(k).zip(&batch.labels) {
+            let hit = argmax(row) == *label as usize;
+            correct += hit as usize;
+            if let Some(pc) = per_class.get_mut(*label as usize) {
+                pc.0 += hit as usize;
+                pc.1 += 1;
+            }
+        }
+    }
+    let n = ds.len().max(1);
+    Ok(Evaluation {
+        accuracy: correct as f32 / n as f32,
+        loss: (loss_sum / n as f64) as f32,
+        per_class: per_class
+            .iter()
+            .map(|(c, t)| *c as f32 / (*t).max(1) as f32)
+            .collect(),
+        count: ds.len(),
+        firing_rates: rates
+            .into_iter()
+            .map(|(k, (s, n))| (k, (s / n.max(1) as f64) as f32))
+            .collect(),
+    })
 }
 
 fn argmax(row: &[f32]) -> usize {

@@ -56,6 +56,9 @@ pub fn batch_norm(
         }
     }
     let out = x.device().tensor_from_vec(y, (rows, c));
+    if !snn_core::grad::is_enabled() {
+        return (out.put_tape(tape), mean, var);
+    }
     let out_id = out.clone();
     let (mean_b, inv_b) = (mean.clone(), inv.clone());
     tape.add_backward_op(move |grads| {

@@ -127,6 +127,9 @@ fn max_pool_cpu(x: Nhwc, k: usize) -> Nhwc {
     }
     drop(xs);
     let out = x.device().tensor_from_vec(y, (n, ho, wo, c));
+    if !snn_core::grad::is_enabled() {
+        return out.put_tape(tape);
+    }
     let out_id = out.clone();
     tape.add_backward_op(move |grads| {
         let gy = snn_core::host::take_grad(grads, &out_id)?;
