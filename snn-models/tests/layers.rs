@@ -459,3 +459,139 @@ fn kernels_give_the_same_values_without_gradient_recording() {
     let without = snn_core::grad::no_grad(|| run(&store));
     assert_eq!(with, without);
 }
+
+/// PyTorch's definition of a transposed convolution, NHWC, with our weight
+/// layout (the equivalent convolution's kernel, flipped).
+#[allow(clippy::too_many_arguments)]
+fn naive_conv_transpose(
+    x: &[f32],
+    (n, h, w, c): S4,
+    wt: &[f32],
+    o: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    op: usize,
+) -> (Vec<f32>, usize, usize) {
+    let ho = (h - 1) * s + k + op - 2 * p;
+    let wo = (w - 1) * s + k + op - 2 * p;
+    let mut y = vec![0.0f64; n * ho * wo * o];
+    for b in 0..n {
+        for iy in 0..h {
+            for ix in 0..w {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let oy = (iy * s + ky) as isize - p as isize;
+                        let ox = (ix * s + kx) as isize - p as isize;
+                        if oy < 0 || ox < 0 || oy >= ho as isize || ox >= wo as isize {
+                            continue;
+                        }
+                        for ic in 0..c {
+                            let xv = x[((b * h + iy) * w + ix) * c + ic] as f64;
+                            for oc in 0..o {
+                                // torch w[ic, oc, ky, kx] = ours[k-1-ky, k-1-kx, ic, oc]
+                                let wv = wt[(((k - 1 - ky) * k + (k - 1 - kx)) * c + ic) * o + oc]
+                                    as f64;
+                                y[((b * ho + oy as usize) * wo + ox as usize) * o + oc] += xv * wv;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (y.into_iter().map(|v| v as f32).collect(), ho, wo)
+}
+
+#[test]
+fn transposed_conv_matches_definition_and_finite_differences() {
+    use snn_models::layers::{ConvTranspose2d, LayerKernel};
+    // FSVAE's upsampling (k3 s2 p1 op1 doubles the size) and a stride-1 one.
+    for (k, s, p, op) in [(3, 2, 1, 1), (3, 1, 1, 0), (2, 2, 0, 0)] {
+        let shape = (2, 3, 4, 2);
+        let mut r = rng();
+        let x = init::uniform(&mut r, 2 * 3 * 4 * 2, -1.0, 1.0);
+        let mut store = store_with(&x);
+        let mut ct = ConvTranspose2d::new(
+            "ct",
+            2,
+            3,
+            k,
+            s,
+            p,
+            op,
+            false,
+            WeightInit::Torch,
+            &mut store,
+            &mut r,
+        )
+        .unwrap();
+        let wt = store.values("ct.weight").unwrap();
+        let (want, ho, wo) = naive_conv_transpose(&x, shape, &wt, 3, k, s, p, op);
+        assert_eq!(ct.out_size(3, 4), (ho, wo));
+        if (k, s, p, op) == (3, 2, 1, 1) {
+            assert_eq!((ho, wo), (6, 8), "k3 s2 p1 op1 doubles");
+        }
+        for imp in [LayerKernel::Auto, LayerKernel::Composed] {
+            ct.set_kernel_impl(imp);
+            let y = ct.forward(input(&store, shape), &store).unwrap();
+            assert_eq!(*y.shape(), (2, ho, wo, 3));
+            for (a, b) in y.retaped::<NoneTape>().as_vec().iter().zip(&want) {
+                assert!(
+                    (a - b).abs() < 1e-5,
+                    "k{k}s{s}p{p}op{op} {imp:?}: {a} vs {b}"
+                );
+            }
+            let c = init::uniform(&mut init::rng(2), 2 * ho * wo * 3, -1.0, 1.0);
+            let f =
+                |st: &ParamStore| loss_and_grads(st, ct.forward(input(st, shape), st).unwrap(), &c);
+            check_fd(&store, &f, 1e-2, 2e-3);
+        }
+    }
+    let mut store = store_with(&[0.0]);
+    assert!(ConvTranspose2d::new(
+        "bad",
+        1,
+        1,
+        3,
+        2,
+        1,
+        2,
+        false,
+        WeightInit::Torch,
+        &mut store,
+        &mut rng()
+    )
+    .is_err());
+}
+
+#[test]
+fn tdbn_scales_the_normalised_value_by_alpha_vth() {
+    use snn_models::layers::LayerKernel;
+    // One channel, values 1..4 (mean 2.5, biased var 1.25); alpha 1, V_th 0.2.
+    let mut store = store_with(&[1.0, 2.0, 3.0, 4.0]);
+    let mut bn = BatchNorm::tdbn("td", 1, 1.0, 0.2, &mut store).unwrap();
+    store.set_values("td.bias", vec![0.5]).unwrap();
+    let sd = (1.25f32 + 1e-5).sqrt();
+    for imp in [LayerKernel::Auto, LayerKernel::Composed] {
+        bn.kernel_impl = imp;
+        let mut r = rng();
+        let mut fwd = Forward::new(&store, true, &mut r);
+        let y = bn.forward(input(&store, (4, 1, 1, 1)), &mut fwd).unwrap();
+        drop(fwd);
+        let v = y.retaped::<NoneTape>().as_vec();
+        for (i, x) in [1.0f32, 2.0, 3.0, 4.0].iter().enumerate() {
+            let want = 0.2 * (x - 2.5) / sd + 0.5;
+            assert!((v[i] - want).abs() < 1e-6, "{imp:?}: {} vs {want}", v[i]);
+        }
+        let c = [0.3, -1.0, 0.7, 2.0];
+        let f = |st: &ParamStore| {
+            let mut rr = rng();
+            let mut fwd = Forward::new(st, true, &mut rr);
+            let y = bn.forward(input(st, (4, 1, 1, 1)), &mut fwd).unwrap();
+            drop(fwd);
+            loss_and_grads(st, y, &c)
+        };
+        check_fd(&store, &f, 1e-2, 3e-3);
+    }
+}

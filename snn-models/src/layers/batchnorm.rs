@@ -14,6 +14,9 @@ pub struct BatchNorm {
     pub channels: usize,
     pub eps: f32,
     pub momentum: f32,
+    /// Constant factor on the normalised value before the affine map:
+    /// 1 for batch norm, `alpha * V_th` for tdBN (Zheng et al. 2021).
+    pub scale: f32,
     pub kernel_impl: LayerKernel,
 }
 
@@ -48,8 +51,24 @@ impl BatchNorm {
             channels,
             eps: 1e-5,
             momentum: 0.1,
+            scale: 1.0,
             kernel_impl: LayerKernel::Auto,
         })
+    }
+
+    /// Threshold-dependent batch norm: statistics over every row (with time
+    /// folded into the rows: batch, T, H and W), normalised values scaled by
+    /// `alpha * v_th` before the learned affine map.
+    pub fn tdbn(
+        name: &str,
+        channels: usize,
+        alpha: f32,
+        v_th: f32,
+        store: &mut ParamStore,
+    ) -> Result<Self> {
+        let mut bn = Self::new(name, channels, store)?;
+        bn.scale = alpha * v_th;
+        Ok(bn)
     }
 
     pub fn forward(&self, x: Nhwc, fwd: &mut Forward<'_>) -> Result<Nhwc> {
@@ -102,6 +121,11 @@ impl BatchNorm {
         };
         let gamma = store.taped(&key("weight"))?;
         let beta = store.taped(&key("bias"))?;
+        let normalised = if self.scale == 1.0 {
+            normalised
+        } else {
+            normalised * self.scale
+        };
         let y = normalised * gamma.broadcast_like::<_, Axis<0>>(&(rows_n, c))
             + beta.broadcast_like::<_, Axis<0>>(&(rows_n, c));
         Ok(y.reshape_like(&shape))
@@ -126,7 +150,8 @@ impl BatchNorm {
                     "training needs at least 2 values per channel",
                 ));
             }
-            let (y, mean, var) = super::batchnorm_cpu::batch_norm(x, gamma, beta, None, self.eps);
+            let (y, mean, var) =
+                super::batchnorm_cpu::batch_norm(x, gamma, beta, None, self.eps, self.scale);
             let m = self.momentum;
             let unbias = rows_n as f32 / (rows_n as f32 - 1.0);
             let rm = store.values(&key("running_mean"))?;
@@ -156,7 +181,10 @@ impl BatchNorm {
                 store.values(&key("running_mean"))?,
                 store.values(&key("running_var"))?,
             );
-            Ok(super::batchnorm_cpu::batch_norm(x, gamma, beta, Some(stats), self.eps).0)
+            Ok(
+                super::batchnorm_cpu::batch_norm(x, gamma, beta, Some(stats), self.eps, self.scale)
+                    .0,
+            )
         }
     }
 }

@@ -29,13 +29,15 @@ fn moments(x: &[f32], c: usize) -> (Vec<f32>, Vec<f32>) {
 }
 
 /// Normalises `x` (`[rows, c]`) with batch statistics (`stats = None`) or
-/// the given `(mean, var)`; returns the output and the statistics used.
+/// the given `(mean, var)`, scaled by `scale * gamma`, shifted by `beta`;
+/// returns the output and the statistics used.
 pub fn batch_norm(
     x: Rows,
     gamma: FlatT,
     beta: FlatT,
     stats: Option<(Vec<f32>, Vec<f32>)>,
     eps: f32,
+    scale: f32,
 ) -> (Rows, Vec<f32>, Vec<f32>) {
     let (rows, c) = *x.shape();
     let x = x.reshape_like(&(rows, c));
@@ -44,7 +46,9 @@ pub fn batch_norm(
     let (beta, b_tape) = beta.split_tape();
     let mut tape = x_tape.merge(g_tape).merge(b_tape);
     let xs = host::read(&x);
-    let gs = host::read(&gamma);
+    // The effective per-channel gain: gamma times the constant scale
+    // (alpha * V_th for tdBN, 1 for plain batch norm).
+    let gs: Vec<f32> = host::read(&gamma).iter().map(|g| g * scale).collect();
     let bs = host::read(&beta);
     let batch_stats = stats.is_none();
     let (mean, var) = stats.unwrap_or_else(|| moments(&xs, c));
@@ -91,7 +95,7 @@ pub fn batch_norm(
             }
         }
         host::add_grad(grads, &x, &dx)?;
-        let dg: Vec<f32> = dg.iter().map(|v| *v as f32).collect();
+        let dg: Vec<f32> = dg.iter().map(|v| *v as f32 * scale).collect();
         let db: Vec<f32> = db.iter().map(|v| *v as f32).collect();
         host::add_grad(grads, &gamma, &dg)?;
         host::add_grad(grads, &beta, &db)

@@ -12,6 +12,7 @@ pub mod batchnorm_cpu;
 pub mod conv;
 #[cfg(not(feature = "cuda"))]
 pub mod conv_cpu;
+pub mod conv_transpose;
 pub mod dropout;
 pub mod gemm;
 pub mod linear;
@@ -19,6 +20,7 @@ pub mod pool;
 
 pub use batchnorm::BatchNorm;
 pub use conv::Conv2d;
+pub use conv_transpose::ConvTranspose2d;
 pub use dropout::Dropout;
 pub use linear::Linear;
 

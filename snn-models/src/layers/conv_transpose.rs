@@ -1,0 +1,116 @@
+//! Transposed 2-D convolution (FSVAE's decoder upsampling), channels-last.
+//!
+//! Computed as what it is equivalent to: spread the input onto a grid with
+//! `stride - 1` zeros between pixels, pad it by `k - 1 - padding` on the top
+//! and left and `k - 1 - padding + output_padding` on the bottom and right,
+//! and run a stride-1 convolution over it. The dilation and padding are one
+//! gather (with a zero row for the empty cells), the convolution is
+//! [`Conv2d`] (the CPU kernel where available).
+//!
+//! The weight is stored as that equivalent convolution's kernel,
+//! `[k, k, C_in, C_out]`: PyTorch's `ConvTranspose2d` weight `w[i, o, y, x]`
+//! corresponds to ours at `[k-1-y, k-1-x, i, o]`.
+
+use super::{Conv2d, LayerKernel, Nhwc};
+use snn_core::dfdx::prelude::*;
+use snn_core::init::{Rng, WeightInit};
+use snn_core::{Error, ParamStore, Result};
+
+#[derive(Debug, Clone)]
+pub struct ConvTranspose2d {
+    pub conv: Conv2d,
+    pub stride: usize,
+    pub padding: usize,
+    pub output_padding: usize,
+}
+
+impl ConvTranspose2d {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: &str,
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        output_padding: usize,
+        bias: bool,
+        weight_init: WeightInit,
+        store: &mut ParamStore,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        if stride == 0 || padding >= kernel || output_padding >= stride.max(1) {
+            return Err(Error::invalid(
+                name,
+                format!("transposed conv needs stride >= 1, padding < kernel and output_padding < stride (k{kernel} s{stride} p{padding} op{output_padding})"),
+            ));
+        }
+        let conv = Conv2d::new(
+            name,
+            in_channels,
+            out_channels,
+            kernel,
+            1,
+            0,
+            bias,
+            weight_init,
+            store,
+            rng,
+        )?;
+        Ok(Self {
+            conv,
+            stride,
+            padding,
+            output_padding,
+        })
+    }
+
+    pub fn set_kernel_impl(&mut self, k: LayerKernel) {
+        self.conv.kernel_impl = k;
+    }
+
+    /// Output size: `(h - 1) * stride - 2 * padding + k + output_padding`.
+    pub fn out_size(&self, h: usize, w: usize) -> (usize, usize) {
+        let f = |n: usize| {
+            (n - 1) * self.stride + self.conv.kernel + self.output_padding - 2 * self.padding
+        };
+        (f(h), f(w))
+    }
+
+    pub fn forward(&self, x: Nhwc, store: &ParamStore) -> Result<Nhwc> {
+        let (n, h, w, c) = *x.shape();
+        if h == 0 || w == 0 {
+            return Err(Error::shape(&self.conv.weight, "empty input"));
+        }
+        let k = self.conv.kernel;
+        let lo = k - 1 - self.padding;
+        let hi = lo + self.output_padding;
+        let hd = (h - 1) * self.stride + 1 + lo + hi;
+        let wd = (w - 1) * self.stride + 1 + lo + hi;
+        let zero_row = n * h * w;
+        let mut idx = Vec::with_capacity(n * hd * wd);
+        for b in 0..n {
+            for y in 0..hd {
+                for xx in 0..wd {
+                    let (yy, xs) = (y as isize - lo as isize, xx as isize - lo as isize);
+                    let s = self.stride as isize;
+                    let on_grid = yy >= 0 && xs >= 0 && yy % s == 0 && xs % s == 0;
+                    let (iy, ix) = (yy / s.max(1), xs / s.max(1));
+                    idx.push(if on_grid && (iy as usize) < h && (ix as usize) < w {
+                        (b * h + iy as usize) * w + ix as usize
+                    } else {
+                        zero_row
+                    });
+                }
+            }
+        }
+        let dev = x.device().clone();
+        let rows = x.reshape_like(&(n * h * w, c));
+        let zero: Tensor<(usize, usize), f32, _> = dev.zeros_like(&(1, c));
+        let rows = (rows, zero).concat_along(Axis::<0>);
+        let idx = dev.tensor_from_vec(idx, (n * hd * wd,));
+        let dilated: Tensor<(usize, usize), f32, _, _> = rows.gather(idx);
+        self.conv
+            .forward(dilated.reshape_like(&(n, hd, wd, c)), store)
+    }
+}
