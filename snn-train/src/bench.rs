@@ -73,8 +73,8 @@ pub fn run(
                 let out = model.forward(x, &mut fwd)?;
                 let updates = std::mem::take(&mut fwd.updates);
                 let l = loss::loss(cfg.train.loss, out, &labels);
-                let grads = l.backward();
-                opt.update(&mut store, &grads, cfg.train.lr)?;
+                let mut grads = l.backward();
+                opt.update(&mut store, &mut grads, cfg.train.lr)?;
                 Forward::apply_updates(updates, &mut store)?;
             }
             Mode::Infer => snn_core::grad::no_grad(|| -> Result<()> {

@@ -169,7 +169,7 @@ impl Session {
 
     fn restore(&mut self, state: Checkpoint) -> Result<()> {
         self.store.load(&state.params_path(&self.dir))?;
-        self.opt.load(&state.optimizer_path(&self.dir), &self.dev)?;
+        self.opt.load(&state.optimizer_path(&self.dir))?;
         if self.opt.steps() != state.step {
             return Err(Error::Checkpoint {
                 path: state.optimizer_path(&self.dir),
@@ -252,9 +252,9 @@ impl Session {
                     ),
                 ));
             }
-            let grads = l.backward();
+            let mut grads = l.backward();
             lr = learning_rate(&self.cfg, self.state.step, total_steps);
-            self.opt.update(&mut self.store, &grads, lr)?;
+            self.opt.update(&mut self.store, &mut grads, lr)?;
             Forward::apply_updates(updates, &mut self.store)?;
             self.state.step += 1;
             loss_sum += lv as f64 * b as f64;
