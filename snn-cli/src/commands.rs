@@ -96,24 +96,19 @@ pub fn train(
         session.describe().lines().next().unwrap_or_default()
     );
     let start = std::time::Instant::now();
-    let metrics = session.dir.join(snn_train::session::METRICS_FILE);
     let mut last = None;
     while session.state.epoch < session.cfg.train.epochs {
-        session.run_one_epoch()?;
-        let line = std::fs::read_to_string(&metrics).unwrap_or_default();
-        if let Some(m) = line.lines().last() {
-            let m: snn_train::EpochMetrics = serde_json::from_str(m)?;
-            eprintln!(
-                "epoch {}: train loss {:.4}, train acc {:.4}, test acc {:.4}, {:.1} img/s, {:.1} s",
-                m.epoch,
-                m.train_loss,
-                m.train_accuracy,
-                m.test_accuracy,
-                m.images_per_second,
-                m.seconds
-            );
-            last = Some(m.test_accuracy);
-        }
+        let m = session.run_one_epoch()?;
+        eprintln!(
+            "epoch {}: train loss {:.4}, train acc {:.4}, test acc {:.4}, {:.1} img/s, {:.1} s",
+            m.epoch,
+            m.train_loss,
+            m.train_accuracy,
+            m.test_accuracy,
+            m.images_per_second,
+            m.seconds
+        );
+        last = Some(m.test_accuracy);
     }
     let Some(acc) = last.or(Some(session.state.best_accuracy).filter(|_| session.state.epoch > 0))
     else {
