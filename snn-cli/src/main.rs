@@ -87,6 +87,8 @@ fn main() {
     snn_neurons::link();
     snn_decoders::link();
     snn_models::link();
+    #[cfg(feature = "example-plugin")]
+    neuron_plugin::link();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::List => commands::list(),
