@@ -63,6 +63,7 @@ enum Moment {
 }
 
 impl Moment {
+    #[cfg(not(feature = "cuda"))]
     fn into_host(self) -> Vec<f32> {
         match self {
             Moment::Host(v) => v,

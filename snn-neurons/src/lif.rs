@@ -2,6 +2,7 @@
 //! learned or fixed.
 
 use crate::dynamics::{self, Dynamics, Kernel};
+#[cfg(not(feature = "cuda"))]
 use snn_core::dfdx::shapes::HasShape;
 use snn_core::spec::Neuron;
 use snn_core::{Error, Mat, ParamStore, Result};
