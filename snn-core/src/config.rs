@@ -48,6 +48,11 @@ pub struct DataConfig {
     pub test_limit: usize,
     /// Subtract the dataset mean and divide by its std per channel.
     pub normalize: bool,
+    /// Side of the images fed to the model: MNIST-like sets are zero-padded
+    /// to it, CelebA is resized to it (default 64); 0 keeps the native size.
+    pub image_size: usize,
+    /// Scale pixels to [-1, 1] instead of [0, 1] (FSVAE, VAEs with tanh).
+    pub symmetric: bool,
 }
 
 impl Default for DataConfig {
@@ -58,6 +63,8 @@ impl Default for DataConfig {
             train_limit: 0,
             test_limit: 0,
             normalize: false,
+            image_size: 0,
+            symmetric: false,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! was expected.
 
 pub mod batches;
+pub mod celeba;
 pub mod cifar;
 pub mod folder;
 pub mod idx;
@@ -54,6 +55,32 @@ impl Dataset {
         }
     }
 
+    /// Zero-pads every image to `size x size`, centred (MNIST's 28 -> 32 for
+    /// FSVAE). Shrinking is an error: crop or resize at load time instead.
+    pub fn pad_to(&mut self, size: usize) -> Result<()> {
+        let [c, h, w] = self.shape;
+        if h > size || w > size {
+            return Err(Error::invalid(
+                "data.image_size",
+                format!("{size} is smaller than the images ({h}x{w}); padding cannot shrink"),
+            ));
+        }
+        let (top, left) = ((size - h) / 2, (size - w) / 2);
+        let mut out = vec![0.0f32; self.len() * c * size * size];
+        for (i, img) in self.images.chunks_exact(c * h * w).enumerate() {
+            for ch in 0..c {
+                for y in 0..h {
+                    let src = &img[(ch * h + y) * w..(ch * h + y + 1) * w];
+                    let d = ((i * c + ch) * size + top + y) * size + left;
+                    out[d..d + w].copy_from_slice(src);
+                }
+            }
+        }
+        self.images = out;
+        self.shape = [c, size, size];
+        Ok(())
+    }
+
     /// Per-channel mean and standard deviation.
     pub fn channel_stats(&self) -> Vec<(f32, f32)> {
         let [c, h, w] = self.shape;
@@ -91,7 +118,7 @@ impl Dataset {
 }
 
 /// The dataset kinds a config may name.
-pub const DATASETS: [&str; 4] = ["mnist", "fmnist", "cifar10", "folder"];
+pub const DATASETS: [&str; 5] = ["mnist", "fmnist", "cifar10", "celeba", "folder"];
 
 /// Loads one split as the config describes, applying `*_limit`. Normalisation
 /// is left to the caller (it must use the training split's statistics).
@@ -117,6 +144,14 @@ pub fn load(cfg: &DataConfig, split: Split) -> Result<Dataset> {
             };
             cifar::load(&files)?
         }
+        "celeba" => {
+            let limit = if split == Split::Train {
+                cfg.train_limit
+            } else {
+                cfg.test_limit
+            };
+            celeba::load(root, split, cfg.image_size as u32, limit)?
+        }
         "folder" => {
             let sub = if split == Split::Train {
                 "train"
@@ -141,6 +176,14 @@ pub fn load(cfg: &DataConfig, split: Split) -> Result<Dataset> {
         cfg.test_limit
     };
     ds.truncate(limit);
+    if cfg.image_size > 0 && ds.shape[1] != cfg.image_size {
+        ds.pad_to(cfg.image_size)?;
+    }
+    if cfg.symmetric {
+        for v in &mut ds.images {
+            *v = *v * 2.0 - 1.0;
+        }
+    }
     Ok(ds)
 }
 

@@ -36,9 +36,17 @@ pub struct BenchReport {
 /// `[C, H, W]` of the config's dataset, without reading the data where the
 /// format fixes it.
 pub fn input_shape(cfg: &RunConfig) -> Result<([usize; 3], usize)> {
+    let side = |native: usize| {
+        if cfg.data.image_size > 0 {
+            cfg.data.image_size
+        } else {
+            native
+        }
+    };
     match cfg.data.dataset.as_str() {
-        "mnist" | "fmnist" => Ok(([1, 28, 28], 10)),
-        "cifar10" => Ok(([3, 32, 32], 10)),
+        "mnist" | "fmnist" => Ok(([1, side(28), side(28)], 10)),
+        "cifar10" => Ok(([3, side(32), side(32)], 10)),
+        "celeba" => Ok(([3, side(64), side(64)], 1)),
         _ => {
             let ds = snn_data::load(&cfg.data, snn_data::Split::Test)?;
             Ok((ds.shape, ds.classes))

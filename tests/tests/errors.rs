@@ -368,3 +368,87 @@ fn image_folder_reads_classes_in_name_order_and_rejects_bad_images() {
         "{e}"
     );
 }
+
+#[test]
+fn padding_to_32_centres_mnist_digits() {
+    let cfg = snn_core::config::DataConfig {
+        root: root().join("data/mnist-subset"),
+        image_size: 32,
+        symmetric: true,
+        test_limit: 3,
+        ..Default::default()
+    };
+    let plain = snn_data::load(
+        &snn_core::config::DataConfig {
+            image_size: 0,
+            symmetric: false,
+            ..cfg.clone()
+        },
+        Split::Test,
+    )
+    .unwrap();
+    let ds = snn_data::load(&cfg, Split::Test).unwrap();
+    assert_eq!(ds.shape, [1, 32, 32]);
+    assert_eq!(ds.images.len(), 3 * 1024);
+    // Border is padding (0 -> -1 after scaling), the digit sits at offset 2.
+    assert_eq!(ds.images[0], -1.0);
+    for y in 0..28 {
+        for x in 0..28 {
+            let want = plain.images[y * 28 + x] * 2.0 - 1.0;
+            assert_eq!(ds.images[(y + 2) * 32 + x + 2], want);
+        }
+    }
+    let bad = snn_core::config::DataConfig {
+        image_size: 20,
+        ..cfg
+    };
+    let e = snn_data::load(&bad, Split::Test).unwrap_err().to_string();
+    assert!(e.contains("data.image_size"), "{e}");
+}
+
+#[test]
+fn celeba_reads_partition_crops_and_resizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = dir.path().join("img_align_celeba");
+    std::fs::create_dir_all(&imgs).unwrap();
+    // 178 x 218 images, uniform colour per image so resizing keeps values.
+    for (i, rgb) in [[200u8, 10, 10], [10, 200, 10], [10, 10, 200]]
+        .iter()
+        .enumerate()
+    {
+        let img = image::RgbImage::from_pixel(178, 218, image::Rgb(*rgb));
+        img.save(imgs.join(format!("{:06}.jpg", i + 1))).unwrap();
+    }
+    let part = dir.path().join("list_eval_partition.txt");
+    std::fs::write(&part, "000001.jpg 0\n000002.jpg 2\n000003.jpg 0\n").unwrap();
+    let cfg = snn_core::config::DataConfig {
+        dataset: "celeba".into(),
+        root: dir.path().to_path_buf(),
+        image_size: 16,
+        ..Default::default()
+    };
+    let train = snn_data::load(&cfg, Split::Train).unwrap();
+    let test = snn_data::load(&cfg, Split::Test).unwrap();
+    assert_eq!((train.len(), test.len()), (2, 1));
+    assert_eq!(train.shape, [3, 16, 16]);
+    // JPEG is lossy: the test image is green within a few levels.
+    let g = test.images[256 + 8 * 16 + 8];
+    assert!((g - 200.0 / 255.0).abs() < 0.03, "{g}");
+    assert!(test.images[8 * 16 + 8] < 0.1);
+
+    std::fs::write(&part, "000001.jpg 0\n000002.jpg\n").unwrap();
+    let e = snn_data::load(&cfg, Split::Train).unwrap_err().to_string();
+    assert!(
+        e.contains("list_eval_partition.txt") && e.contains("line 2"),
+        "{e}"
+    );
+    std::fs::write(&part, "000001.jpg 0\n000009.jpg 0\n").unwrap();
+    let e = snn_data::load(&cfg, Split::Train).unwrap_err().to_string();
+    assert!(
+        e.contains("000009.jpg") && e.contains("unreadable image"),
+        "{e}"
+    );
+    std::fs::remove_file(&part).unwrap();
+    let e = snn_data::load(&cfg, Split::Train).unwrap_err().to_string();
+    assert!(e.contains("list_eval_partition.txt"), "{e}");
+}
