@@ -101,6 +101,52 @@ class Net(nn.Module):
         return F.avg_pool1d(rate.unsqueeze(1), 10, 10).squeeze(1)
 
 
+def load_idx(path):
+    import gzip
+    raw = open(path, "rb").read()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    data = torch.frombuffer(bytearray(raw[4 + 4 * ndim:]), dtype=torch.uint8)
+    return data.view(*dims)
+
+
+def one_epoch(root, batch, seed):
+    """Trains one epoch of MNIST with the snn-rs recipe and reports test accuracy."""
+    import os
+    find = lambda n: os.path.join(root, n) if os.path.exists(os.path.join(root, n)) else os.path.join(root, n + ".gz")
+    xtr = load_idx(find("train-images-idx3-ubyte")).float().div(255).unsqueeze(1)
+    ytr = load_idx(find("train-labels-idx1-ubyte")).long()
+    xte = load_idx(find("t10k-images-idx3-ubyte")).float().div(255).unsqueeze(1)
+    yte = load_idx(find("t10k-labels-idx1-ubyte")).long()
+    torch.manual_seed(seed)
+    net = Net("mnist", 8)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    steps = (len(xtr) + batch - 1) // batch
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    perm = torch.randperm(len(xtr))
+    t0 = time.perf_counter()
+    net.train()
+    for i in range(steps):
+        idx = perm[i * batch:(i + 1) * batch]
+        loss = F.mse_loss(net(xtr[idx]), F.one_hot(ytr[idx], 10).float())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    train_s = time.perf_counter() - t0
+    net.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(xte), 64):
+            correct += (net(xte[i:i + 64]).argmax(1) == yte[i:i + 64]).sum().item()
+    print(json.dumps({"framework": f"pytorch {torch.__version__}", "epochs": 1, "batch": batch,
+                      "train_seconds": train_s, "images_per_second": len(xtr) / train_s,
+                      "test_accuracy": correct / len(xte),
+                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--net", default="mnist", choices=["mnist", "cifar10"])
@@ -108,7 +154,10 @@ def main():
     ap.add_argument("--mode", default="train", choices=["train", "infer"])
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--epoch", metavar="MNIST_DIR", help="train one real epoch instead of timing steps")
     a = ap.parse_args()
+    if a.epoch:
+        return one_epoch(a.epoch, a.batch, 2023)
     torch.manual_seed(0)
     net = Net(a.net, 8)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
