@@ -155,18 +155,6 @@ impl Session {
         Ok(s)
     }
 
-    /// Like [`Session::resume`] with data already in memory.
-    pub fn resume_with_data(dir: &Path, train: Dataset, test: Dataset) -> Result<Self> {
-        let cfg = RunConfig::load(&dir.join(CONFIG_FILE))?;
-        let state = Checkpoint::load(dir)?.ok_or_else(|| Error::Checkpoint {
-            path: dir.to_path_buf(),
-            msg: "no state.json: nothing to resume".into(),
-        })?;
-        let mut s = Self::with_data(cfg, dir, train, test)?;
-        s.restore(state)?;
-        Ok(s)
-    }
-
     fn restore(&mut self, state: Checkpoint) -> Result<()> {
         self.store.load(&state.params_path(&self.dir))?;
         self.opt.load(&state.optimizer_path(&self.dir))?;
@@ -370,7 +358,7 @@ impl Session {
         Ok(())
     }
 
-    /// Prints nothing; returns a one-line summary of the model.
+    /// Parameter count and the model's layer summary, one item per line.
     pub fn describe(&self) -> String {
         format!(
             "{} trainable parameters in {} tensors\n{}",
@@ -395,10 +383,10 @@ pub fn evaluate(
     model: &dyn Model,
     ds: &Dataset,
 ) -> Result<Evaluation> {
-    snn_core::grad::no_grad(|| evaluate_recorded(cfg, dev, store, model, ds))
+    snn_core::grad::no_grad(|| evaluate_batches(cfg, dev, store, model, ds))
 }
 
-fn evaluate_recorded(
+fn evaluate_batches(
     cfg: &RunConfig,
     dev: &Dev,
     store: &ParamStore,
