@@ -215,7 +215,7 @@ impl Session {
             init::rng(self.cfg.seed ^ (0xD1B5_4A32_D192_ED03u64.wrapping_mul(epoch as u64 + 1)));
         let bar = self.progress_bar(batches.len(), epoch);
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
-        let mut rates: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+        let mut rates = RateMeans::default();
         let mut lr = self.cfg.train.lr;
         for idx in &batches {
             let batch = self.train.gather(idx);
@@ -247,11 +247,7 @@ impl Session {
             self.state.step += 1;
             loss_sum += lv as f64 * b as f64;
             seen += b;
-            for (name, v) in r {
-                let e = rates.entry(name).or_insert((0.0, 0));
-                e.0 += v as f64;
-                e.1 += 1;
-            }
+            rates.add(r);
             if let Some(bar) = &bar {
                 let ips = seen as f64 / t0.elapsed().as_secs_f64().max(1e-9);
                 bar.set_message(format!(
@@ -279,10 +275,7 @@ impl Session {
             train_accuracy: correct as f32 / seen.max(1) as f32,
             test_loss: eval.loss,
             test_accuracy: eval.accuracy,
-            firing_rates: rates
-                .into_iter()
-                .map(|(k, (s, n))| (k, (s / n.max(1) as f64) as f32))
-                .collect(),
+            firing_rates: rates.means(),
             neurons,
             lr,
             seconds: t0.elapsed().as_secs_f32(),
@@ -398,7 +391,7 @@ fn evaluate_batches(
     let mut rng = init::rng(cfg.seed);
     let mut per_class = vec![(0usize, 0usize); ds.classes.max(1)];
     let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-    let mut rates: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    let mut rates = RateMeans::default();
     for idx in ds.batch_indices(bs, BatchOrder::Sequential) {
         let batch = ds.gather(&idx);
         let b = batch.labels.len();
@@ -407,11 +400,7 @@ fn evaluate_batches(
             .traced(Gradients::leaky());
         let mut fwd = Forward::new(store, false, &mut rng);
         let out = model.forward(x, &mut fwd)?;
-        for (name, v) in fwd.rates {
-            let e = rates.entry(name).or_insert((0.0, 0));
-            e.0 += v as f64;
-            e.1 += 1;
-        }
+        rates.add(fwd.rates);
         let values = out.retaped::<NoneTape>().as_vec();
         let l = loss::loss(cfg.train.loss, out, &batch.labels).array();
         loss_sum += l as f64 * b as f64;
@@ -434,11 +423,29 @@ fn evaluate_batches(
             .map(|(c, t)| *c as f32 / (*t).max(1) as f32)
             .collect(),
         count: ds.len(),
-        firing_rates: rates
+        firing_rates: rates.means(),
+    })
+}
+
+/// Per-layer firing rates averaged over the batches of an epoch.
+#[derive(Default)]
+struct RateMeans(BTreeMap<String, (f64, usize)>);
+
+impl RateMeans {
+    fn add(&mut self, batch: Vec<(String, f32)>) {
+        for (name, v) in batch {
+            let e = self.0.entry(name).or_insert((0.0, 0));
+            e.0 += v as f64;
+            e.1 += 1;
+        }
+    }
+
+    fn means(self) -> BTreeMap<String, f32> {
+        self.0
             .into_iter()
             .map(|(k, (s, n))| (k, (s / n.max(1) as f64) as f32))
-            .collect(),
-    })
+            .collect()
+    }
 }
 
 fn argmax(row: &[f32]) -> usize {
