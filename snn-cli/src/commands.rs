@@ -4,9 +4,9 @@ use anyhow::{bail, Context, Result};
 use snn_core::config::RunConfig;
 use snn_core::registry;
 use snn_core::spec::{DecoderSpec, ModelSpec, NeuronSpec};
-use snn_data::Split;
 use snn_train::checkpoint::CONFIG_FILE;
-use snn_train::session::{build_model, evaluate, say, BEST_PARAMS};
+use snn_train::generate::{self, Trained};
+use snn_train::session::{evaluate, say};
 use snn_train::Session;
 use std::path::{Path, PathBuf};
 
@@ -99,64 +99,154 @@ pub fn train(
     let mut last = None;
     while session.state.epoch < session.cfg.train.epochs {
         let m = session.run_one_epoch()?;
-        eprintln!(
-            "epoch {}: train loss {:.4}, train acc {:.4}, test acc {:.4}, {:.1} img/s, {:.1} s",
-            m.epoch,
-            m.train_loss,
-            m.train_accuracy,
-            m.test_accuracy,
-            m.images_per_second,
-            m.seconds
-        );
-        last = Some(m.test_accuracy);
+        eprintln!("{}", epoch_line(&m));
+        last = Some(m);
     }
-    let Some(acc) = last.or(Some(session.state.best_accuracy).filter(|_| session.state.epoch > 0))
-    else {
+    if session.state.epoch == 0 {
         bail!(
             "no epochs to run (train.epochs = {})",
             session.cfg.train.epochs
         );
-    };
+    }
     say(&format!("run_folder={}", session.dir.display()));
     say(&format!("seconds={:.1}", start.elapsed().as_secs_f32()));
-    say(&format!(
-        "best_test_accuracy={:.4} (epoch {})",
-        session.state.best_accuracy, session.state.best_epoch
-    ));
-    say(&format!("test_accuracy={acc:.4}"));
+    let (best, best_epoch) = (session.state.best_score, session.state.best_epoch);
+    match last {
+        // A run resumed after its last epoch reports the best one.
+        None => say(&format!("best_test_score={best:.4} (epoch {best_epoch})")),
+        Some(m) => match m.test_accuracy {
+            Some(acc) => {
+                say(&format!(
+                    "best_test_accuracy={best:.4} (epoch {best_epoch})"
+                ));
+                say(&format!("test_accuracy={acc:.4}"));
+            }
+            None => {
+                say(&format!("best_test_loss={:.5} (epoch {best_epoch})", -best));
+                for (k, v) in &m.test_terms {
+                    say(&format!("test_{k}={v:.5}"));
+                }
+                say(&format!("test_loss={:.5}", m.test_loss));
+            }
+        },
+    }
     Ok(())
 }
 
+/// One line per finished epoch, for the terminal.
+fn epoch_line(m: &snn_train::EpochMetrics) -> String {
+    let mut parts = vec![format!("epoch {}: train loss {:.4}", m.epoch, m.train_loss)];
+    for (k, v) in &m.train_terms {
+        parts.push(format!("train {k} {v:.4}"));
+    }
+    if let Some(a) = m.train_accuracy {
+        parts.push(format!("train acc {a:.4}"));
+    }
+    parts.push(format!("test loss {:.4}", m.test_loss));
+    if let Some(a) = m.test_accuracy {
+        parts.push(format!("test acc {a:.4}"));
+    }
+    parts.push(format!("{:.1} img/s", m.images_per_second));
+    parts.push(format!("{:.1} s", m.seconds));
+    parts.join(", ")
+}
+
 pub fn eval(checkpoint: &Path, data: Option<PathBuf>, json: bool) -> Result<()> {
-    let (dir, params) = if checkpoint.is_dir() {
-        (checkpoint.to_path_buf(), checkpoint.join(BEST_PARAMS))
-    } else {
-        let dir = checkpoint.parent().unwrap_or(Path::new(".")).to_path_buf();
-        (dir, checkpoint.to_path_buf())
-    };
-    let mut cfg = RunConfig::load(&dir.join(CONFIG_FILE))?;
+    let mut run = Trained::load(checkpoint)?;
     if let Some(root) = data {
-        cfg.data.root = root;
+        run.cfg.data.root = root;
     }
-    let mut test = snn_data::load(&cfg.data, Split::Test)?;
-    // Normalise with the training statistics saved in the checkpoint.
-    if let Some(stats) = snn_train::Checkpoint::load(&dir)?.and_then(|s| s.normalization) {
-        test.normalize(&stats);
-    }
-    let dev = snn_core::device::create(cfg.seed)?;
-    let (mut store, model) = build_model(&cfg, test.shape, test.classes, &dev)?;
-    store.load(&params)?;
-    let ev = evaluate(&cfg, &dev, &store, model.as_ref(), &test)?;
+    let test = run.test_data()?;
+    let ev = evaluate(&run.cfg, &run.dev, &run.store, run.model.as_ref(), &test)?;
     if json {
         say(&serde_json::to_string(&ev)?);
     } else {
-        say(&format!("checkpoint={}", params.display()));
+        say(&format!("checkpoint={}", run.params.display()));
         for (c, a) in ev.per_class.iter().enumerate() {
             say(&format!("class {c}: {a:.4}"));
         }
+        for (k, v) in &ev.terms {
+            say(&format!("test_{k}={v:.5}"));
+        }
         say(&format!("test_loss={:.5}", ev.loss));
-        say(&format!("test_accuracy={:.4}", ev.accuracy));
+        if let Some(acc) = ev.accuracy {
+            say(&format!("test_accuracy={acc:.4}"));
+        }
     }
+    Ok(())
+}
+
+pub fn generate(
+    checkpoint: &Path,
+    count: usize,
+    out: &Path,
+    grid: Option<PathBuf>,
+    seed: u64,
+    batch: usize,
+) -> Result<()> {
+    if count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let run = Trained::load(checkpoint)?;
+    let t0 = std::time::Instant::now();
+    let values = run.sample(count, batch, seed)?;
+    let seconds = t0.elapsed().as_secs_f32();
+    let images = generate::to_images(&run.to_pixels(&values), run.shape);
+    std::fs::create_dir_all(out).with_context(|| format!("{}", out.display()))?;
+    let grey = run.shape[0] == 1;
+    for (i, img) in images.iter().enumerate() {
+        generate::save_png(&out.join(format!("sample-{i:05}.png")), img, grey)?;
+    }
+    say(&format!("samples={count} dir={}", out.display()));
+    if let Some(path) = grid {
+        let columns = (count as f64).sqrt().ceil() as usize;
+        generate::save_png(&path, &generate::grid(&images, columns), grey)?;
+        say(&format!("grid={}", path.display()));
+    }
+    say(&format!(
+        "seconds={seconds:.1} ({:.1} images/s)",
+        count as f32 / seconds.max(1e-9)
+    ));
+    Ok(())
+}
+
+pub fn reconstruct(
+    checkpoint: &Path,
+    out: &Path,
+    count: usize,
+    data: Option<PathBuf>,
+    seed: u64,
+) -> Result<()> {
+    if count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let mut run = Trained::load(checkpoint)?;
+    if let Some(root) = data {
+        run.cfg.data.root = root;
+    }
+    let test = run.test_data()?;
+    let (input, recon) = run.reconstruct(&test, count, seed)?;
+    let inputs = generate::to_images(&run.to_pixels(&input), run.shape);
+    let recons = generate::to_images(&run.to_pixels(&recon), run.shape);
+    // Rows of 8: test images, then their reconstructions below them.
+    let mut cells = Vec::new();
+    for (a, b) in inputs.chunks(8).zip(recons.chunks(8)) {
+        cells.extend_from_slice(a);
+        cells.extend_from_slice(b);
+    }
+    let mse = input
+        .iter()
+        .zip(&recon)
+        .map(|(a, b)| ((a - b) * (a - b)) as f64)
+        .sum::<f64>()
+        / input.len().max(1) as f64;
+    generate::save_png(
+        out,
+        &generate::grid(&cells, 8.min(inputs.len())),
+        run.shape[0] == 1,
+    )?;
+    say(&format!("images={} grid={}", inputs.len(), out.display()));
+    say(&format!("reconstruction_mse={mse:.5}"));
     Ok(())
 }
 

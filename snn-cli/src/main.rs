@@ -69,7 +69,42 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Evaluate a checkpoint: accuracy and per-class accuracy.
+    /// Draw images from a trained generative model (FSVAE, ANN VAE).
+    Generate {
+        /// A run folder, or a parameter file inside one.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        #[arg(long, default_value_t = 64)]
+        count: usize,
+        /// Folder for the PNGs (`sample-00000.png`, ...).
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write all samples as one grid image here.
+        #[arg(long)]
+        grid: Option<PathBuf>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Samples per forward pass.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+    },
+    /// Reconstruct the first test images: a grid of rows of inputs, each
+    /// followed by a row of their reconstructions.
+    Reconstruct {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The grid PNG to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 32)]
+        count: usize,
+        /// Folder holding the test data (default: the config's data.root).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Evaluate a checkpoint: loss (and accuracy, per class, for classifiers).
     Eval {
         /// A run folder, or a parameter file inside one.
         #[arg(long)]
@@ -83,7 +118,16 @@ enum Command {
     },
 }
 
+/// mimalloc's `mi_option_purge_delay` (the same index in its v2 and v3).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn main() {
+    // Never hand freed memory back to the OS: a training step frees and
+    // re-allocates the same large buffers, and re-faulting them costs the
+    // kernel zeroing every page again (measured on the FSVAE step at batch
+    // 64: 7.0 s -> 4.6 s, peak memory +17%).
+    // SAFETY: sets a process-wide allocator option before any threads exist.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     snn_neurons::link();
     snn_decoders::link();
     snn_models::link();
@@ -114,6 +158,21 @@ fn main() {
             data,
             json,
         } => commands::eval(&checkpoint, data, json),
+        Command::Generate {
+            checkpoint,
+            count,
+            out,
+            grid,
+            seed,
+            batch,
+        } => commands::generate(&checkpoint, count, &out, grid, seed, batch),
+        Command::Reconstruct {
+            checkpoint,
+            out,
+            count,
+            data,
+            seed,
+        } => commands::reconstruct(&checkpoint, &out, count, data, seed),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

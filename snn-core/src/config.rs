@@ -27,8 +27,13 @@ pub struct RunConfig {
     #[serde(default = "default_time_steps")]
     pub time_steps: usize,
     pub model: Box<dyn ModelSpec>,
-    pub neuron: Box<dyn NeuronSpec>,
-    pub decoder: Box<dyn DecoderSpec>,
+    /// The spiking layers' neuron; models without spiking layers (the ANN
+    /// VAE) need none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neuron: Option<Box<dyn NeuronSpec>>,
+    /// How the output sequence becomes a result (rates, an image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoder: Option<Box<dyn DecoderSpec>>,
     #[serde(default)]
     pub data: DataConfig,
     #[serde(default)]

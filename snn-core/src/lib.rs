@@ -15,6 +15,7 @@ pub mod grad;
 #[cfg(not(feature = "cuda"))]
 pub mod host;
 pub mod init;
+pub mod loss;
 pub mod optim;
 pub mod params;
 pub mod registry;
@@ -31,6 +32,8 @@ pub use device::{Dev, Tp};
 pub type Flat = dfdx::tensor::Tensor<(usize,), f32, Dev>;
 /// A flat tensor recorded on the tape.
 pub type FlatT = dfdx::tensor::Tensor<(usize,), f32, Dev, Tp>;
+/// A scalar on the tape (a loss).
+pub type Scalar = dfdx::tensor::Tensor<dfdx::shapes::Rank0, f32, Dev, Tp>;
 /// `[rows, cols]` on the tape. Neurons see `[T, M]` with `M = B * features`.
 pub type Mat = dfdx::tensor::Tensor<(usize, usize), f32, Dev, Tp>;
 /// `[T, B, C]` on the tape.

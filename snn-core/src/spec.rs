@@ -6,8 +6,9 @@
 //! [`Neuron`] and annotating the impl with `#[typetag::serde(name = "...")]`;
 //! linking the crate is enough for configs to find it.
 
+use crate::config::LossKind;
 use crate::init::Rng;
-use crate::{Flat, Img, Mat, ParamStore, Result, SeqImg};
+use crate::{Error, Flat, Img, Mat, ParamStore, Result, Scalar, SeqImg};
 use std::fmt::Debug;
 
 /// A spiking neuron layer, multi-step: it sees the whole time sequence.
@@ -86,12 +87,38 @@ pub trait DecoderSpec: Debug + Send + Sync {
 
 /// What a model is built from, besides its own spec.
 pub struct ModelParts<'a> {
-    pub neuron: &'a dyn NeuronSpec,
-    pub decoder: &'a dyn DecoderSpec,
+    /// The config's `[neuron]` table, if it has one.
+    pub neuron: Option<&'a dyn NeuronSpec>,
+    /// The config's `[decoder]` table, if it has one.
+    pub decoder: Option<&'a dyn DecoderSpec>,
     /// Shape of one input image `[C, H, W]`.
     pub input_shape: [usize; 3],
     pub classes: usize,
     pub time_steps: usize,
+}
+
+impl<'a> ModelParts<'a> {
+    /// The neuron spec, or an error saying that `model` needs one.
+    pub fn neuron(&self, model: &str) -> Result<&'a dyn NeuronSpec> {
+        self.neuron.ok_or_else(|| {
+            Error::invalid(
+                "neuron",
+                format!(
+                    "model `{model}` has spiking layers: add a [neuron] table (see `snn list`)"
+                ),
+            )
+        })
+    }
+
+    /// The decoder spec, or an error saying that `model` needs one.
+    pub fn decoder(&self, model: &str) -> Result<&'a dyn DecoderSpec> {
+        self.decoder.ok_or_else(|| {
+            Error::invalid(
+                "decoder",
+                format!("model `{model}` decodes a spike sequence: add a [decoder] table (see `snn list`)"),
+            )
+        })
+    }
 }
 
 /// Named scalar constants of one neuron layer, e.g. `[("tau", 0.25)]`.
@@ -109,6 +136,11 @@ pub struct Forward<'a> {
     pub updates: Vec<(String, Flat)>,
     /// Mean firing rate of each spiking layer in this pass.
     pub rates: Vec<(String, f32)>,
+    /// Loss of classifiers (`train.loss`); other models define their own.
+    pub loss: LossKind,
+    /// Fraction of training done before this step, in [0, 1): models with
+    /// schedules of their own (FSVAE's scheduled sampling) read it.
+    pub progress: f32,
 }
 
 impl<'a> Forward<'a> {
@@ -119,7 +151,22 @@ impl<'a> Forward<'a> {
             rng,
             updates: Vec::new(),
             rates: Vec::new(),
+            loss: LossKind::Mse,
+            progress: 0.0,
         }
+    }
+
+    /// Records the mean firing rate of a spike tensor under `name`.
+    pub fn record_rate<S: dfdx::shapes::Shape>(
+        &mut self,
+        name: &str,
+        spikes: &dfdx::tensor::Tensor<S, f32, crate::Dev, crate::Tp>,
+    ) {
+        use dfdx::prelude::*;
+        let plain = spikes.retaped::<NoneTape>();
+        let n = plain.shape().num_elements().max(1);
+        let rate = plain.as_vec().iter().sum::<f32>() / n as f32;
+        self.rates.push((name.to_string(), rate));
     }
 
     /// Writes the recorded buffer updates into `store`.
@@ -131,11 +178,37 @@ impl<'a> Forward<'a> {
     }
 }
 
+/// One batch's training objective, as a model defines it.
+pub struct Objective {
+    /// The scalar the optimizer minimises (on the tape).
+    pub loss: Scalar,
+    /// Named parts of the loss and other per-batch figures (reconstruction
+    /// loss, prior/posterior distance), averaged per epoch into the metrics.
+    pub terms: Vec<(String, f32)>,
+    /// Correctly classified images of the batch, for models that classify.
+    pub correct: Option<usize>,
+}
+
 /// A trainable network. The training loop is generic over this trait.
 pub trait Model: Debug + Send + Sync {
-    /// Runs a batch `[B, C, H, W]` and returns its `[B, K]` output (class
-    /// scores for a classifier).
+    /// Runs a batch `[B, C, H, W]` and returns its `[B, K]` output: class
+    /// scores for a classifier, the flattened reconstruction `[B, C*H*W]`
+    /// for an autoencoder.
     fn forward(&self, x: Img, fwd: &mut Forward<'_>) -> Result<Mat>;
+
+    /// The loss to minimise on a batch with its labels.
+    fn objective(&self, x: Img, labels: &[u8], fwd: &mut Forward<'_>) -> Result<Objective>;
+
+    /// Constrains the parameters after each optimizer step (FSVAE clips
+    /// every weight to a range). The default does nothing.
+    fn after_step(&self, _store: &mut ParamStore) -> Result<()> {
+        Ok(())
+    }
+
+    /// The model's generative side, if it has one.
+    fn generator(&self) -> Option<&dyn Generator> {
+        None
+    }
 
     /// Names of the spiking layers, in order (for metrics).
     fn neuron_layers(&self) -> Vec<String>;
@@ -145,6 +218,16 @@ pub trait Model: Debug + Send + Sync {
 
     /// Human-readable layer summary.
     fn summary(&self) -> String;
+}
+
+/// A model that draws new images and reconstructs given ones. Images are
+/// `[B, C, H, W]` in the model's pixel range.
+pub trait Generator {
+    /// Draws `count` images from the model's prior.
+    fn sample(&self, count: usize, fwd: &mut Forward<'_>) -> Result<Img>;
+
+    /// Encodes and decodes `x`.
+    fn reconstruct(&self, x: Img, fwd: &mut Forward<'_>) -> Result<Img>;
 }
 
 /// Config-side description of a model.

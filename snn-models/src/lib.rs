@@ -2,8 +2,10 @@
 
 pub mod classifier;
 pub mod layers;
+pub mod vae;
 
 pub use classifier::ClassifierSpec;
+pub use vae::{AnnVaeSpec, FsvaeSpec};
 
 /// Forces this crate to be linked, so its typetag registrations are
 /// visible: call it (or name any item of the crate) from a binary.

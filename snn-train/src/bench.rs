@@ -2,7 +2,6 @@
 //! random inputs of its shape, and report the median / min / max step time,
 //! images per second and the process's peak memory.
 
-use crate::loss;
 use crate::session::{build_model, optimizer};
 use serde::Serialize;
 use snn_core::config::RunConfig;
@@ -78,12 +77,13 @@ pub fn run(
             Mode::Train => {
                 let x = x.traced(store.new_grads()?);
                 let mut fwd = Forward::new(&store, true, &mut rng);
-                let out = model.forward(x, &mut fwd)?;
+                fwd.loss = cfg.train.loss;
+                let objective = model.objective(x, &labels, &mut fwd)?;
                 let updates = std::mem::take(&mut fwd.updates);
-                let l = loss::loss(cfg.train.loss, out, &labels);
-                let mut grads = l.backward();
+                let mut grads = objective.loss.backward();
                 opt.update(&mut store, &mut grads, cfg.train.lr)?;
                 Forward::apply_updates(updates, &mut store)?;
+                model.after_step(&mut store)?;
             }
             Mode::Infer => snn_core::grad::no_grad(|| -> Result<()> {
                 let x = x.traced(Gradients::leaky());

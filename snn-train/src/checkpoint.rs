@@ -16,7 +16,10 @@ pub struct Checkpoint {
     pub epoch: usize,
     /// Optimizer steps completed.
     pub step: u64,
-    pub best_accuracy: f32,
+    /// Best test score so far: accuracy for classifiers, minus the test
+    /// loss for other models (higher is better).
+    #[serde(alias = "best_accuracy")]
+    pub best_score: f32,
     pub best_epoch: usize,
     /// Parameter file (relative to the run folder).
     pub params: String,

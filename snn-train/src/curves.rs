@@ -1,5 +1,6 @@
 //! A PNG of the training curves: training loss (left panel, scaled to its
-//! own range) and test accuracy (right panel, 0 to 1 with a line every 0.1).
+//! own range) and test accuracy (right panel, 0 to 1 with a line every 0.1)
+//! or, for models that do not classify, test loss (scaled to its range).
 //! Drawn directly with `image` so no font or plotting stack is needed; the
 //! numbers themselves are in `metrics.jsonl`.
 
@@ -15,24 +16,29 @@ const PAD: u32 = 20;
 pub fn write_png(path: &Path, history: &[EpochMetrics]) -> Result<()> {
     let mut img = RgbImage::from_pixel(2 * W, H, Rgb([255, 255, 255]));
     let losses: Vec<f32> = history.iter().map(|m| m.train_loss).collect();
-    let accs: Vec<f32> = history.iter().map(|m| m.test_accuracy).collect();
-    let (lo, hi) = losses
-        .iter()
-        .fold((f32::MAX, f32::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
-    panel(
-        &mut img,
-        0,
-        &losses,
-        lo.min(0.0),
-        hi.max(lo + 1e-6),
-        Rgb([200, 40, 40]),
-        None,
-    );
-    panel(&mut img, W, &accs, 0.0, 1.0, Rgb([30, 90, 200]), Some(0.1));
+    let (lo, hi) = range(&losses);
+    panel(&mut img, 0, &losses, lo, hi, Rgb([200, 40, 40]), None);
+    let accs: Option<Vec<f32>> = history.iter().map(|m| m.test_accuracy).collect();
+    match accs {
+        Some(accs) => panel(&mut img, W, &accs, 0.0, 1.0, Rgb([30, 90, 200]), Some(0.1)),
+        None => {
+            let test: Vec<f32> = history.iter().map(|m| m.test_loss).collect();
+            let (lo, hi) = range(&test);
+            panel(&mut img, W, &test, lo, hi, Rgb([30, 90, 200]), None);
+        }
+    }
     let tmp = path.with_extension("png.tmp");
     img.save_with_format(&tmp, image::ImageFormat::Png)
         .map_err(|e| Error::data(&tmp, format!("cannot write PNG: {e}")))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// From 0 (or the minimum, if negative) to the maximum.
+fn range(ys: &[f32]) -> (f32, f32) {
+    let (lo, hi) = ys
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+    (lo.min(0.0), hi.max(lo + 1e-6))
 }
 
 fn panel(

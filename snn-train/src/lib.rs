@@ -7,7 +7,8 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod curves;
-pub mod loss;
+pub mod generate;
+pub use snn_core::loss;
 pub mod session;
 
 pub use checkpoint::Checkpoint;

@@ -1,12 +1,13 @@
 //! A training run: config, data, model, optimizer and progress, in one place.
 
 use crate::checkpoint::{Checkpoint, CONFIG_FILE};
-use crate::{curves, learning_rate, loss};
+use crate::{curves, learning_rate};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use snn_core::config::{OptimizerKind, RunConfig};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{self, Rng};
+use snn_core::loss::argmax;
 use snn_core::optim::{Adam, AdamConfig, Decay};
 use snn_core::spec::{Forward, Model, ModelParts};
 use snn_core::{device, fsutil, Dev, Error, ParamStore, Result};
@@ -25,9 +26,18 @@ pub const BEST_PARAMS: &str = "best.safetensors";
 pub struct EpochMetrics {
     pub epoch: usize,
     pub train_loss: f32,
-    pub train_accuracy: f32,
+    /// Classifiers only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_accuracy: Option<f32>,
     pub test_loss: f32,
-    pub test_accuracy: f32,
+    /// Classifiers only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_accuracy: Option<f32>,
+    /// The model's named loss parts (reconstruction, distance), epoch means.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub train_terms: BTreeMap<String, f32>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub test_terms: BTreeMap<String, f32>,
     /// Mean firing rate per spiking layer over the training epoch.
     pub firing_rates: BTreeMap<String, f32>,
     /// Neuron constants (tau, v_th) per spiking layer after the epoch.
@@ -39,11 +49,25 @@ pub struct EpochMetrics {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
-    pub accuracy: f32,
+    /// Classifiers only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f32>,
     pub loss: f32,
+    /// Accuracy per class (classifiers only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub per_class: Vec<f32>,
     pub count: usize,
     pub firing_rates: BTreeMap<String, f32>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub terms: BTreeMap<String, f32>,
+}
+
+impl Evaluation {
+    /// Higher is better: the accuracy of a classifier, minus the loss of
+    /// any other model. Picks `best.safetensors`.
+    pub fn score(&self) -> f32 {
+        self.accuracy.unwrap_or(-self.loss)
+    }
 }
 
 pub struct Session {
@@ -70,8 +94,8 @@ pub fn build_model(
     let mut rng = init::rng(cfg.seed);
     let mut store = ParamStore::new(dev.clone());
     let parts = ModelParts {
-        neuron: cfg.neuron.as_ref(),
-        decoder: cfg.decoder.as_ref(),
+        neuron: cfg.neuron.as_deref(),
+        decoder: cfg.decoder.as_deref(),
         input_shape: shape,
         classes,
         time_steps: cfg.time_steps,
@@ -121,7 +145,7 @@ impl Session {
         let state = Checkpoint {
             epoch: 0,
             step: 0,
-            best_accuracy: 0.0,
+            best_score: 0.0,
             best_epoch: 0,
             params: String::new(),
             optimizer: String::new(),
@@ -178,12 +202,12 @@ impl Session {
     }
 
     /// Runs the remaining epochs, checkpointing after each. Returns the best
-    /// test accuracy.
+    /// test score (accuracy for classifiers, minus the loss otherwise).
     pub fn run(&mut self) -> Result<f32> {
         while self.state.epoch < self.cfg.train.epochs {
             self.run_one_epoch()?;
         }
-        Ok(self.state.best_accuracy)
+        Ok(self.state.best_score)
     }
 
     /// Trains one epoch, appends its metrics and writes the checkpoint.
@@ -193,14 +217,15 @@ impl Session {
         if !cfg_path.exists() {
             fsutil::atomic_write(&cfg_path, self.cfg.to_toml()?.as_bytes())?;
         }
-        let m = self.train_epoch()?;
+        let (m, score) = self.train_epoch()?;
         self.append_metrics(&m)?;
-        self.save_checkpoint(m.test_accuracy)?;
+        self.save_checkpoint(score)?;
         Ok(m)
     }
 
-    /// Trains one epoch and evaluates on the test set.
-    pub fn train_epoch(&mut self) -> Result<EpochMetrics> {
+    /// Trains one epoch and evaluates on the test set. Returns the metrics
+    /// and the test score.
+    pub fn train_epoch(&mut self) -> Result<(EpochMetrics, f32)> {
         let epoch = self.state.epoch;
         let t0 = Instant::now();
         let (c, h, w) = self.image_shape();
@@ -211,11 +236,13 @@ impl Session {
         };
         let batches = self.train.batch_indices(bs, order);
         let total_steps = (self.cfg.train.epochs * batches.len()) as u64;
+        let progress = epoch as f32 / self.cfg.train.epochs.max(1) as f32;
         let mut rng: Rng =
             init::rng(self.cfg.seed ^ (0xD1B5_4A32_D192_ED03u64.wrapping_mul(epoch as u64 + 1)));
         let bar = self.progress_bar(batches.len(), epoch);
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, None::<usize>, 0usize);
         let mut rates = RateMeans::default();
+        let mut terms = RateMeans::default();
         let mut lr = self.cfg.train.lr;
         for idx in &batches {
             let batch = self.train.gather(idx);
@@ -223,12 +250,17 @@ impl Session {
             let x = self.dev.tensor_from_vec(batch.images, (b, c, h, w));
             let x = x.traced(self.store.new_grads()?);
             let mut fwd = Forward::new(&self.store, true, &mut rng);
-            let out = self.model.forward(x, &mut fwd)?;
+            fwd.loss = self.cfg.train.loss;
+            fwd.progress = progress;
+            let objective = self.model.objective(x, &batch.labels, &mut fwd)?;
             let Forward {
                 updates, rates: r, ..
             } = fwd;
-            correct += count_correct(&out.retaped::<NoneTape>().as_vec(), &batch.labels);
-            let l = loss::loss(self.cfg.train.loss, out, &batch.labels);
+            if let Some(c) = objective.correct {
+                *correct.get_or_insert(0) += c;
+            }
+            terms.add(objective.terms);
+            let l = objective.loss;
             let lv = l.array();
             if !lv.is_finite() {
                 return Err(Error::invalid(
@@ -244,6 +276,7 @@ impl Session {
             lr = learning_rate(&self.cfg, self.state.step, total_steps);
             self.opt.update(&mut self.store, &mut grads, lr)?;
             Forward::apply_updates(updates, &mut self.store)?;
+            self.model.after_step(&mut self.store)?;
             self.state.step += 1;
             loss_sum += lv as f64 * b as f64;
             seen += b;
@@ -269,18 +302,22 @@ impl Session {
             .into_iter()
             .map(|(n, v)| (n, v.into_iter().collect()))
             .collect();
-        Ok(EpochMetrics {
+        let score = eval.score();
+        let m = EpochMetrics {
             epoch: self.state.epoch,
             train_loss: (loss_sum / seen.max(1) as f64) as f32,
-            train_accuracy: correct as f32 / seen.max(1) as f32,
+            train_accuracy: correct.map(|c| c as f32 / seen.max(1) as f32),
             test_loss: eval.loss,
             test_accuracy: eval.accuracy,
+            train_terms: terms.means(),
+            test_terms: eval.terms,
             firing_rates: rates.means(),
             neurons,
             lr,
             seconds: t0.elapsed().as_secs_f32(),
             images_per_second: seen as f32 / train_seconds.max(1e-9),
-        })
+        };
+        Ok((m, score))
     }
 
     fn progress_bar(&self, len: usize, epoch: usize) -> Option<ProgressBar> {
@@ -335,14 +372,14 @@ impl Session {
         curves::write_png(&self.dir.join(CURVES_FILE), &history)
     }
 
-    fn save_checkpoint(&mut self, test_accuracy: f32) -> Result<()> {
+    fn save_checkpoint(&mut self, score: f32) -> Result<()> {
         let e = self.state.epoch;
         self.state.params = format!("params-e{e}.safetensors");
         self.state.optimizer = format!("optim-e{e}.safetensors");
         self.store.save(&self.state.params_path(&self.dir))?;
         self.opt.save(&self.state.optimizer_path(&self.dir))?;
-        if test_accuracy > self.state.best_accuracy || self.state.best_epoch == 0 {
-            self.state.best_accuracy = test_accuracy;
+        if score > self.state.best_score || self.state.best_epoch == 0 {
+            self.state.best_score = score;
             self.state.best_epoch = e;
             self.store.save(&self.dir.join(BEST_PARAMS))?;
         }
@@ -367,8 +404,9 @@ pub fn parse_metrics_line(line: &str) -> Result<EpochMetrics> {
     serde_json::from_str(line).map_err(|e| Error::invalid("metrics line", e.to_string()))
 }
 
-/// Accuracy, mean loss and per-class accuracy of `model` on `ds`
-/// (inference mode, batches of 4x the training batch size, no gradients).
+/// Mean loss, loss terms and (classifiers) accuracy and per-class accuracy
+/// of `model` on `ds` (inference mode, batches of 4x the training batch
+/// size, no gradients).
 pub fn evaluate(
     cfg: &RunConfig,
     dev: &Dev,
@@ -390,8 +428,9 @@ fn evaluate_batches(
     let bs = (cfg.train.batch_size * 4).max(1);
     let mut rng = init::rng(cfg.seed);
     let mut per_class = vec![(0usize, 0usize); ds.classes.max(1)];
-    let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+    let (mut loss_sum, mut correct) = (0.0f64, None::<usize>);
     let mut rates = RateMeans::default();
+    let mut terms = RateMeans::default();
     for idx in ds.batch_indices(bs, BatchOrder::Sequential) {
         let batch = ds.gather(&idx);
         let b = batch.labels.len();
@@ -399,15 +438,24 @@ fn evaluate_batches(
             .tensor_from_vec(batch.images, (b, c, h, w))
             .traced(Gradients::leaky());
         let mut fwd = Forward::new(store, false, &mut rng);
+        fwd.loss = cfg.train.loss;
+        fwd.progress = 1.0;
+        if model.generator().is_some() {
+            let o = model.objective(x, &batch.labels, &mut fwd)?;
+            loss_sum += o.loss.array() as f64 * b as f64;
+            terms.add(o.terms);
+            rates.add(fwd.rates);
+            continue;
+        }
         let out = model.forward(x, &mut fwd)?;
         rates.add(fwd.rates);
         let values = out.retaped::<NoneTape>().as_vec();
-        let l = loss::loss(cfg.train.loss, out, &batch.labels).array();
+        let l = snn_core::loss::loss(cfg.train.loss, out, &batch.labels).array();
         loss_sum += l as f64 * b as f64;
         let k = values.len() / b.max(1);
         for (row, label) in values.chunks(k).zip(&batch.labels) {
             let hit = argmax(row) == *label as usize;
-            correct += hit as usize;
+            *correct.get_or_insert(0) += hit as usize;
             if let Some(pc) = per_class.get_mut(*label as usize) {
                 pc.0 += hit as usize;
                 pc.1 += 1;
@@ -416,18 +464,24 @@ fn evaluate_batches(
     }
     let n = ds.len().max(1);
     Ok(Evaluation {
-        accuracy: correct as f32 / n as f32,
+        accuracy: correct.map(|c| c as f32 / n as f32),
         loss: (loss_sum / n as f64) as f32,
-        per_class: per_class
-            .iter()
-            .map(|(c, t)| *c as f32 / (*t).max(1) as f32)
-            .collect(),
+        per_class: correct
+            .map(|_| {
+                per_class
+                    .iter()
+                    .map(|(c, t)| *c as f32 / (*t).max(1) as f32)
+                    .collect()
+            })
+            .unwrap_or_default(),
         count: ds.len(),
         firing_rates: rates.means(),
+        terms: terms.means(),
     })
 }
 
-/// Per-layer firing rates averaged over the batches of an epoch.
+/// Named per-batch figures (firing rates, loss terms) averaged over the
+/// batches of an epoch.
 #[derive(Default)]
 struct RateMeans(BTreeMap<String, (f64, usize)>);
 
@@ -446,25 +500,6 @@ impl RateMeans {
             .map(|(k, (s, n))| (k, (s / n.max(1) as f64) as f32))
             .collect()
     }
-}
-
-fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, v) in row.iter().enumerate() {
-        if *v > row[best] {
-            best = i;
-        }
-    }
-    best
-}
-
-fn count_correct(values: &[f32], labels: &[u8]) -> usize {
-    let k = values.len() / labels.len().max(1);
-    values
-        .chunks(k.max(1))
-        .zip(labels)
-        .filter(|(row, l)| argmax(row) == **l as usize)
-        .count()
 }
 
 /// Writes to stdout, ignoring a closed pipe.

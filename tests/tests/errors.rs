@@ -62,8 +62,15 @@ fn mistyped_field_names_field_file_and_line() {
     assert!(err.contains("unknown field `tua`"), "{err}");
     assert!(err.contains("tau"), "lists accepted fields: {err}");
 
-    let err = parse(&GOOD.replace("[decoder]\ntype = \"mean-rate\"\n", "")).unwrap_err();
-    assert!(err.contains("missing field `decoder`"), "{err}");
+    // A classifier without a decoder parses (other models need none) but
+    // does not build.
+    let cfg = parse(&GOOD.replace("[decoder]\ntype = \"mean-rate\"\n", "")).unwrap();
+    let dev = device::create(0).unwrap();
+    let err = snn_train::session::build_model(&cfg, [1, 4, 4], 10, &dev)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("add a [decoder] table"), "{err}");
 
     let err = parse(&format!("{GOOD}\n[train]\nbatch_size = 0\n")).unwrap_err();
     assert!(err.contains("train.batch_size"), "{err}");
@@ -81,7 +88,7 @@ fn overrides_apply_like_edits() {
         &["neuron.type=\"lif\"".into(), "train.lr=0.01".into()],
     )
     .unwrap();
-    assert!(format!("{:?}", cfg.neuron).starts_with("LifSpec"));
+    assert!(format!("{:?}", cfg.neuron).starts_with("Some(LifSpec"));
     assert_eq!(cfg.train.lr, 0.01);
     let err = RunConfig::with_overrides(GOOD, Path::new("my.toml"), &["nonsense".into()])
         .err()

@@ -53,7 +53,7 @@ fn plugin_neuron_forward_matches_hand_derivation() {
 fn plugin_neuron_trains_in_the_classifier_from_a_config_line() {
     let cfg: RunConfig =
         tiny_config("set neuron={type=\"if-soft\",v_th=0.5,surrogate={kind=\"atan\",alpha=2.0}}");
-    assert!(format!("{:?}", cfg.neuron).starts_with("SoftResetIfSpec"));
+    assert!(format!("{:?}", cfg.neuron).starts_with("Some(SoftResetIfSpec"));
     let dir = tempfile::tempdir().unwrap();
     let mut s = Session::new(cfg, dir.path()).unwrap();
     s.progress = false;

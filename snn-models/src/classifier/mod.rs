@@ -15,6 +15,7 @@ use snn_core::dfdx::prelude::*;
 use snn_core::init::{Rng, WeightInit};
 use snn_core::spec::{
     Decoder, DecoderInput, Forward, Model, ModelParts, ModelSpec, Neuron, NeuronConstants,
+    Objective,
 };
 use snn_core::{Error, Img, Mat, ParamStore, Result};
 
@@ -102,7 +103,7 @@ impl ModelSpec for ClassifierSpec {
                 Atom::BatchNorm => Layer::Bn(BatchNorm::new(&format!("bn{}", next(1)), c, store)?),
                 Atom::Spike => {
                     let name = format!("sn{}", next(2));
-                    let neuron = parts.neuron.build(&name, store)?;
+                    let neuron = parts.neuron("classifier")?.build(&name, store)?;
                     Layer::Spike { name, neuron }
                 }
                 Atom::MaxPool { kernel, stride } | Atom::AvgPool { kernel, stride } => {
@@ -170,7 +171,9 @@ impl ModelSpec for ClassifierSpec {
             time_steps: parts.time_steps,
             channels: c,
         };
-        let decoder = parts.decoder.build("decoder", input, store, rng)?;
+        let decoder = parts
+            .decoder("classifier")?
+            .build("decoder", input, store, rng)?;
         Ok(Box::new(Classifier {
             layers,
             decoder,
@@ -219,8 +222,7 @@ impl Model for Classifier {
                         let s = neuron.forward_static(x.reshape_like(&(1, m)), steps, fwd.store)?;
                         (s, steps * n)
                     };
-                    let rate = spikes.retaped::<NoneTape>().mean::<Rank0, _>().as_vec()[0];
-                    fwd.rates.push((name.clone(), rate));
+                    fwd.record_rate(name, &spikes);
                     spikes.reshape_like(&(rows, h, w, c))
                 }
                 Layer::MaxPool(k) => pool::max_pool(x, *k)?,
@@ -251,6 +253,16 @@ impl Model for Classifier {
         let seq = x.reshape_like(&(steps, b, k, 1, 1));
         let out = self.decoder.forward(seq, fwd.store)?;
         Ok(out.reshape_like(&(b, k)))
+    }
+
+    fn objective(&self, x: Img, labels: &[u8], fwd: &mut Forward<'_>) -> Result<Objective> {
+        let out = self.forward(x, fwd)?;
+        let correct = snn_core::loss::count_correct(&out.retaped::<NoneTape>().as_vec(), labels);
+        Ok(Objective {
+            loss: snn_core::loss::loss(fwd.loss, out, labels),
+            terms: Vec::new(),
+            correct: Some(correct),
+        })
     }
 
     fn neuron_layers(&self) -> Vec<String> {

@@ -154,7 +154,7 @@ impl Conv2d {
         self.add_bias(y, store)
     }
 
-    fn add_bias(&self, y: Nhwc, store: &ParamStore) -> Result<Nhwc> {
+    pub(crate) fn add_bias(&self, y: Nhwc, store: &ParamStore) -> Result<Nhwc> {
         let Some(key) = &self.bias else {
             return Ok(y);
         };

@@ -139,6 +139,41 @@ impl Geometry {
     }
 }
 
+impl Geometry {
+    /// `col2im(gy W^T)`: the input gradient alone (the forward pass of the
+    /// transposed convolution whose adjoint this geometry describes).
+    pub fn input_grad(&self, wt: &[f32], gy: &[f32]) -> Vec<f32> {
+        let (rows_per_image, width) = (self.ho * self.wo, self.col_width());
+        let mut dx = vec![0.0f32; self.n * self.h * self.w * self.c];
+        let chunk = self.chunk();
+        let mut dcol = vec![0.0f32; chunk * rows_per_image * width];
+        for n0 in (0..self.n).step_by(chunk) {
+            let n1 = (n0 + chunk).min(self.n);
+            let rows = (n1 - n0) * rows_per_image;
+            let g = &gy[n0 * rows_per_image * self.o..n1 * rows_per_image * self.o];
+            matmul(rows, width, self.o, g, false, wt, true, &mut dcol, false);
+            self.col2im(&dcol, n0, n1, &mut dx);
+        }
+        dx
+    }
+
+    /// `im2col(x)^T gy`: the weight gradient alone, `[k*k*c, o]`.
+    pub fn weight_grad(&self, x: &[f32], gy: &[f32]) -> Vec<f32> {
+        let (rows_per_image, width) = (self.ho * self.wo, self.col_width());
+        let mut dw = vec![0.0f32; width * self.o];
+        let chunk = self.chunk();
+        let mut col = vec![0.0f32; chunk * rows_per_image * width];
+        for n0 in (0..self.n).step_by(chunk) {
+            let n1 = (n0 + chunk).min(self.n);
+            let rows = (n1 - n0) * rows_per_image;
+            let g = &gy[n0 * rows_per_image * self.o..n1 * rows_per_image * self.o];
+            self.im2col(x, n0, n1, &mut col);
+            matmul(width, self.o, rows, &col, true, g, false, &mut dw, true);
+        }
+        dw
+    }
+}
+
 /// Convolution of `x` (`[N, H, W, C]`) with `weight` (`[k, k, C, O]`
 /// flattened) on the tape.
 pub fn conv2d(x: Nhwc, weight: FlatT, geo: Geometry) -> Nhwc {
@@ -154,6 +189,9 @@ pub fn conv2d(x: Nhwc, weight: FlatT, geo: Geometry) -> Nhwc {
     let out = x
         .device()
         .tensor_from_vec(y, (geo.n, geo.ho, geo.wo, geo.o));
+    if !snn_core::grad::is_enabled() {
+        return out.put_tape(tape);
+    }
     let out_id = out.clone();
     tape.add_backward_op(move |grads| {
         let gy = host::take_grad(grads, &out_id)?;
@@ -162,4 +200,56 @@ pub fn conv2d(x: Nhwc, weight: FlatT, geo: Geometry) -> Nhwc {
         host::add_grad(grads, &weight, &dw)
     });
     out.put_tape(tape)
+}
+
+/// Transposed convolution of `x` (`[N, h, w, C_in]`) on the tape, computed
+/// without the zeros of the dilated input: it is the input gradient of the
+/// stride-`s` convolution `adjoint` (which maps `[N, H_out, W_out, C_out]`
+/// to `[N, h, w, C_in]`), so forward is one GEMM and a col2im, backward
+/// that convolution's forward (for `x`) and weight gradient.
+///
+/// `weight` is [`super::ConvTranspose2d`]'s layout, the equivalent
+/// stride-1 convolution's `[k, k, C_in, C_out]`; the adjoint convolution's
+/// kernel is that flipped in space with the channel axes swapped.
+pub fn conv_transpose2d(x: Nhwc, weight: FlatT, adjoint: Geometry) -> Nhwc {
+    let (n, h, w, c) = *x.shape();
+    let x = x.reshape_like(&(n, h, w, c));
+    let (x, x_tape) = x.split_tape();
+    let (weight, w_tape) = weight.split_tape();
+    let mut tape = x_tape.merge(w_tape);
+    let xs = host::read(&x);
+    let wf = flip_swap(&host::read(&weight), adjoint.k, adjoint.o, adjoint.c);
+    let g = adjoint;
+    let y = g.input_grad(&wf, &xs);
+    let out = x.device().tensor_from_vec(y, (g.n, g.h, g.w, g.c));
+    if !snn_core::grad::is_enabled() {
+        return out.put_tape(tape);
+    }
+    let out_id = out.clone();
+    tape.add_backward_op(move |grads| {
+        let gy = host::take_grad(grads, &out_id)?;
+        let dx = g.forward(&gy, &wf);
+        let dwf = g.weight_grad(&gy, &xs);
+        host::add_grad(grads, &x, &dx)?;
+        // flip_swap is its own inverse (with the channel counts swapped).
+        host::add_grad(grads, &weight, &flip_swap(&dwf, g.k, g.c, g.o))
+    });
+    out.put_tape(tape)
+}
+
+/// `[k, k, a, b]` -> `[k, k, b, a]` with both spatial axes reversed.
+fn flip_swap(w: &[f32], k: usize, a: usize, b: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; w.len()];
+    for ky in 0..k {
+        for kx in 0..k {
+            let src = ((k - 1 - ky) * k + (k - 1 - kx)) * a * b;
+            let dst = (ky * k + kx) * a * b;
+            for i in 0..a {
+                for j in 0..b {
+                    out[dst + j * a + i] = w[src + i * b + j];
+                }
+            }
+        }
+    }
+    out
 }

@@ -7,6 +7,10 @@
 //! gather (with a zero row for the empty cells), the convolution is
 //! [`Conv2d`] (the CPU kernel where available).
 //!
+//! On the CPU a kernel computes the same without the zeros (see
+//! [`super::conv_cpu::conv_transpose2d`]), a quarter of the products at
+//! stride 2; the composed form above is its test oracle and the CUDA path.
+//!
 //! The weight is stored as that equivalent convolution's kernel,
 //! `[k, k, C_in, C_out]`: PyTorch's `ConvTranspose2d` weight `w[i, o, y, x]`
 //! corresponds to ours at `[k-1-y, k-1-x, i, o]`.
@@ -83,6 +87,33 @@ impl ConvTranspose2d {
             return Err(Error::shape(&self.conv.weight, "empty input"));
         }
         let k = self.conv.kernel;
+        #[cfg(not(feature = "cuda"))]
+        if self.conv.kernel_impl == LayerKernel::Auto {
+            if c != self.conv.in_channels {
+                return Err(Error::shape(
+                    &self.conv.weight,
+                    format!(
+                        "input has {c} channels, layer expects {}",
+                        self.conv.in_channels
+                    ),
+                ));
+            }
+            let (ho, wo) = self.out_size(h, w);
+            let adjoint = super::conv_cpu::Geometry {
+                n,
+                h: ho,
+                w: wo,
+                c: self.conv.out_channels,
+                o: c,
+                k,
+                stride: self.stride,
+                pad: self.padding,
+                ho: h,
+                wo: w,
+            };
+            let y = super::conv_cpu::conv_transpose2d(x, store.taped(&self.conv.weight)?, adjoint);
+            return self.conv.add_bias(y, store);
+        }
         let lo = k - 1 - self.padding;
         let hi = lo + self.output_padding;
         let hd = (h - 1) * self.stride + 1 + lo + hi;

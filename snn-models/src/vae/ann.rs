@@ -1,0 +1,233 @@
+//! The ANN VAE baseline: FSVAE's layout with batch norm and LeakyReLU in
+//! place of tdBN and spiking neurons, a Gaussian latent (mean and
+//! log-variance heads) and the usual ELBO:
+//! `MSE(image) + kl_weight * mean over the batch of KL(N(mu, sigma) || N(0, 1))`.
+
+use super::blocks::{Activation, Block};
+use super::{check_geometry, Builder};
+use crate::layers::{Nhwc, Rows};
+use serde::{Deserialize, Serialize};
+use snn_core::dfdx::prelude::*;
+use snn_core::init::{Rng, WeightInit};
+use snn_core::spec::{
+    Forward, Generator, Model, ModelParts, ModelSpec, NeuronConstants, Objective,
+};
+use snn_core::{Error, Img, Mat, ParamStore, Result};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnnVaeSpec {
+    /// Encoder channels, one stride-2 layer each (as FSVAE).
+    pub channels: Vec<usize>,
+    pub latent: usize,
+    /// Negative slope of the LeakyReLUs.
+    pub slope: f32,
+    /// Weight of the KL term (PyTorch-VAE's default for its VanillaVAE).
+    pub kl_weight: f32,
+    pub init: WeightInit,
+}
+
+impl Default for AnnVaeSpec {
+    fn default() -> Self {
+        Self {
+            channels: vec![32, 64, 128, 256],
+            latent: 128,
+            slope: 0.01,
+            kl_weight: 2.5e-4,
+            init: WeightInit::Torch,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct AnnVae {
+    latent: usize,
+    kl_weight: f32,
+    last_channels: usize,
+    /// Convolutions only; the latent heads are `mu` and `log_var`.
+    encoder: Vec<Block>,
+    mu: Block,
+    log_var: Block,
+    decoder: Vec<Block>,
+    image: [usize; 3],
+    summary: String,
+}
+
+#[typetag::serde(name = "annvae")]
+impl ModelSpec for AnnVaeSpec {
+    fn build(
+        &self,
+        parts: &ModelParts<'_>,
+        store: &mut ParamStore,
+        rng: &mut Rng,
+    ) -> Result<Box<dyn Model>> {
+        check_geometry("annvae", parts.input_shape, &self.channels)?;
+        if self.latent == 0 {
+            return Err(Error::invalid("model.latent", "must be at least 1"));
+        }
+        if !(self.slope.is_finite() && self.kl_weight.is_finite() && self.kl_weight >= 0.0) {
+            return Err(Error::invalid(
+                "model.slope / model.kl_weight",
+                "must be finite, kl_weight >= 0",
+            ));
+        }
+        let slope = self.slope;
+        let make = move |_: &str, _: &mut ParamStore| Ok(Activation::Leaky(slope));
+        let c = parts.input_shape[0];
+        let mut b = Builder {
+            store,
+            rng,
+            init: self.init,
+            bn_scale: 1.0,
+            act: &make,
+        };
+        let encoder = b.encoder(c, &self.channels)?;
+        let last = *self.channels.last().unwrap_or(&1);
+        let mu = b.fc("encoder.mu", last * 4, self.latent, 1.0, true)?;
+        let log_var = b.fc("encoder.log_var", last * 4, self.latent, 1.0, true)?;
+        let decoder = b.decoder(self.latent, &self.channels, c)?;
+        let [_, h, w] = parts.input_shape;
+        let summary = format!(
+            "ANN VAE: {c}x{h}x{w} images, encoder {:?} (BN, LeakyReLU {slope}) -> Gaussian latent {} -> mirrored decoder -> tanh",
+            self.channels, self.latent
+        );
+        Ok(Box::new(AnnVae {
+            latent: self.latent,
+            kl_weight: self.kl_weight,
+            last_channels: last,
+            encoder,
+            mu,
+            log_var,
+            decoder,
+            image: parts.input_shape,
+            summary,
+        }))
+    }
+
+    fn about(&self) -> &'static str {
+        "ANN VAE baseline with FSVAE's layout: BN + LeakyReLU, Gaussian latent, ELBO"
+    }
+}
+
+impl AnnVae {
+    /// `(mu, log_var)`, each `[B, latent]`.
+    fn encode(&self, x: Img, fwd: &mut Forward<'_>) -> Result<(Rows, Rows)> {
+        let (b, c, h, w) = *x.shape();
+        let mut y: Nhwc = x
+            .permute::<_, Axes4<0, 2, 3, 1>>()
+            .reshape_like(&(b, h, w, c));
+        for block in &self.encoder {
+            y = block.forward(y, 1, fwd)?;
+        }
+        let (n, h, w, c) = *y.shape();
+        let flat = y.reshape_like(&(n, 1, 1, h * w * c));
+        let mu = self.mu.forward(flat.with_empty_tape(), 1, fwd)?;
+        let log_var = self.log_var.forward(flat, 1, fwd)?;
+        Ok((
+            mu.reshape_like(&(n, self.latent)),
+            log_var.reshape_like(&(n, self.latent)),
+        ))
+    }
+
+    fn decode(&self, z: Rows, fwd: &mut Forward<'_>) -> Result<Img> {
+        let (n, f) = *z.shape();
+        let y = self.decoder[0].forward(z.reshape_like(&(n, 1, 1, f)), 1, fwd)?;
+        let mut y = y.reshape_like(&(n, 2, 2, self.last_channels));
+        for block in &self.decoder[1..] {
+            y = block.forward(y, 1, fwd)?;
+        }
+        Ok(y.permute::<_, Axes4<0, 3, 1, 2>>().tanh())
+    }
+
+    /// `mu + eps * exp(log_var / 2)` with `eps ~ N(0, 1)` in training, `mu`
+    /// otherwise.
+    fn latent_sample(&self, mu: Rows, log_var: Rows, fwd: &mut Forward<'_>) -> Rows {
+        if !fwd.train {
+            return mu;
+        }
+        let shape = *mu.shape();
+        let eps = gaussian(fwd.rng, shape.0 * shape.1);
+        let eps = mu.device().tensor_from_vec(eps, shape);
+        mu + (log_var * 0.5).exp() * eps
+    }
+}
+
+/// Standard normal samples (Box-Muller) from the run's generator.
+fn gaussian(rng: &mut Rng, n: usize) -> Vec<f32> {
+    use rand::Rng as _;
+    (0..n)
+        .map(|_| {
+            let u1: f32 = rng.gen_range(f32::EPSILON..1.0);
+            let u2: f32 = rng.gen();
+            (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+        })
+        .collect()
+}
+
+impl Model for AnnVae {
+    fn forward(&self, x: Img, fwd: &mut Forward<'_>) -> Result<Mat> {
+        let img = self.reconstruct(x, fwd)?;
+        let (b, c, h, w) = *img.shape();
+        Ok(img.reshape_like(&(b, c * h * w)))
+    }
+
+    fn objective(&self, x: Img, _labels: &[u8], fwd: &mut Forward<'_>) -> Result<Objective> {
+        let shape = *x.shape();
+        if [shape.1, shape.2, shape.3] != self.image {
+            return Err(Error::shape(
+                "annvae input",
+                format!("{shape:?}, the model takes {:?}", self.image),
+            ));
+        }
+        let target = x.retaped::<NoneTape>();
+        let (mu, log_var) = self.encode(x, fwd)?;
+        // KL(N(mu, s^2) || N(0, 1)) = -1/2 sum(1 + log s^2 - mu^2 - s^2).
+        let kl_terms = log_var.with_empty_tape() + 1.0
+            - mu.with_empty_tape().square()
+            - log_var.with_empty_tape().exp();
+        let kl = kl_terms.sum::<Rank0, _>() * (-0.5 / shape.0 as f32);
+        let z = self.latent_sample(mu, log_var, fwd);
+        let img = self.decode(z, fwd)?;
+        let recon = mse_loss(img, target);
+        let (r, k) = (recon.array(), kl.array());
+        Ok(Objective {
+            loss: recon + kl * self.kl_weight,
+            terms: vec![("reconstruction".into(), r), ("kl".into(), k)],
+            correct: None,
+        })
+    }
+
+    fn generator(&self) -> Option<&dyn Generator> {
+        Some(self)
+    }
+
+    fn neuron_layers(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn neuron_constants(&self, _store: &ParamStore) -> Result<Vec<(String, NeuronConstants)>> {
+        Ok(Vec::new())
+    }
+
+    fn summary(&self) -> String {
+        self.summary.clone()
+    }
+}
+
+impl Generator for AnnVae {
+    fn sample(&self, count: usize, fwd: &mut Forward<'_>) -> Result<Img> {
+        let z = gaussian(fwd.rng, count * self.latent);
+        let z = fwd
+            .store
+            .dev()
+            .tensor_from_vec(z, (count, self.latent))
+            .traced(Gradients::leaky());
+        self.decode(z, fwd)
+    }
+
+    fn reconstruct(&self, x: Img, fwd: &mut Forward<'_>) -> Result<Img> {
+        let (mu, log_var) = self.encode(x, fwd)?;
+        let z = self.latent_sample(mu, log_var, fwd);
+        self.decode(z, fwd)
+    }
+}

@@ -1,0 +1,166 @@
+//! The building block of the VAEs: one weight layer (conv, transposed conv
+//! or linear), an optional batch norm (tdBN in the spiking VAE) and an
+//! optional activation (a spiking neuron, or LeakyReLU in the ANN VAE).
+//!
+//! Spiking blocks see time folded into the batch, time-major: `[T * B, ...]`.
+
+use crate::layers::{BatchNorm, Conv2d, ConvTranspose2d, Linear, Nhwc};
+use snn_core::dfdx::prelude::*;
+use snn_core::spec::{Forward, Neuron};
+use snn_core::{Dev, Result};
+
+#[derive(Debug)]
+pub enum Weights {
+    Conv(Conv2d),
+    ConvT(ConvTranspose2d),
+    Fc(Linear),
+}
+
+#[derive(Debug)]
+pub enum Activation {
+    None,
+    Spike(Box<dyn Neuron>),
+    /// LeakyReLU with this negative slope.
+    Leaky(f32),
+}
+
+#[derive(Debug)]
+pub struct Block {
+    pub name: String,
+    pub weights: Weights,
+    pub bn: Option<BatchNorm>,
+    pub act: Activation,
+}
+
+impl Block {
+    /// Weight layer and batch norm: the input current of the activation.
+    pub fn current(&self, x: Nhwc, fwd: &mut Forward<'_>) -> Result<Nhwc> {
+        let y = match &self.weights {
+            Weights::Conv(c) => c.forward(x, fwd.store)?,
+            Weights::ConvT(c) => c.forward(x, fwd.store)?,
+            Weights::Fc(l) => {
+                let (n, h, w, c) = *x.shape();
+                let y = l.forward(x.reshape_like(&(n, h * w * c)), fwd.store)?;
+                y.reshape_like(&(n, 1, 1, l.outputs))
+            }
+        };
+        match &self.bn {
+            Some(bn) => bn.forward(y, fwd),
+            None => Ok(y),
+        }
+    }
+
+    /// The whole block on a time-major sequence `[T * B, H, W, C]`.
+    pub fn forward(&self, x: Nhwc, steps: usize, fwd: &mut Forward<'_>) -> Result<Nhwc> {
+        let y = self.current(x, fwd)?;
+        self.activate(y, steps, false, fwd)
+    }
+
+    /// The block on a static input `[B, H, W, C]` (direct encoding): the
+    /// weight layer and batch norm run once, the neuron repeats the current
+    /// over `steps`. Returns `[steps * B, ...]` for a spiking block.
+    pub fn forward_static(&self, x: Nhwc, steps: usize, fwd: &mut Forward<'_>) -> Result<Nhwc> {
+        let y = self.current(x, fwd)?;
+        self.activate(y, steps, true, fwd)
+    }
+
+    fn activate(
+        &self,
+        y: Nhwc,
+        steps: usize,
+        static_input: bool,
+        fwd: &mut Forward<'_>,
+    ) -> Result<Nhwc> {
+        match &self.act {
+            Activation::None => Ok(y),
+            Activation::Leaky(slope) => Ok(leaky_relu(y, *slope)),
+            Activation::Spike(neuron) => {
+                let (n, h, w, c) = *y.shape();
+                let (spikes, rows) = if static_input {
+                    let s = neuron.forward_static(
+                        y.reshape_like(&(1, n * h * w * c)),
+                        steps,
+                        fwd.store,
+                    )?;
+                    (s, steps * n)
+                } else {
+                    let m = n / steps * h * w * c;
+                    (neuron.forward(y.reshape_like(&(steps, m)), fwd.store)?, n)
+                };
+                fwd.record_rate(&self.name, &spikes);
+                Ok(spikes.reshape_like(&(rows, h, w, c)))
+            }
+        }
+    }
+
+    /// The neuron of a spiking block.
+    pub fn neuron(&self) -> Option<&dyn Neuron> {
+        match &self.act {
+            Activation::Spike(n) => Some(n.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+/// `max(x, 0) + slope * min(x, 0)`.
+pub fn leaky_relu(x: Nhwc, slope: f32) -> Nhwc {
+    let neg = x.with_empty_tape().negate().relu() * (-slope);
+    x.relu() + neg
+}
+
+/// Runs a stack of spiking linear blocks one time step at a time, without
+/// gradients, for autoregressive sampling: each block's input currents of
+/// the steps so far are kept, so a new step costs one row of products plus
+/// a re-run of the (cheap) neuron over the prefix. Batch norm uses its
+/// running statistics, which makes the stack causal.
+pub struct Stepper<'s> {
+    blocks: &'s [Block],
+    batch: usize,
+    /// Per block, the currents `[steps so far, batch * features]`, time-major.
+    currents: Vec<Vec<f32>>,
+    steps: usize,
+}
+
+impl<'s> Stepper<'s> {
+    pub fn new(blocks: &'s [Block], batch: usize) -> Self {
+        Self {
+            blocks,
+            batch,
+            currents: vec![Vec::new(); blocks.len()],
+            steps: 0,
+        }
+    }
+
+    /// Feeds one step's input `[batch, features]` (row-major) and returns
+    /// the last block's output spikes at that step.
+    pub fn step(&mut self, input: Vec<f32>, fwd: &mut Forward<'_>, dev: &Dev) -> Result<Vec<f32>> {
+        let b = self.batch;
+        let mut x = input;
+        self.steps += 1;
+        let t = self.steps;
+        for (block, cur) in self.blocks.iter().zip(&mut self.currents) {
+            let f = x.len() / b.max(1);
+            let xt = dev
+                .tensor_from_vec(x, (b, 1, 1, f))
+                .traced(Gradients::leaky());
+            let c = block.current(xt, fwd)?;
+            let row = c.retaped::<NoneTape>().as_vec();
+            let m = row.len();
+            cur.extend_from_slice(&row);
+            x = match block.neuron() {
+                Some(neuron) => {
+                    let seq = dev
+                        .tensor_from_vec(cur.clone(), (t, m))
+                        .traced(Gradients::leaky());
+                    let s = neuron
+                        .forward(seq, fwd.store)?
+                        .retaped::<NoneTape>()
+                        .as_vec();
+                    s[(t - 1) * m..].to_vec()
+                }
+                None => row,
+            };
+        }
+        Ok(x)
+    }
+}

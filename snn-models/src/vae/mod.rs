@@ -1,0 +1,191 @@
+//! Variational autoencoders: the fully spiking VAE of Kamata et al. (FSVAE)
+//! and the ANN VAE of the same architecture as its baseline.
+//!
+//! Both share one layout (REFERENCE.md, "FSVAE"): an encoder of stride-2
+//! 3x3 convolutions (channels 32, 64, 128, 256 for 32x32 images; add 512
+//! for 64x64) down to 2x2, a linear layer to the latent, and a mirrored
+//! decoder of stride-2 transposed convolutions, a last stride-2 transposed
+//! convolution keeping the channels and a stride-1 one to the image
+//! channels. Every layer has a bias, as in the FSVAE code.
+
+pub mod ann;
+pub mod blocks;
+pub mod fsvae;
+pub mod latent;
+
+pub use ann::AnnVaeSpec;
+pub use fsvae::FsvaeSpec;
+
+use crate::layers::{BatchNorm, Conv2d, ConvTranspose2d, Linear};
+use blocks::{Activation, Block, Weights};
+use snn_core::init::{Rng, WeightInit};
+use snn_core::{Error, ParamStore, Result};
+
+/// Checks that `[c, h, w]` images shrink to 2x2 through `channels.len()`
+/// stride-2 layers.
+pub fn check_geometry(model: &str, image: [usize; 3], channels: &[usize]) -> Result<()> {
+    let [_, h, w] = image;
+    if channels.is_empty() || channels.contains(&0) {
+        return Err(Error::invalid(
+            format!("model.channels ({model})"),
+            "needs at least one layer, each with at least 1 channel",
+        ));
+    }
+    let side = 2usize << channels.len();
+    if h != side || w != side {
+        return Err(Error::invalid(
+            format!("model.channels ({model})"),
+            format!(
+                "{} stride-2 layers take {side}x{side} images to 2x2, the data is {h}x{w}; set data.image_size = {side} or use {} channel entries",
+                channels.len(),
+                (h.max(4).ilog2() - 1)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Builds blocks with one weight initialisation, one kind of batch norm and
+/// one activation maker.
+pub struct Builder<'a> {
+    pub store: &'a mut ParamStore,
+    pub rng: &'a mut Rng,
+    pub init: WeightInit,
+    /// Factor on the normalised value: `alpha * V_th` for tdBN, 1 for BN.
+    pub bn_scale: f32,
+    /// Makes the activation of the block named by the argument.
+    pub act: &'a dyn Fn(&str, &mut ParamStore) -> Result<Activation>,
+}
+
+/// Where a 3x3 layer takes its input.
+#[derive(Clone, Copy)]
+pub enum Step {
+    /// Stride-2 convolution, padding 1: halves the side.
+    Down,
+    /// Stride-2 transposed convolution, padding 1, output padding 1: doubles it.
+    Up,
+    /// Stride-1 (transposed) convolution, padding 1: keeps it.
+    Same,
+}
+
+impl Builder<'_> {
+    /// A 3x3 layer with batch norm (scaled by `bn_scale * alpha`) and the
+    /// activation, or neither when `plain`.
+    pub fn conv(
+        &mut self,
+        name: &str,
+        cin: usize,
+        cout: usize,
+        step: Step,
+        plain: bool,
+    ) -> Result<Block> {
+        let (store, rng, init) = (&mut *self.store, &mut *self.rng, self.init);
+        let weights = match step {
+            Step::Down => Weights::Conv(Conv2d::new(
+                name, cin, cout, 3, 2, 1, true, init, store, rng,
+            )?),
+            Step::Up => Weights::ConvT(ConvTranspose2d::new(
+                name, cin, cout, 3, 2, 1, 1, true, init, store, rng,
+            )?),
+            Step::Same => Weights::ConvT(ConvTranspose2d::new(
+                name, cin, cout, 3, 1, 1, 0, true, init, store, rng,
+            )?),
+        };
+        self.finish(name, weights, cout, 1.0, plain)
+    }
+
+    /// A linear layer with batch norm (scaled by `bn_scale * alpha`) and the
+    /// activation, or neither when `plain`.
+    pub fn fc(
+        &mut self,
+        name: &str,
+        inputs: usize,
+        outputs: usize,
+        alpha: f32,
+        plain: bool,
+    ) -> Result<Block> {
+        let fc = Linear::new(name, inputs, outputs, true, self.init, self.store, self.rng)?;
+        self.finish(name, Weights::Fc(fc), outputs, alpha, plain)
+    }
+
+    fn finish(
+        &mut self,
+        name: &str,
+        weights: Weights,
+        channels: usize,
+        alpha: f32,
+        plain: bool,
+    ) -> Result<Block> {
+        let (bn, act) = if plain {
+            (None, Activation::None)
+        } else {
+            let bn = BatchNorm::tdbn(
+                &format!("{name}.bn"),
+                channels,
+                alpha,
+                self.bn_scale,
+                self.store,
+            )?;
+            (Some(bn), (self.act)(&format!("{name}.sn"), self.store)?)
+        };
+        Ok(Block {
+            name: name.to_string(),
+            weights,
+            bn,
+            act,
+        })
+    }
+
+    /// `encoder.0 ..`: stride-2 convolutions from the image channels through
+    /// `channels`, down to a 2x2 map.
+    pub fn encoder(&mut self, image_channels: usize, channels: &[usize]) -> Result<Vec<Block>> {
+        let mut blocks = Vec::new();
+        let mut cin = image_channels;
+        for (i, &c) in channels.iter().enumerate() {
+            blocks.push(self.conv(&format!("encoder.{i}"), cin, c, Step::Down, false)?);
+            cin = c;
+        }
+        Ok(blocks)
+    }
+
+    /// `decoder.fc` from the latent to a 2x2 map of the last channel count,
+    /// stride-2 transposed convolutions back through `channels`, one more
+    /// keeping the first channel count (`decoder.last`), and a plain
+    /// stride-1 one to the image channels (`decoder.out`).
+    pub fn decoder(
+        &mut self,
+        latent: usize,
+        channels: &[usize],
+        image_channels: usize,
+    ) -> Result<Vec<Block>> {
+        let rev: Vec<usize> = channels.iter().rev().copied().collect();
+        let mut blocks = vec![self.fc("decoder.fc", latent, rev[0] * 4, 1.0, false)?];
+        for (i, pair) in rev.windows(2).enumerate() {
+            blocks.push(self.conv(&format!("decoder.{i}"), pair[0], pair[1], Step::Up, false)?);
+        }
+        let c = rev[rev.len() - 1];
+        blocks.push(self.conv("decoder.last", c, c, Step::Up, false)?);
+        blocks.push(self.conv("decoder.out", c, image_channels, Step::Same, true)?);
+        Ok(blocks)
+    }
+}
+
+/// Clamps every trainable parameter to `[-limit, limit]` (FSVAE's weight
+/// clipper, applied after each optimizer step).
+pub fn clip_weights(store: &mut ParamStore, limit: f32) -> Result<()> {
+    let names: Vec<String> = store
+        .iter()
+        .filter(|(_, p)| p.trainable)
+        .map(|(n, _)| n.clone())
+        .collect();
+    for name in names {
+        let v = store.values(&name)?;
+        if v.iter().any(|x| x.abs() > limit) {
+            store.set_values(
+                &name,
+                v.into_iter().map(|x| x.clamp(-limit, limit)).collect(),
+            )?;
+        }
+    }
+    Ok(())
+}
