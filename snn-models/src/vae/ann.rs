@@ -181,12 +181,13 @@ impl Model for AnnVae {
         }
         let target = x.retaped::<NoneTape>();
         let (mu, log_var) = self.encode(x, fwd)?;
-        // KL(N(mu, s^2) || N(0, 1)) = -1/2 sum(1 + log s^2 - mu^2 - s^2).
-        let kl_terms = log_var.with_empty_tape() + 1.0
-            - mu.with_empty_tape().square()
-            - log_var.with_empty_tape().exp();
-        let kl = kl_terms.sum::<Rank0, _>() * (-0.5 / shape.0 as f32);
-        let z = self.latent_sample(mu, log_var, fwd);
+        // The taped originals must reach the loss (a dropped tape loses the
+        // encoder's backward pass), so the sample uses untaped copies and
+        // the KL term consumes the originals.
+        let z = self.latent_sample(mu.with_empty_tape(), log_var.with_empty_tape(), fwd);
+        // KL(N(mu, s^2) || N(0, 1)) = 1/2 sum(s^2 - log s^2 - 1 + mu^2).
+        let kl_terms = (log_var.with_empty_tape().exp() - log_var - 1.0) + mu.square();
+        let kl = kl_terms.sum::<Rank0, _>() * (0.5 / shape.0 as f32);
         let img = self.decode(z, fwd)?;
         let recon = mse_loss(img, target);
         let (r, k) = (recon.array(), kl.array());

@@ -26,7 +26,7 @@
 use super::blocks::{Activation, Block, Stepper};
 use super::latent::{bernoulli_kl, pick, pick_host, psp_distance, random_picks, spike_probability};
 use super::{check_geometry, clip_weights, Builder};
-use crate::layers::Nhwc;
+use crate::layers::{Nhwc, Rows};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
@@ -207,19 +207,19 @@ impl ModelSpec for FsvaeSpec {
 /// What the encoder and the latent model produce for a batch.
 struct Encoded {
     /// Posterior spikes `[T * B, C * k]`.
-    q: crate::layers::Rows,
+    q: Rows,
     /// Prior spikes `[T * B, C * k]`.
-    p: crate::layers::Rows,
+    p: Rows,
     /// Sampled latent spikes `[T * B, C]`.
-    z: crate::layers::Rows,
+    z: Rows,
 }
 
-fn rows_of(x: Nhwc) -> crate::layers::Rows {
+fn rows_of(x: Nhwc) -> Rows {
     let (n, h, w, c) = *x.shape();
     x.reshape_like(&(n, h * w * c))
 }
 
-fn as_nhwc(x: crate::layers::Rows) -> Nhwc {
+fn as_nhwc(x: Rows) -> Nhwc {
     let (n, f) = *x.shape();
     x.reshape_like(&(n, 1, 1, f))
 }
@@ -258,6 +258,7 @@ impl Fsvae {
         let z_in = dev.tensor_from_vec(z_prev, (steps * b, latent));
         let q_in = (enc, z_in).concat_along(Axis::<1>);
         let q = rows_of(Self::run(&self.posterior, as_nhwc(q_in), steps, fwd)?);
+        // `z` shares `q`'s values; `q` keeps the tape (see `objective`).
         let z = pick(q.with_empty_tape(), k, &picks);
 
         // The prior sees z[t-1], detached.
@@ -345,7 +346,7 @@ impl Fsvae {
     }
 
     /// Latent spikes `[T * B, C]` -> images `[B, C, H, W]` in [-1, 1].
-    fn decode(&self, z: crate::layers::Rows, fwd: &mut Forward<'_>) -> Result<Img> {
+    fn decode(&self, z: Rows, fwd: &mut Forward<'_>) -> Result<Img> {
         let steps = self.steps;
         let (rows, _) = *z.shape();
         let b = rows / steps;
@@ -363,10 +364,10 @@ impl Fsvae {
         Ok(self.output.forward(seq, fwd.store)?.tanh())
     }
 
-    fn distance(&self, e: &Encoded, batch: usize) -> (Scalar, f32) {
+    fn distance(&self, q: Rows, p: Rows, batch: usize) -> (Scalar, f32) {
         let (steps, k) = (self.steps, self.spec.k);
-        let q = spike_probability(e.q.with_empty_tape(), steps, k);
-        let p = spike_probability(e.p.with_empty_tape(), steps, k);
+        let q = spike_probability(q, steps, k);
+        let p = spike_probability(p, steps, k);
         match self.spec.distance {
             Distance::Mmd => (
                 psp_distance(q, p, self.spec.psp_tau),
@@ -406,8 +407,10 @@ impl Model for Fsvae {
         }
         let target = x.retaped::<NoneTape>();
         let e = self.encode(x, fwd)?;
-        let (dist, weight) = self.distance(&e, shape.0);
         let img = self.decode(e.z, fwd)?;
+        // `q` and `p` carry the posterior's and prior's backward passes on
+        // their tapes: they must end up in the loss, not be dropped.
+        let (dist, weight) = self.distance(e.q, e.p, shape.0);
         let recon = mse_loss(img, target);
         let (r, d) = (recon.array(), dist.array());
         Ok(Objective {
