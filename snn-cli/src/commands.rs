@@ -48,7 +48,22 @@ fn load_config(path: &Path, sets: &[String]) -> Result<RunConfig> {
 
 pub fn check(path: &Path, sets: &[String]) -> Result<()> {
     let cfg = load_config(path, sets)?;
-    say(&format!("# {} is valid; resolved:", path.display()));
+    // Build the model too: layer geometry and missing tables show up here,
+    // not an hour into a run. The data is read only if its format does not
+    // fix the image shape.
+    let (shape, classes) =
+        snn_train::bench::input_shape(&cfg).with_context(|| format!("{}", path.display()))?;
+    let dev = snn_core::device::create(cfg.seed)?;
+    let (store, _) = snn_train::session::build_model(&cfg, shape, classes, &dev)
+        .with_context(|| format!("{}", path.display()))?;
+    say(&format!(
+        "# {} is valid: {} trainable parameters for {}x{}x{} images; resolved:",
+        path.display(),
+        store.num_trainable(),
+        shape[0],
+        shape[1],
+        shape[2]
+    ));
     say(&cfg.to_toml()?);
     Ok(())
 }

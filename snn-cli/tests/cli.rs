@@ -38,6 +38,8 @@ fn list_shows_every_component_with_defaults() {
         "taid",
         "last-membrane",
         "classifier",
+        "fsvae",
+        "annvae",
     ] {
         assert!(
             out.contains(&format!("  {name} ")),
@@ -57,7 +59,8 @@ fn check_resolves_every_shipped_config() {
             let o = snn(&["check", p.to_str().unwrap()]);
             let (out, err) = text(&o);
             assert!(o.status.success(), "{}: {err}", p.display());
-            assert!(out.contains("[neuron]") && out.contains("[train]"), "{out}");
+            assert!(out.contains("[model]") && out.contains("[train]"), "{out}");
+            assert!(out.contains("trainable parameters"), "{out}");
             n += 1;
         }
     }
@@ -137,5 +140,131 @@ fn train_then_eval_a_tiny_run() {
     assert!(
         stdout.trim().ends_with(&format!("test_accuracy={acc:.4}")),
         "{stdout}"
+    );
+}
+
+#[test]
+fn fsvae_trains_then_generates_and_reconstructs_pngs() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let o = snn(&[
+        "train",
+        "--config",
+        "configs/fsvae-mnist-taid.toml",
+        "--quiet",
+        "--out",
+        run.to_str().unwrap(),
+        "--set",
+        "data.root=\"data/mnist-subset\"",
+        "--set",
+        "data.train_limit=64",
+        "--set",
+        "data.test_limit=16",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.batch_size=32",
+        "--set",
+        "time_steps=4",
+        "--set",
+        "model.channels=[4, 4, 8, 8]",
+        "--set",
+        "model.latent=8",
+        "--set",
+        "model.k=4",
+    ]);
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(stdout.contains("test_reconstruction="), "{stdout}");
+    assert!(stdout.contains("test_loss="), "{stdout}");
+
+    let samples = dir.path().join("samples");
+    let grid = dir.path().join("grid.png");
+    let o = snn(&[
+        "generate",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--count",
+        "5",
+        "--out",
+        samples.to_str().unwrap(),
+        "--grid",
+        grid.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    for i in 0..5 {
+        let img = image::open(samples.join(format!("sample-{i:05}.png"))).unwrap();
+        assert_eq!((img.width(), img.height()), (32, 32));
+        assert_eq!(img.color(), image::ColorType::L8, "MNIST samples are grey");
+    }
+    // 3 x 2 cells of 32 px with 2 px borders.
+    let g = image::open(&grid).unwrap();
+    assert_eq!((g.width(), g.height()), (3 * 34 + 2, 2 * 34 + 2));
+
+    let recon = dir.path().join("recon.png");
+    let o = snn(&[
+        "reconstruct",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--out",
+        recon.to_str().unwrap(),
+        "--count",
+        "8",
+    ]);
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(stdout.contains("reconstruction_mse="), "{stdout}");
+    let r = image::open(&recon).unwrap();
+    assert_eq!(
+        (r.width(), r.height()),
+        (8 * 34 + 2, 2 * 34 + 2),
+        "inputs above reconstructions"
+    );
+}
+
+#[test]
+fn generate_from_a_classifier_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let o = snn(&[
+        "train",
+        "--config",
+        "configs/quickstart.toml",
+        "--quiet",
+        "--out",
+        run.to_str().unwrap(),
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "data.train_limit=32",
+        "--set",
+        "data.test_limit=16",
+        "--set",
+        "model.layers=\"c4k3s2-BN-ALIF-MPk2s2-FC20-ALIF-APk2s2\"",
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let o = snn(&[
+        "generate",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let (_, err) = text(&o);
+    assert!(err.contains("does not generate images"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let o = snn(&[
+        "generate",
+        "--checkpoint",
+        dir.path().join("nothing").to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).1.contains("no such parameter file"),
+        "{}",
+        text(&o).1
     );
 }

@@ -52,6 +52,45 @@ batch_size = 16
     RunConfig::with_overrides(&head, Path::new("tiny.toml"), &sets).expect("tiny config")
 }
 
+/// A tiny FSVAE (T = 4, latent 8, k = 4) on 32x32 MNIST-subset images.
+pub fn tiny_fsvae_config(extra: &str) -> RunConfig {
+    link_plugins();
+    let text = format!(
+        r#"
+seed = 5
+time_steps = 4
+[model]
+type = "fsvae"
+channels = [4, 4, 8, 8]
+latent = 8
+k = 4
+[neuron]
+type = "lif"
+window_center = "membrane"
+[decoder]
+type = "taid"
+[data]
+dataset = "mnist"
+root = "{}"
+train_limit = 64
+test_limit = 32
+image_size = 32
+symmetric = true
+[train]
+epochs = 2
+batch_size = 16
+optimizer = "adamw"
+adam = {{ weight_decay = 1e-3 }}
+schedule = "constant"
+{extra}
+"#,
+        root().join("data/mnist-subset").display()
+    );
+    let (head, sets) = split_sets(&text);
+    RunConfig::with_overrides(&head, Path::new("tiny-fsvae.toml"), &sets)
+        .expect("tiny FSVAE config")
+}
+
 /// Lines starting with `set ` become `--set` overrides (so tests can swap
 /// one line the way a user would).
 fn split_sets(text: &str) -> (String, Vec<String>) {

@@ -1,7 +1,8 @@
 //! End-to-end training behaviour: one-line swaps train, a killed and
 //! resumed run ends exactly where an uninterrupted one does.
 
-use snn_tests::tiny_config;
+use snn_core::config::RunConfig;
+use snn_tests::{tiny_config, tiny_fsvae_config};
 use snn_train::Session;
 
 fn train(extra: &str, dir: &std::path::Path) -> Session {
@@ -46,12 +47,25 @@ fn serde_json_line(l: &str) -> snn_train::EpochMetrics {
 
 #[test]
 fn killed_and_resumed_run_equals_uninterrupted_run() {
+    killed_and_resumed_equals_uninterrupted(&tiny_config);
+}
+
+#[test]
+fn killed_and_resumed_fsvae_equals_uninterrupted_run() {
+    // FSVAE draws its latent picks and scheduled sampling from the epoch's
+    // generator: a resumed run must redraw exactly the same.
+    killed_and_resumed_equals_uninterrupted(&tiny_fsvae_config);
+}
+
+fn killed_and_resumed_equals_uninterrupted(config: &dyn Fn(&str) -> RunConfig) {
     let full_dir = tempfile::tempdir().unwrap();
-    let full = train("set train.epochs=3", full_dir.path());
+    let mut full = Session::new(config("set train.epochs=3"), full_dir.path()).unwrap();
+    full.progress = false;
+    full.run().unwrap();
 
     // "Kill" after the first epoch: a run that stops after epoch 1 ...
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Session::new(tiny_config("set train.epochs=3"), dir.path()).unwrap();
+    let mut s = Session::new(config("set train.epochs=3"), dir.path()).unwrap();
     s.progress = false;
     s.run_one_epoch().unwrap();
     drop(s);
@@ -72,6 +86,34 @@ fn killed_and_resumed_run_equals_uninterrupted_run() {
     let a = std::fs::read_to_string(full_dir.path().join("metrics.jsonl")).unwrap();
     let b = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
     assert_eq!(a.lines().count(), b.lines().count());
+}
+
+#[test]
+fn fsvae_metrics_carry_its_loss_terms_and_no_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Session::new(tiny_fsvae_config(""), dir.path()).unwrap();
+    s.progress = false;
+    s.run().unwrap();
+    let text = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
+    let rows: Vec<snn_train::EpochMetrics> = text.lines().map(serde_json_line).collect();
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        assert!(r.test_accuracy.is_none() && r.train_accuracy.is_none());
+        let (rec, dist) = (r.train_terms["reconstruction"], r.train_terms["distance"]);
+        // loss = reconstruction + 1 x mmd distance, averaged the same way.
+        assert!((r.train_loss - (rec + dist)).abs() < 1e-4, "{r:?}");
+        assert!(r.test_terms.contains_key("reconstruction"));
+        // 5 encoder/latent layers, 3 + 3 posterior and prior, 5 decoder.
+        assert_eq!(r.firing_rates.len(), 16, "{:?}", r.firing_rates);
+    }
+    assert!(rows[1].train_loss < rows[0].train_loss);
+    // best.safetensors follows the lowest test loss.
+    let best = rows
+        .iter()
+        .min_by(|a, b| a.test_loss.total_cmp(&b.test_loss))
+        .unwrap();
+    assert_eq!(s.state.best_epoch, best.epoch);
+    assert!((s.state.best_score + best.test_loss).abs() < 1e-6);
 }
 
 #[test]
