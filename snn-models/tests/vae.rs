@@ -171,7 +171,7 @@ fn stepping_a_spiking_stack_equals_running_the_whole_sequence() {
         y = block.forward(y, steps, &mut fwd).unwrap();
     }
     let full = y.retaped::<NoneTape>().as_vec();
-    assert!(full.iter().any(|v| *v == 1.0) && full.iter().any(|v| *v == 0.0));
+    assert!(full.contains(&1.0) && full.contains(&0.0));
     let mut stepper = Stepper::new(&blocks, batch);
     for t in 0..steps {
         let row = x[t * batch * 3..(t + 1) * batch * 3].to_vec();
