@@ -265,6 +265,97 @@ pub fn reconstruct(
     Ok(())
 }
 
+/// What `snn metrics` scores and with which networks.
+pub struct MetricsArgs {
+    pub samples: Option<PathBuf>,
+    pub checkpoint: Option<PathBuf>,
+    pub dataset: String,
+    pub count: usize,
+    pub metrics: Vec<String>,
+    pub fad_model: Option<PathBuf>,
+    pub classifier: Option<PathBuf>,
+    pub seed: u64,
+    pub json: bool,
+}
+
+pub fn metrics(a: MetricsArgs) -> Result<()> {
+    use snn_train::scores::{self, Pixels};
+    for m in &a.metrics {
+        match m.as_str() {
+            "fad" | "is" => {}
+            "fid" => bail!(
+                "fid is not available yet: it needs the Inception-v3 FID network, which is not ported (see docs/generative.md)"
+            ),
+            other => bail!("--metrics: unknown `{other}`; accepted: fad, is"),
+        }
+    }
+    // The networks first: a wrong path should fail before minutes of sampling.
+    let load = |metric: &str, flag: &str, path: &Option<PathBuf>| -> Result<Trained> {
+        let Some(p) = path else {
+            bail!(
+                "{metric} needs {flag} RUN (a run trained on `{}`), or leave it out of --metrics",
+                a.dataset
+            );
+        };
+        let t = Trained::load(p)?;
+        if t.cfg.data.dataset != a.dataset {
+            bail!(
+                "{flag} {}: trained on `{}`, not on --dataset `{}`",
+                p.display(),
+                t.cfg.data.dataset,
+                a.dataset
+            );
+        }
+        Ok(t)
+    };
+    let fad_model = if a.metrics.iter().any(|m| m == "fad") {
+        Some(load("fad", "--fad-model", &a.fad_model)?)
+    } else {
+        None
+    };
+    let classifier = if a.metrics.iter().any(|m| m == "is") {
+        Some(load("is", "--classifier", &a.classifier)?)
+    } else {
+        None
+    };
+    let pixels = match (&a.samples, &a.checkpoint) {
+        (Some(dir), None) => Pixels::load_folder(dir, a.count)?,
+        (None, Some(ck)) => {
+            let run = Trained::load(ck)?;
+            eprintln!("drawing {} samples from {}", a.count, ck.display());
+            let values = run.sample(a.count, 100, a.seed)?;
+            Pixels {
+                shape: run.shape,
+                data: run.to_pixels(&values),
+            }
+        }
+        _ => bail!("give exactly one of --samples DIR and --checkpoint RUN"),
+    };
+    let mut out = Vec::new();
+    if let Some(m) = &fad_model {
+        out.push(scores::fad(m, &pixels)?);
+    }
+    if let Some(m) = &classifier {
+        out.push(scores::classifier_is(m, &pixels)?);
+    }
+    if a.json {
+        let obj: serde_json::Map<String, serde_json::Value> = out
+            .iter()
+            .map(|s| Ok((s.metric.clone(), serde_json::to_value(s)?)))
+            .collect::<Result<_>>()?;
+        say(&serde_json::to_string(&obj)?);
+    } else {
+        for s in &out {
+            let std = s.std.map(|v| format!(" +- {v:.3}")).unwrap_or_default();
+            say(&format!(
+                "{}={:.4}{std} ({} samples, network: {}, {:.1} s)",
+                s.metric, s.value, s.samples, s.network, s.seconds
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum BenchMode {
     Train,

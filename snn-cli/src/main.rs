@@ -104,6 +104,36 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Score generated images: FAD (with a trained `ae` run) and a
+    /// classifier-based Inception Score (with a trained classifier run).
+    Metrics {
+        /// A folder of PNG samples ...
+        #[arg(long)]
+        samples: Option<PathBuf>,
+        /// ... or a generative run to draw them from.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// The dataset the samples imitate; the scoring runs must be trained on it.
+        #[arg(long)]
+        dataset: String,
+        /// Samples to score (at most this many files of --samples).
+        #[arg(long, default_value_t = 5000)]
+        count: usize,
+        /// Comma-separated: fad, is.
+        #[arg(long, value_delimiter = ',', default_value = "fad,is")]
+        metrics: Vec<String>,
+        /// Run folder of the FAD autoencoder (`configs/ae-*.toml`).
+        #[arg(long)]
+        fad_model: Option<PathBuf>,
+        /// Run folder of a classifier of the dataset (for IS).
+        #[arg(long)]
+        classifier: Option<PathBuf>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Evaluate a checkpoint: loss (and accuracy, per class, for classifiers).
     Eval {
         /// A run folder, or a parameter file inside one.
@@ -158,6 +188,27 @@ fn main() {
             data,
             json,
         } => commands::eval(&checkpoint, data, json),
+        Command::Metrics {
+            samples,
+            checkpoint,
+            dataset,
+            count,
+            metrics,
+            fad_model,
+            classifier,
+            seed,
+            json,
+        } => commands::metrics(commands::MetricsArgs {
+            samples,
+            checkpoint,
+            dataset,
+            count,
+            metrics,
+            fad_model,
+            classifier,
+            seed,
+            json,
+        }),
         Command::Generate {
             checkpoint,
             count,

@@ -268,3 +268,120 @@ fn generate_from_a_classifier_is_a_clear_error() {
         text(&o).1
     );
 }
+
+#[test]
+fn metrics_score_a_png_folder_with_fad_and_classifier_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ae, clf) = (dir.path().join("ae"), dir.path().join("clf"));
+    let tiny = [
+        "--quiet",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "data.train_limit=64",
+        "--set",
+        "data.test_limit=40",
+        "--set",
+        "data.root=\"data/mnist-subset\"",
+    ];
+    let mut args = vec![
+        "train",
+        "--config",
+        "configs/ae-mnist.toml",
+        "--out",
+        ae.to_str().unwrap(),
+    ];
+    args.extend(tiny);
+    args.extend([
+        "--set",
+        "model.channels=[4, 4, 8, 8]",
+        "--set",
+        "train.batch_size=32",
+    ]);
+    assert!(snn(&args).status.success());
+    let mut args = vec![
+        "train",
+        "--config",
+        "configs/quickstart.toml",
+        "--out",
+        clf.to_str().unwrap(),
+    ];
+    args.extend(tiny);
+    args.extend([
+        "--set",
+        "model.layers=\"c4k3s2-BN-ALIF-MPk2s2-FC20-ALIF-APk2s2\"",
+    ]);
+    assert!(snn(&args).status.success());
+
+    // The "samples" are the 40 real test images themselves, as 28x28 PNGs:
+    // padded to the autoencoder's 32x32 they are exactly its reference set,
+    // so FAD is 0 up to rounding.
+    let cfg = snn_core::config::DataConfig {
+        dataset: "mnist".into(),
+        root: root().join("data/mnist-subset"),
+        test_limit: 40,
+        ..Default::default()
+    };
+    let test = snn_data::load(&cfg, snn_data::Split::Test).unwrap();
+    let pngs = dir.path().join("pngs");
+    std::fs::create_dir_all(&pngs).unwrap();
+    for (i, img) in test.images.chunks(784).enumerate() {
+        let bytes: Vec<u8> = img.iter().map(|v| (v * 255.0).round() as u8).collect();
+        let g = image::GrayImage::from_raw(28, 28, bytes).unwrap();
+        g.save(pngs.join(format!("{i:03}.png"))).unwrap();
+    }
+    let o = snn(&[
+        "metrics",
+        "--samples",
+        pngs.to_str().unwrap(),
+        "--dataset",
+        "mnist",
+        "--fad-model",
+        ae.to_str().unwrap(),
+        "--classifier",
+        clf.to_str().unwrap(),
+        "--json",
+    ]);
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let fad = v["fad"]["value"].as_f64().unwrap();
+    assert!(fad.abs() < 1e-3, "FAD of the reference set itself: {fad}");
+    assert_eq!(v["fad"]["reference"].as_u64(), Some(40));
+    let is = v["is"]["value"].as_f64().unwrap();
+    assert!((1.0..=10.0).contains(&is), "{is}");
+    assert!(v["is"]["network"]
+        .as_str()
+        .unwrap()
+        .contains("not Inception-v3"));
+
+    // Wrong dataset, unknown metric, missing network: one-line errors.
+    for (extra, want) in [
+        (
+            vec![
+                "--dataset",
+                "fmnist",
+                "--metrics",
+                "fad",
+                "--fad-model",
+                ae.to_str().unwrap(),
+            ],
+            "not on --dataset `fmnist`",
+        ),
+        (
+            vec!["--dataset", "mnist", "--metrics", "kid"],
+            "unknown `kid`",
+        ),
+        (
+            vec!["--dataset", "mnist", "--metrics", "is"],
+            "is needs --classifier",
+        ),
+    ] {
+        let mut args = vec!["metrics", "--samples", pngs.to_str().unwrap()];
+        args.extend(extra);
+        let o = snn(&args);
+        let (_, err) = text(&o);
+        assert!(!o.status.success() && err.contains(want), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}

@@ -27,15 +27,11 @@ pub fn loss(kind: LossKind, out: Mat, labels: &[u8]) -> Scalar {
     }
 }
 
-/// Number of rows of `values` (`[B, K]`, row-major) whose largest entry is
-/// at the label (ties go to the lowest index).
-pub fn count_correct(values: &[f32], labels: &[u8]) -> usize {
-    let k = values.len() / labels.len().max(1);
-    values
-        .chunks(k.max(1))
-        .zip(labels)
-        .filter(|(row, l)| argmax(row) == **l as usize)
-        .count()
+/// The index of the largest entry of each of the `rows` rows of `values`
+/// (`[B, K]`, row-major; ties go to the lowest index).
+pub fn predictions(values: &[f32], rows: usize) -> Vec<usize> {
+    let k = values.len() / rows.max(1);
+    values.chunks(k.max(1)).map(argmax).collect()
 }
 
 /// Index of the first largest entry.

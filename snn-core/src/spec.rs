@@ -185,8 +185,8 @@ pub struct Objective {
     /// Named parts of the loss and other per-batch figures (reconstruction
     /// loss, prior/posterior distance), averaged per epoch into the metrics.
     pub terms: Vec<(String, f32)>,
-    /// Correctly classified images of the batch, for models that classify.
-    pub correct: Option<usize>,
+    /// The predicted class of each image, for models that classify.
+    pub predictions: Option<Vec<usize>>,
 }
 
 /// A trainable network. The training loop is generic over this trait.
@@ -210,6 +210,12 @@ pub trait Model: Debug + Send + Sync {
         None
     }
 
+    /// The model's feature map for image metrics (the FAD autoencoder's
+    /// latent), if it has one.
+    fn embedder(&self) -> Option<&dyn Embedder> {
+        None
+    }
+
     /// Names of the spiking layers, in order (for metrics).
     fn neuron_layers(&self) -> Vec<String>;
 
@@ -228,6 +234,11 @@ pub trait Generator {
 
     /// Encodes and decodes `x`.
     fn reconstruct(&self, x: Img, fwd: &mut Forward<'_>) -> Result<Img>;
+}
+
+/// A model that maps images `[B, C, H, W]` to feature vectors `[B, D]`.
+pub trait Embedder {
+    fn embed(&self, x: Img, fwd: &mut Forward<'_>) -> Result<Mat>;
 }
 
 /// Config-side description of a model.

@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use snn_core::config::{OptimizerKind, RunConfig};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{self, Rng};
-use snn_core::loss::argmax;
 use snn_core::optim::{Adam, AdamConfig, Decay};
 use snn_core::spec::{Forward, Model, ModelParts};
 use snn_core::{device, fsutil, Dev, Error, ParamStore, Result};
@@ -256,8 +255,12 @@ impl Session {
             let Forward {
                 updates, rates: r, ..
             } = fwd;
-            if let Some(c) = objective.correct {
-                *correct.get_or_insert(0) += c;
+            if let Some(pred) = &objective.predictions {
+                let hits = pred
+                    .iter()
+                    .zip(&batch.labels)
+                    .filter(|(p, l)| **p == **l as usize);
+                *correct.get_or_insert(0) += hits.count();
             }
             terms.add(objective.terms);
             let l = objective.loss;
@@ -440,21 +443,12 @@ fn evaluate_batches(
         let mut fwd = Forward::new(store, false, &mut rng);
         fwd.loss = cfg.train.loss;
         fwd.progress = 1.0;
-        if model.generator().is_some() {
-            let o = model.objective(x, &batch.labels, &mut fwd)?;
-            loss_sum += o.loss.array() as f64 * b as f64;
-            terms.add(o.terms);
-            rates.add(fwd.rates);
-            continue;
-        }
-        let out = model.forward(x, &mut fwd)?;
+        let o = model.objective(x, &batch.labels, &mut fwd)?;
+        loss_sum += o.loss.array() as f64 * b as f64;
+        terms.add(o.terms);
         rates.add(fwd.rates);
-        let values = out.retaped::<NoneTape>().as_vec();
-        let l = snn_core::loss::loss(cfg.train.loss, out, &batch.labels).array();
-        loss_sum += l as f64 * b as f64;
-        let k = values.len() / b.max(1);
-        for (row, label) in values.chunks(k).zip(&batch.labels) {
-            let hit = argmax(row) == *label as usize;
+        for (pred, label) in o.predictions.iter().flatten().zip(&batch.labels) {
+            let hit = *pred == *label as usize;
             *correct.get_or_insert(0) += hit as usize;
             if let Some(pc) = per_class.get_mut(*label as usize) {
                 pc.0 += hit as usize;

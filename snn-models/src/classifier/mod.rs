@@ -257,11 +257,12 @@ impl Model for Classifier {
 
     fn objective(&self, x: Img, labels: &[u8], fwd: &mut Forward<'_>) -> Result<Objective> {
         let out = self.forward(x, fwd)?;
-        let correct = snn_core::loss::count_correct(&out.retaped::<NoneTape>().as_vec(), labels);
+        let predictions =
+            snn_core::loss::predictions(&out.retaped::<NoneTape>().as_vec(), labels.len());
         Ok(Objective {
             loss: snn_core::loss::loss(fwd.loss, out, labels),
             terms: Vec::new(),
-            correct: Some(correct),
+            predictions: Some(predictions),
         })
     }
 

@@ -194,7 +194,7 @@ impl Model for AnnVae {
         Ok(Objective {
             loss: recon + kl * self.kl_weight,
             terms: vec![("reconstruction".into(), r), ("kl".into(), k)],
-            correct: None,
+            predictions: None,
         })
     }
 

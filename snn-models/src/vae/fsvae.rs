@@ -416,7 +416,7 @@ impl Model for Fsvae {
         Ok(Objective {
             loss: recon + dist * weight,
             terms: vec![("reconstruction".into(), r), ("distance".into(), d)],
-            correct: None,
+            predictions: None,
         })
     }
 

@@ -1,5 +1,6 @@
 //! Variational autoencoders: the fully spiking VAE of Kamata et al. (FSVAE)
-//! and the ANN VAE of the same architecture as its baseline.
+//! and the ANN VAE of the same architecture as its baseline; and the plain
+//! ANN autoencoder whose latent FAD measures.
 //!
 //! Both share one layout (REFERENCE.md, "FSVAE"): an encoder of stride-2
 //! 3x3 convolutions (channels 32, 64, 128, 256 for 32x32 images; add 512
@@ -8,11 +9,13 @@
 //! convolution keeping the channels and a stride-1 one to the image
 //! channels. Every layer has a bias, as in the FSVAE code.
 
+pub mod ae;
 pub mod ann;
 pub mod blocks;
 pub mod fsvae;
 pub mod latent;
 
+pub use ae::AutoencoderSpec;
 pub use ann::AnnVaeSpec;
 pub use fsvae::FsvaeSpec;
 

@@ -1,0 +1,283 @@
+//! Scoring generated images with trained networks: FAD with the FAD
+//! autoencoder's latents, a classifier-based Inception Score.
+//!
+//! Generated images travel as 8-bit pixels (what PNG files hold), so
+//! scoring a folder of PNGs and scoring a checkpoint's samples directly give
+//! the same numbers. Each scoring network gets them in its own input format:
+//! centre-cropped or zero-padded to its size, grey replicated to RGB or RGB
+//! averaged to grey, scaled to its pixel range.
+
+use crate::generate::Trained;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use snn_core::dfdx::prelude::*;
+use snn_core::spec::Forward;
+use snn_core::{init, Error, Result};
+use snn_metrics::{frechet_distance, inception_score, Gaussian};
+use std::path::Path;
+use std::time::SystemTime;
+
+/// Images as bytes, channel-planar `[n, C, H, W]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pixels {
+    pub shape: [usize; 3],
+    pub data: Vec<u8>,
+}
+
+impl Pixels {
+    pub fn len(&self) -> usize {
+        self.data.len() / self.shape.iter().product::<usize>().max(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// Every `*.png` of `dir`, in name order, at most `limit` (0 = all).
+    /// All must share one size; grey and RGB files may not be mixed.
+    pub fn load_folder(dir: &Path, limit: usize) -> Result<Self> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir, e))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("png")))
+            .collect();
+        files.sort();
+        if limit > 0 {
+            files.truncate(limit);
+        }
+        if files.is_empty() {
+            return Err(Error::data(dir, "no .png files in this folder"));
+        }
+        let mut shape = None;
+        let mut data = Vec::new();
+        for f in &files {
+            let img =
+                image::open(f).map_err(|e| Error::data(f, format!("cannot read image: {e}")))?;
+            let grey = matches!(img.color(), image::ColorType::L8 | image::ColorType::L16);
+            let (w, h) = (img.width() as usize, img.height() as usize);
+            let s = [if grey { 1 } else { 3 }, h, w];
+            match shape {
+                None => shape = Some(s),
+                Some(first) if first != s => {
+                    return Err(Error::data(
+                        f,
+                        format!(
+                        "image is {s:?} (channels, height, width), the folder's first is {first:?}"
+                    ),
+                    ))
+                }
+                _ => {}
+            }
+            if grey {
+                data.extend(img.to_luma8().into_raw());
+            } else {
+                let rgb = img.to_rgb8();
+                for ch in 0..3 {
+                    data.extend(rgb.pixels().map(|p| p.0[ch]));
+                }
+            }
+        }
+        Ok(Self {
+            shape: shape.unwrap_or([1, 1, 1]),
+            data,
+        })
+    }
+}
+
+/// One score, with the network that produced it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Score {
+    pub metric: String,
+    pub value: f64,
+    /// Standard deviation over splits (IS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub std: Option<f64>,
+    /// Which network produced it.
+    pub network: String,
+    pub samples: usize,
+    /// Reference (test set) images compared against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<usize>,
+    pub seconds: f64,
+}
+
+impl Trained {
+    /// `pixels` as this network's input values `[n * C * H * W]`.
+    pub fn input_from_pixels(&self, pixels: &Pixels) -> Vec<f32> {
+        let [c, h, w] = self.shape;
+        let [sc, sh, sw] = pixels.shape;
+        let (oy, ox) = (sh as isize - h as isize, sw as isize - w as isize);
+        let mut out = Vec::with_capacity(pixels.len() * c * h * w);
+        for img in pixels.data.chunks_exact(sc * sh * sw) {
+            for ch in 0..c {
+                for y in 0..h {
+                    for x in 0..w {
+                        // Centre crop (source larger) or zero padding (smaller).
+                        let (sy, sx) = (y as isize + oy / 2, x as isize + ox / 2);
+                        let inside = sy >= 0 && sx >= 0 && (sy as usize) < sh && (sx as usize) < sw;
+                        let p = if !inside {
+                            0.0
+                        } else {
+                            let at =
+                                |k: usize| img[(k * sh + sy as usize) * sw + sx as usize] as f32;
+                            match (sc, c) {
+                                (1, _) => at(0),
+                                (_, 1) => (0..sc).map(at).sum::<f32>() / sc as f32,
+                                _ => at(ch.min(sc - 1)),
+                            }
+                        };
+                        out.push(self.pixel_value(p / 255.0, ch));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A [0, 1] intensity in this network's input range.
+    fn pixel_value(&self, v: f32, ch: usize) -> f32 {
+        let mut v = v;
+        if self.cfg.data.symmetric {
+            v = v * 2.0 - 1.0;
+        }
+        if let Some(stats) = &self.normalization {
+            let (mean, std) = stats[ch.min(stats.len() - 1)];
+            v = (v - mean) / std;
+        }
+        v
+    }
+
+    /// Runs the network on `values` (`n` images) in batches without
+    /// gradients: its embedding (`embed = true`) or its output.
+    /// Returns rows of the result and their width.
+    pub fn features(&self, values: &[f32], embed: bool, what: &str) -> Result<(Vec<f32>, usize)> {
+        let [c, h, w] = self.shape;
+        let per = c * h * w;
+        let n = values.len() / per;
+        let batch = 250;
+        let bar = ProgressBar::new(n as u64);
+        let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} | ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_prefix(what.to_string());
+        let mut rng = init::rng(self.cfg.seed);
+        let mut out = Vec::new();
+        let mut dim = 0;
+        snn_core::grad::no_grad(|| -> Result<()> {
+            for chunk in values.chunks(batch * per) {
+                let b = chunk.len() / per;
+                let x = self
+                    .dev
+                    .tensor_from_vec(chunk.to_vec(), (b, c, h, w))
+                    .traced(Gradients::leaky());
+                let mut fwd = Forward::new(&self.store, false, &mut rng);
+                let y = if embed {
+                    let e = self.model.embedder().ok_or_else(|| {
+                        Error::invalid(
+                            "model",
+                            format!(
+                                "{} has no embedding (train an `ae` model for FAD)",
+                                self.params.display()
+                            ),
+                        )
+                    })?;
+                    e.embed(x, &mut fwd)?
+                } else {
+                    self.model.forward(x, &mut fwd)?
+                };
+                dim = y.shape().1;
+                out.extend(y.retaped::<NoneTape>().as_vec());
+                bar.inc(b as u64);
+            }
+            Ok(())
+        })?;
+        bar.finish_and_clear();
+        Ok((out, dim))
+    }
+
+    /// The Gaussian of this network's embedding of its own test set, cached
+    /// beside its parameters (recomputed when the parameters are newer).
+    pub fn reference_gaussian(&self) -> Result<Gaussian> {
+        let dir = self.params.parent().unwrap_or(Path::new("."));
+        let stem = self
+            .params
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let test = self.test_data()?;
+        let cache = dir.join(format!(
+            "reference-{}-{}-{stem}.safetensors",
+            self.cfg.data.dataset,
+            test.len()
+        ));
+        let modified = |p: &Path| {
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH)
+        };
+        if cache.exists() && modified(&cache) >= modified(&self.params) {
+            return Ok(Gaussian::load(&cache)?.0);
+        }
+        let (feats, dim) = self.features(&test.images, true, "reference")?;
+        let g = Gaussian::fit(&feats, dim)?;
+        let about = format!(
+            "{} test set, {} images, embedded by {}",
+            self.cfg.data.dataset,
+            test.len(),
+            self.params.display()
+        );
+        g.save(&cache, &about)?;
+        Ok(g)
+    }
+}
+
+/// FAD of `samples` against the FAD autoencoder's test set.
+pub fn fad(model: &Trained, samples: &Pixels) -> Result<Score> {
+    let t0 = std::time::Instant::now();
+    let reference = model.reference_gaussian()?;
+    let (feats, dim) = model.features(&model.input_from_pixels(samples), true, "samples")?;
+    let g = Gaussian::fit(&feats, dim)?;
+    Ok(Score {
+        metric: "fad".into(),
+        value: frechet_distance(&g, &reference)?,
+        std: None,
+        network: format!("autoencoder {} (latent {dim})", model.params.display()),
+        samples: samples.len(),
+        reference: Some(reference.count),
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Inception Score computed from a trained classifier's outputs, each
+/// image's output normalised to sum to 1 (firing rates are not
+/// probabilities; an all-silent output counts as uniform), 10 splits.
+pub fn classifier_is(model: &Trained, samples: &Pixels) -> Result<Score> {
+    let t0 = std::time::Instant::now();
+    let (out, k) = model.features(&model.input_from_pixels(samples), false, "samples")?;
+    let mut probs = Vec::with_capacity(out.len());
+    for row in out.chunks(k.max(1)) {
+        let clipped: Vec<f32> = row.iter().map(|v| v.max(0.0)).collect();
+        let sum: f32 = clipped.iter().sum();
+        if sum > 0.0 {
+            probs.extend(clipped.iter().map(|v| v / sum));
+        } else {
+            probs.extend(std::iter::repeat_n(1.0 / k as f32, k));
+        }
+    }
+    let splits = 10.min(samples.len()).max(1);
+    let (value, std) = inception_score(&probs, k, splits)?;
+    Ok(Score {
+        metric: "is".into(),
+        value,
+        std: Some(std),
+        network: format!(
+            "classifier {} ({k} classes; not Inception-v3)",
+            model.params.display()
+        ),
+        samples: samples.len(),
+        reference: None,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
