@@ -1,9 +1,11 @@
 //! Generation metrics: Gaussian fits of feature sets, the Frechet distance
-//! between two fits (FID on Inception features, FAD on autoencoder latents)
-//! and the Inception Score of class probabilities.
+//! between two fits (FID on Inception features, FAD on autoencoder latents),
+//! the Inception Score of class probabilities, and the FID Inception-v3.
 
 pub mod frechet;
+pub mod inception;
 pub mod inception_score;
 
 pub use frechet::{frechet_distance, Gaussian};
+pub use inception::{Inception, Resize};
 pub use inception_score::inception_score;
