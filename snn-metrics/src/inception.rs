@@ -388,10 +388,9 @@ impl Inception {
             let planes: Vec<Vec<f32>> = (0..c)
                 .map(|ch| resize_plane(&img[ch * h * w..(ch + 1) * h * w], h, w, resize))
                 .collect();
+            let rgb = [&planes[0], &planes[1.min(c - 1)], &planes[2.min(c - 1)]];
             for px in 0..SIDE * SIDE {
-                for ch in 0..3 {
-                    data.push(planes[ch.min(c - 1)][px] / 128.0 - 1.0);
-                }
+                data.extend(rgb.iter().map(|p| p[px] / 128.0 - 1.0));
             }
         }
         self.features(Act {
