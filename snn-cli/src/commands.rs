@@ -274,6 +274,11 @@ pub struct MetricsArgs {
     pub metrics: Vec<String>,
     pub fad_model: Option<PathBuf>,
     pub classifier: Option<PathBuf>,
+    pub inception: PathBuf,
+    pub resize: String,
+    /// Test data folder for FID's reference set (default data/<dataset>).
+    pub data: Option<PathBuf>,
+    pub reference_count: usize,
     pub seed: u64,
     pub json: bool,
 }
@@ -282,11 +287,8 @@ pub fn metrics(a: MetricsArgs) -> Result<()> {
     use snn_train::scores::{self, Pixels};
     for m in &a.metrics {
         match m.as_str() {
-            "fad" | "is" => {}
-            "fid" => bail!(
-                "fid is not available yet: it needs the Inception-v3 FID network, which is not ported (see docs/generative.md)"
-            ),
-            other => bail!("--metrics: unknown `{other}`; accepted: fad, is"),
+            "fid" | "fad" | "is" => {}
+            other => bail!("--metrics: unknown `{other}`; accepted: fid, fad, is"),
         }
     }
     // The networks first: a wrong path should fail before minutes of sampling.
@@ -331,7 +333,22 @@ pub fn metrics(a: MetricsArgs) -> Result<()> {
         }
         _ => bail!("give exactly one of --samples DIR and --checkpoint RUN"),
     };
+    let resize: snn_metrics::Resize = a.resize.parse()?;
     let mut out = Vec::new();
+    if a.metrics.iter().any(|m| m == "fid") {
+        let root = a
+            .data
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("data").join(&a.dataset));
+        out.push(scores::fid(
+            &a.inception,
+            &pixels,
+            &a.dataset,
+            &root,
+            a.reference_count,
+            resize,
+        )?);
+    }
     if let Some(m) = &fad_model {
         out.push(scores::fad(m, &pixels)?);
     }

@@ -104,8 +104,9 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Score generated images: FAD (with a trained `ae` run) and a
-    /// classifier-based Inception Score (with a trained classifier run).
+    /// Score generated images: FID (Inception-v3 FID network), FAD (with a
+    /// trained `ae` run) and a classifier-based Inception Score (with a
+    /// trained classifier run). Every line names the network behind it.
     Metrics {
         /// A folder of PNG samples ...
         #[arg(long)]
@@ -119,9 +120,21 @@ enum Command {
         /// Samples to score (at most this many files of --samples).
         #[arg(long, default_value_t = 5000)]
         count: usize,
-        /// Comma-separated: fad, is.
-        #[arg(long, value_delimiter = ',', default_value = "fad,is")]
+        /// Comma-separated: fid, fad, is.
+        #[arg(long, value_delimiter = ',', default_value = "fid,fad,is")]
         metrics: Vec<String>,
+        /// FID network weights (scripts/fetch-data.sh inception).
+        #[arg(long, default_value = snn_train::scores::INCEPTION_WEIGHTS)]
+        inception: PathBuf,
+        /// Resize to 299x299 for FID: bilinear (pytorch-fid) or nearest.
+        #[arg(long, default_value = "bilinear")]
+        resize: String,
+        /// Folder of the dataset's test split for FID (default data/<dataset>).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// FID reference images (0 = the whole test split).
+        #[arg(long, default_value_t = 0)]
+        reference_count: usize,
         /// Run folder of the FAD autoencoder (`configs/ae-*.toml`).
         #[arg(long)]
         fad_model: Option<PathBuf>,
@@ -196,6 +209,10 @@ fn main() {
             metrics,
             fad_model,
             classifier,
+            inception,
+            resize,
+            data,
+            reference_count,
             seed,
             json,
         } => commands::metrics(commands::MetricsArgs {
@@ -206,6 +223,10 @@ fn main() {
             metrics,
             fad_model,
             classifier,
+            inception,
+            resize,
+            data,
+            reference_count,
             seed,
             json,
         }),

@@ -340,6 +340,8 @@ fn metrics_score_a_png_folder_with_fad_and_classifier_is() {
         ae.to_str().unwrap(),
         "--classifier",
         clf.to_str().unwrap(),
+        "--metrics",
+        "fad,is",
         "--json",
     ]);
     let (stdout, err) = text(&o);
@@ -354,6 +356,70 @@ fn metrics_score_a_png_folder_with_fad_and_classifier_is() {
         .as_str()
         .unwrap()
         .contains("not Inception-v3"));
+
+    // FID of 8 of those images against the same 8 as the reference set is 0
+    // (needs the FID weights: scripts/fetch-data.sh inception).
+    let weights = root().join("data/inception/fid-inception.safetensors");
+    if weights.exists() {
+        let fid_dir = dir.path().join("fid");
+        std::fs::create_dir_all(&fid_dir).unwrap();
+        let o = snn(&[
+            "metrics",
+            "--samples",
+            pngs.to_str().unwrap(),
+            "--count",
+            "8",
+            "--dataset",
+            "mnist",
+            "--metrics",
+            "fid",
+            "--data",
+            "data/mnist-subset",
+            "--reference-count",
+            "8",
+            "--inception",
+            fid_dir.join("w.safetensors").to_str().unwrap(),
+        ]);
+        assert!(!o.status.success(), "missing weights file is an error");
+        assert!(
+            text(&o).1.contains("fetch-data.sh inception"),
+            "{}",
+            text(&o).1
+        );
+        std::fs::copy(&weights, fid_dir.join("w.safetensors")).unwrap();
+        let o = snn(&[
+            "metrics",
+            "--samples",
+            pngs.to_str().unwrap(),
+            "--count",
+            "8",
+            "--dataset",
+            "mnist",
+            "--metrics",
+            "fid",
+            "--data",
+            "data/mnist-subset",
+            "--reference-count",
+            "8",
+            "--inception",
+            fid_dir.join("w.safetensors").to_str().unwrap(),
+            "--json",
+        ]);
+        let (stdout, err) = text(&o);
+        assert!(o.status.success(), "{err}");
+        let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        let fid = v["fid"]["value"].as_f64().unwrap();
+        assert!(fid.abs() < 1e-2, "FID of a set against itself: {fid}");
+        assert!(fid_dir
+            .join("reference-mnist-bilinear-8.safetensors")
+            .exists());
+    } else {
+        assert!(
+            std::env::var("SNN_REQUIRE_INCEPTION").is_err(),
+            "FID weights missing"
+        );
+        eprintln!("FID part skipped: {} not fetched", weights.display());
+    }
 
     // Wrong dataset, unknown metric, missing network: one-line errors.
     for (extra, want) in [

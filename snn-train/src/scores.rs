@@ -281,3 +281,105 @@ pub fn classifier_is(model: &Trained, samples: &Pixels) -> Result<Score> {
         seconds: t0.elapsed().as_secs_f64(),
     })
 }
+
+/// Where the FID network and its reference statistics live by default.
+pub const INCEPTION_WEIGHTS: &str = "data/inception/fid-inception.safetensors";
+
+/// The test split of `dataset` (native size, pixels as stored) as bytes.
+pub fn dataset_pixels(dataset: &str, root: &Path, limit: usize) -> Result<Pixels> {
+    let cfg = snn_core::config::DataConfig {
+        dataset: dataset.to_string(),
+        root: root.to_path_buf(),
+        test_limit: limit,
+        ..Default::default()
+    };
+    let ds = snn_data::load(&cfg, snn_data::Split::Test)?;
+    Ok(Pixels {
+        shape: ds.shape,
+        data: ds
+            .images
+            .iter()
+            .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+            .collect(),
+    })
+}
+
+/// Embeds `pixels` with the FID network in chunks, with a progress bar.
+fn inception_features(
+    net: &snn_metrics::Inception,
+    pixels: &Pixels,
+    resize: snn_metrics::Resize,
+    what: &str,
+) -> Result<Vec<f32>> {
+    let per: usize = pixels.shape.iter().product();
+    let bar = ProgressBar::new(pixels.len() as u64);
+    let style =
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} | {per_sec} | ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(what.to_string());
+    let mut out = Vec::with_capacity(pixels.len() * snn_metrics::inception::FEATURES);
+    for chunk in pixels.data.chunks(8 * per) {
+        out.extend(net.embed_pixels(chunk, pixels.shape, resize)?);
+        bar.inc((chunk.len() / per) as u64);
+    }
+    bar.finish_and_clear();
+    Ok(out)
+}
+
+/// FID of `samples` against the test split of `dataset` (read from
+/// `root`), with the reference statistics cached beside the weights per
+/// dataset, resize protocol and image count.
+pub fn fid(
+    weights: &Path,
+    samples: &Pixels,
+    dataset: &str,
+    root: &Path,
+    reference_limit: usize,
+    resize: snn_metrics::Resize,
+) -> Result<Score> {
+    let t0 = std::time::Instant::now();
+    if !weights.exists() {
+        return Err(Error::data(
+            weights,
+            "no FID network weights here; run scripts/fetch-data.sh inception (or pass --inception FILE)",
+        ));
+    }
+    let net = snn_metrics::Inception::load(weights)?;
+    let reference_pixels = dataset_pixels(dataset, root, reference_limit)?;
+    let dir = weights.parent().unwrap_or(Path::new("."));
+    let cache = dir.join(format!(
+        "reference-{dataset}-{}-{}.safetensors",
+        format!("{resize:?}").to_lowercase(),
+        reference_pixels.len()
+    ));
+    let reference = match Gaussian::load(&cache) {
+        Ok((g, _)) => g,
+        Err(_) => {
+            let feats = inception_features(&net, &reference_pixels, resize, "reference")?;
+            let g = Gaussian::fit(&feats, snn_metrics::inception::FEATURES)?;
+            let about = format!(
+                "{dataset} test set from {}, {} images, {resize:?} resize",
+                root.display(),
+                reference_pixels.len()
+            );
+            g.save(&cache, &about)?;
+            g
+        }
+    };
+    let feats = inception_features(&net, samples, resize, "samples")?;
+    let g = Gaussian::fit(&feats, snn_metrics::inception::FEATURES)?;
+    Ok(Score {
+        metric: "fid".into(),
+        value: frechet_distance(&g, &reference)?,
+        std: None,
+        network: format!(
+            "Inception-v3 FID (TF 2015-12-05) {}, {resize:?} resize to 299",
+            weights.display()
+        ),
+        samples: samples.len(),
+        reference: Some(reference.count),
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
