@@ -82,22 +82,30 @@ impl Conv {
         let rows = ho * wo;
         let mut out = vec![0.0f32; x.n * rows * self.cout];
         let pointwise = self.kh == 1 && self.kw == 1 && self.stride == 1;
+        // Several images per GEMM: the late 8x8 maps give 64 rows an image,
+        // too few for the kernel to run at speed. Columns stay under ~32 MB.
+        let chunk = ((8 << 20) / (rows * width).max(1)).clamp(1, x.n.max(1));
         let mut col = if pointwise {
             Vec::new()
         } else {
-            vec![0.0f32; rows * width]
+            vec![0.0f32; chunk * rows * width]
         };
         let plane = x.h * x.w * x.c;
-        for i in 0..x.n {
-            let img = &x.data[i * plane..(i + 1) * plane];
+        for n0 in (0..x.n).step_by(chunk) {
+            let n1 = (n0 + chunk).min(x.n);
+            let m = (n1 - n0) * rows;
             let a: &[f32] = if pointwise {
-                img
+                &x.data[n0 * plane..n1 * plane]
             } else {
-                self.im2col(img, x.h, x.w, ho, wo, &mut col);
-                &col
+                for i in n0..n1 {
+                    let img = &x.data[i * plane..(i + 1) * plane];
+                    let dst = &mut col[(i - n0) * rows * width..(i - n0 + 1) * rows * width];
+                    self.im2col(img, x.h, x.w, ho, wo, dst);
+                }
+                &col[..m * width]
             };
-            let dst = &mut out[i * rows * self.cout..(i + 1) * rows * self.cout];
-            matmul(rows, self.cout, width, a, false, &self.w, false, dst, false);
+            let dst = &mut out[n0 * rows * self.cout..n1 * rows * self.cout];
+            matmul(m, self.cout, width, a, false, &self.w, false, dst, false);
             for r in dst.chunks_exact_mut(self.cout) {
                 for (v, b) in r.iter_mut().zip(&self.b) {
                     *v = (*v + b).max(0.0);
