@@ -108,6 +108,9 @@ pub struct TrainConfig {
     pub adam: AdamConfig,
     pub schedule: Schedule,
     pub loss: LossKind,
+    /// Append the mean loss (and loss terms) of every this many optimizer
+    /// steps to `steps.jsonl` (0 = off): curves within long epochs.
+    pub log_every: usize,
 }
 
 impl Default for TrainConfig {
@@ -120,6 +123,7 @@ impl Default for TrainConfig {
             adam: AdamConfig::default(),
             schedule: Schedule::Cosine,
             loss: LossKind::Mse,
+            log_every: 20,
         }
     }
 }

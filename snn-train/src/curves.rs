@@ -1,10 +1,11 @@
 //! A PNG of the training curves: training loss (left panel, scaled to its
-//! own range) and test accuracy (right panel, 0 to 1 with a line every 0.1)
+//! own range; per logged step from `steps.jsonl` when there is one, else
+//! per epoch) and test accuracy (right panel, 0 to 1 with a line every 0.1)
 //! or, for models that do not classify, test loss (scaled to its range).
 //! Drawn directly with `image` so no font or plotting stack is needed; the
 //! numbers themselves are in `metrics.jsonl`.
 
-use crate::session::EpochMetrics;
+use crate::session::{EpochMetrics, StepMetrics};
 use image::{Rgb, RgbImage};
 use snn_core::{Error, Result};
 use std::path::Path;
@@ -13,9 +14,13 @@ const W: u32 = 400;
 const H: u32 = 300;
 const PAD: u32 = 20;
 
-pub fn write_png(path: &Path, history: &[EpochMetrics]) -> Result<()> {
+pub fn write_png(path: &Path, history: &[EpochMetrics], steps: &[StepMetrics]) -> Result<()> {
     let mut img = RgbImage::from_pixel(2 * W, H, Rgb([255, 255, 255]));
-    let losses: Vec<f32> = history.iter().map(|m| m.train_loss).collect();
+    let losses: Vec<f32> = if steps.len() >= 2 {
+        steps.iter().map(|m| m.loss).collect()
+    } else {
+        history.iter().map(|m| m.train_loss).collect()
+    };
     let (lo, hi) = range(&losses);
     panel(&mut img, 0, &losses, lo, hi, Rgb([200, 40, 40]), None);
     let accs: Option<Vec<f32>> = history.iter().map(|m| m.test_accuracy).collect();

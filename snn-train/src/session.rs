@@ -17,8 +17,22 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub const METRICS_FILE: &str = "metrics.jsonl";
+pub const STEPS_FILE: &str = "steps.jsonl";
 pub const CURVES_FILE: &str = "curves.png";
 pub const BEST_PARAMS: &str = "best.safetensors";
+
+/// One line of `steps.jsonl`: means over the last `train.log_every` steps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepMetrics {
+    pub epoch: usize,
+    /// Optimizer steps done.
+    pub step: u64,
+    pub loss: f32,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub terms: BTreeMap<String, f32>,
+    /// Seconds since the epoch started.
+    pub seconds: f32,
+}
 
 /// One line of `metrics.jsonl`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -175,6 +189,7 @@ impl Session {
         })?;
         let mut s = Self::new(cfg, dir)?;
         s.restore(state)?;
+        s.trim_steps()?;
         Ok(s)
     }
 
@@ -242,6 +257,7 @@ impl Session {
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, None::<usize>, 0usize);
         let mut rates = RateMeans::default();
         let mut terms = RateMeans::default();
+        let mut window = (0.0f64, 0usize, RateMeans::default());
         let mut lr = self.cfg.train.lr;
         for idx in &batches {
             let batch = self.train.gather(idx);
@@ -262,6 +278,7 @@ impl Session {
                     .filter(|(p, l)| **p == **l as usize);
                 *correct.get_or_insert(0) += hits.count();
             }
+            window.2.add(objective.terms.clone());
             terms.add(objective.terms);
             let l = objective.loss;
             let lv = l.array();
@@ -283,6 +300,19 @@ impl Session {
             self.state.step += 1;
             loss_sum += lv as f64 * b as f64;
             seen += b;
+            window.0 += lv as f64;
+            window.1 += 1;
+            let every = self.cfg.train.log_every;
+            if every > 0 && self.state.step % every as u64 == 0 {
+                let (sum, n, t) = std::mem::take(&mut window);
+                self.append_step(&StepMetrics {
+                    epoch: epoch + 1,
+                    step: self.state.step,
+                    loss: (sum / n.max(1) as f64) as f32,
+                    terms: t.means(),
+                    seconds: t0.elapsed().as_secs_f32(),
+                })?;
+            }
             rates.add(r);
             if let Some(bar) = &bar {
                 let ips = seen as f64 / t0.elapsed().as_secs_f64().max(1e-9);
@@ -351,6 +381,47 @@ impl Session {
         evaluate(&self.cfg, &self.dev, &self.store, self.model.as_ref(), ds)
     }
 
+    /// Appends one line to `steps.jsonl`. A resumed run first drops lines
+    /// past its checkpoint (see [`Session::resume`]).
+    fn append_step(&self, m: &StepMetrics) -> Result<()> {
+        use std::io::Write as _;
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        let path = self.dir.join(STEPS_FILE);
+        let line = serde_json::to_string(m).map_err(|e| Error::invalid("steps", e.to_string()))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        writeln!(f, "{line}").map_err(|e| Error::io(&path, e))
+    }
+
+    /// Drops `steps.jsonl` lines of steps after the checkpoint (a killed
+    /// run logged them before dying; the resumed run redoes those steps).
+    fn trim_steps(&self) -> Result<()> {
+        let path = self.dir.join(STEPS_FILE);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(());
+        };
+        let keep: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                serde_json::from_str::<StepMetrics>(l).is_ok_and(|m| m.step <= self.state.step)
+            })
+            .collect();
+        let body = keep.iter().map(|l| format!("{l}\n")).collect::<String>();
+        fsutil::atomic_write(&path, body.as_bytes())
+    }
+
+    /// The `steps.jsonl` history (empty if there is none).
+    pub fn step_history(&self) -> Vec<StepMetrics> {
+        std::fs::read_to_string(self.dir.join(STEPS_FILE))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     fn append_metrics(&self, m: &EpochMetrics) -> Result<()> {
         let path = self.dir.join(METRICS_FILE);
         // A resumed run may find lines of epochs it is about to redo (killed
@@ -372,7 +443,7 @@ impl Session {
             .iter()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
-        curves::write_png(&self.dir.join(CURVES_FILE), &history)
+        curves::write_png(&self.dir.join(CURVES_FILE), &history, &self.step_history())
     }
 
     fn save_checkpoint(&mut self, score: f32) -> Result<()> {

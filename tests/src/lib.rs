@@ -44,6 +44,7 @@ test_limit = 48
 [train]
 epochs = 2
 batch_size = 16
+log_every = 2
 {extra}
 "#,
         root().join("data/mnist-subset").display()
@@ -82,6 +83,7 @@ batch_size = 16
 optimizer = "adamw"
 adam = {{ weight_decay = 1e-3 }}
 schedule = "constant"
+log_every = 2
 {extra}
 "#,
         root().join("data/mnist-subset").display()
