@@ -26,7 +26,7 @@ pub struct Gaussian {
 impl Gaussian {
     /// Fits `features` (`n` rows of `dim` values, row-major).
     pub fn fit(features: &[f32], dim: usize) -> Result<Self> {
-        if dim == 0 || features.len() / dim * dim != features.len() {
+        if dim == 0 || !features.len().is_multiple_of(dim) {
             return Err(Error::shape(
                 "features",
                 format!("{} values are not rows of {dim}", features.len()),

@@ -7,7 +7,7 @@ use snn_core::{Error, Result};
 /// `probs`: `n` rows of `classes` probabilities (each row sums to 1).
 /// Returns `(mean, std)` over `splits` consecutive chunks.
 pub fn inception_score(probs: &[f32], classes: usize, splits: usize) -> Result<(f64, f64)> {
-    if classes == 0 || probs.len() / classes * classes != probs.len() {
+    if classes == 0 || !probs.len().is_multiple_of(classes) {
         return Err(Error::shape(
             "class probabilities",
             format!("{} values are not rows of {classes}", probs.len()),

@@ -303,7 +303,7 @@ impl Session {
             window.0 += lv as f64;
             window.1 += 1;
             let every = self.cfg.train.log_every;
-            if every > 0 && self.state.step % every as u64 == 0 {
+            if every > 0 && self.state.step.is_multiple_of(every as u64) {
                 let (sum, n, t) = std::mem::take(&mut window);
                 self.append_step(&StepMetrics {
                     epoch: epoch + 1,
