@@ -138,7 +138,8 @@ pub struct Forward<'a> {
     pub rates: Vec<(String, f32)>,
     /// Loss of classifiers (`train.loss`); other models define their own.
     pub loss: LossKind,
-    /// Fraction of training done before this step, in [0, 1): models with
+    /// Fraction of training done before this step, in [0, 1] (1 when
+    /// evaluating): models with
     /// schedules of their own (FSVAE's scheduled sampling) read it.
     pub progress: f32,
 }

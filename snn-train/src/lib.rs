@@ -29,3 +29,18 @@ pub fn learning_rate(cfg: &RunConfig, step: u64, total: u64) -> f32 {
         }
     }
 }
+
+/// A progress bar of `len` items labelled `prefix`, in the project's one
+/// style (`{msg}` shows what the caller sets; indicatif hides it when
+/// stderr is not a terminal).
+pub fn progress_bar(len: usize, prefix: String) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix} [{bar:30}] {pos}/{len} {msg} | {per_sec} | ETA {eta}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(prefix);
+    bar
+}

@@ -8,7 +8,6 @@
 //! averaged to grey, scaled to its pixel range.
 
 use crate::generate::Trained;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use snn_core::dfdx::prelude::*;
 use snn_core::spec::Forward;
@@ -156,12 +155,7 @@ impl Trained {
         let per = c * h * w;
         let n = values.len() / per;
         let batch = 250;
-        let bar = ProgressBar::new(n as u64);
-        let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} | ETA {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-        bar.set_style(style);
-        bar.set_prefix(what.to_string());
+        let bar = crate::progress_bar(n, what.to_string());
         let mut rng = init::rng(self.cfg.seed);
         let mut out = Vec::new();
         let mut dim = 0;
@@ -312,13 +306,7 @@ fn inception_features(
     what: &str,
 ) -> Result<Vec<f32>> {
     let per: usize = pixels.shape.iter().product();
-    let bar = ProgressBar::new(pixels.len() as u64);
-    let style =
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} | {per_sec} | ETA {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_prefix(what.to_string());
+    let bar = crate::progress_bar(pixels.len(), what.to_string());
     let mut out = Vec::with_capacity(pixels.len() * snn_metrics::inception::FEATURES);
     for chunk in pixels.data.chunks(8 * per) {
         out.extend(net.embed_pixels(chunk, pixels.shape, resize)?);

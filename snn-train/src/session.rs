@@ -2,7 +2,7 @@
 
 use crate::checkpoint::{Checkpoint, CONFIG_FILE};
 use crate::{curves, learning_rate};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use snn_core::config::{OptimizerKind, RunConfig};
 use snn_core::dfdx::prelude::*;
@@ -357,13 +357,10 @@ impl Session {
         if !self.progress {
             return None;
         }
-        let bar = ProgressBar::new(len as u64);
-        let style =
-            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} | ETA {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> ");
-        bar.set_style(style);
-        bar.set_prefix(format!("epoch {}/{}", epoch + 1, self.cfg.train.epochs));
+        let bar = crate::progress_bar(
+            len,
+            format!("epoch {}/{}", epoch + 1, self.cfg.train.epochs),
+        );
         Some(bar)
     }
 

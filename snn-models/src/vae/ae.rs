@@ -4,8 +4,8 @@
 //! trained with MSE. Its latent is the feature map FAD compares.
 
 use super::blocks::{Activation, Block};
-use super::{check_geometry, Builder};
-use crate::layers::{Nhwc, Rows};
+use super::{ann_decode, ann_encode, check_geometry, Builder};
+use crate::layers::Rows;
 use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{Rng, WeightInit};
@@ -92,35 +92,14 @@ impl ModelSpec for AutoencoderSpec {
 
 impl Autoencoder {
     fn encode(&self, x: Img, fwd: &mut Forward<'_>) -> Result<Rows> {
-        let (b, c, h, w) = *x.shape();
-        if [c, h, w] != self.image {
-            return Err(Error::shape(
-                "autoencoder input",
-                format!("{:?}, the model takes {:?}", [c, h, w], self.image),
-            ));
-        }
-        let mut y: Nhwc = x
-            .permute::<_, Axes4<0, 2, 3, 1>>()
-            .reshape_like(&(b, h, w, c));
-        for block in &self.encoder {
-            y = block.forward(y, 1, fwd)?;
-        }
-        let (n, h, w, c) = *y.shape();
-        let z = self
-            .latent
-            .forward(y.reshape_like(&(n, 1, 1, h * w * c)), 1, fwd)?;
-        let (_, _, _, d) = *z.shape();
+        let flat = ann_encode("autoencoder", &self.encoder, self.image, x, fwd)?;
+        let z = self.latent.forward(flat, 1, fwd)?;
+        let (n, _, _, d) = *z.shape();
         Ok(z.reshape_like(&(n, d)))
     }
 
     fn decode(&self, z: Rows, fwd: &mut Forward<'_>) -> Result<Img> {
-        let (n, f) = *z.shape();
-        let y = self.decoder[0].forward(z.reshape_like(&(n, 1, 1, f)), 1, fwd)?;
-        let mut y = y.reshape_like(&(n, 2, 2, self.last_channels));
-        for block in &self.decoder[1..] {
-            y = block.forward(y, 1, fwd)?;
-        }
-        Ok(y.permute::<_, Axes4<0, 3, 1, 2>>().tanh())
+        ann_decode(&self.decoder, self.last_channels, z, fwd)
     }
 }
 

@@ -4,8 +4,8 @@
 //! `MSE(image) + kl_weight * mean over the batch of KL(N(mu, sigma) || N(0, 1))`.
 
 use super::blocks::{Activation, Block};
-use super::{check_geometry, Builder};
-use crate::layers::{Nhwc, Rows};
+use super::{ann_decode, ann_encode, check_geometry, Builder};
+use crate::layers::Rows;
 use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{Rng, WeightInit};
@@ -112,15 +112,8 @@ impl ModelSpec for AnnVaeSpec {
 impl AnnVae {
     /// `(mu, log_var)`, each `[B, latent]`.
     fn encode(&self, x: Img, fwd: &mut Forward<'_>) -> Result<(Rows, Rows)> {
-        let (b, c, h, w) = *x.shape();
-        let mut y: Nhwc = x
-            .permute::<_, Axes4<0, 2, 3, 1>>()
-            .reshape_like(&(b, h, w, c));
-        for block in &self.encoder {
-            y = block.forward(y, 1, fwd)?;
-        }
-        let (n, h, w, c) = *y.shape();
-        let flat = y.reshape_like(&(n, 1, 1, h * w * c));
+        let flat = ann_encode("annvae", &self.encoder, self.image, x, fwd)?;
+        let (n, _, _, _) = *flat.shape();
         let mu = self.mu.forward(flat.with_empty_tape(), 1, fwd)?;
         let log_var = self.log_var.forward(flat, 1, fwd)?;
         Ok((
@@ -130,13 +123,7 @@ impl AnnVae {
     }
 
     fn decode(&self, z: Rows, fwd: &mut Forward<'_>) -> Result<Img> {
-        let (n, f) = *z.shape();
-        let y = self.decoder[0].forward(z.reshape_like(&(n, 1, 1, f)), 1, fwd)?;
-        let mut y = y.reshape_like(&(n, 2, 2, self.last_channels));
-        for block in &self.decoder[1..] {
-            y = block.forward(y, 1, fwd)?;
-        }
-        Ok(y.permute::<_, Axes4<0, 3, 1, 2>>().tanh())
+        ann_decode(&self.decoder, self.last_channels, z, fwd)
     }
 
     /// `mu + eps * exp(log_var / 2)` with `eps ~ N(0, 1)` in training, `mu`
@@ -173,12 +160,6 @@ impl Model for AnnVae {
 
     fn objective(&self, x: Img, _labels: &[u8], fwd: &mut Forward<'_>) -> Result<Objective> {
         let shape = *x.shape();
-        if [shape.1, shape.2, shape.3] != self.image {
-            return Err(Error::shape(
-                "annvae input",
-                format!("{shape:?}, the model takes {:?}", self.image),
-            ));
-        }
         let target = x.retaped::<NoneTape>();
         let (mu, log_var) = self.encode(x, fwd)?;
         // The taped originals must reach the loss (a dropped tape loses the

@@ -19,10 +19,12 @@ pub use ae::AutoencoderSpec;
 pub use ann::AnnVaeSpec;
 pub use fsvae::FsvaeSpec;
 
-use crate::layers::{BatchNorm, Conv2d, ConvTranspose2d, Linear};
+use crate::layers::{BatchNorm, Conv2d, ConvTranspose2d, Linear, Nhwc, Rows};
 use blocks::{Activation, Block, Weights};
+use snn_core::dfdx::prelude::*;
 use snn_core::init::{Rng, WeightInit};
-use snn_core::{Error, ParamStore, Result};
+use snn_core::spec::Forward;
+use snn_core::{Error, Img, ParamStore, Result};
 
 /// Checks that `[c, h, w]` images shrink to 2x2 through `channels.len()`
 /// stride-2 layers.
@@ -171,6 +173,50 @@ impl Builder<'_> {
         blocks.push(self.conv("decoder.out", c, image_channels, Step::Same, true)?);
         Ok(blocks)
     }
+}
+
+/// The ANN models' encoder: checks `[B, C, H, W]` against `image`, runs the
+/// convolution blocks, and flattens the final 2x2 map to `[B, 1, 1, F]`
+/// for a linear block.
+pub fn ann_encode(
+    model: &str,
+    blocks: &[Block],
+    image: [usize; 3],
+    x: Img,
+    fwd: &mut Forward<'_>,
+) -> Result<Nhwc> {
+    let (b, c, h, w) = *x.shape();
+    if [c, h, w] != image {
+        return Err(Error::shape(
+            format!("{model} input"),
+            format!("{:?}, the model takes {image:?}", [c, h, w]),
+        ));
+    }
+    let mut y: Nhwc = x
+        .permute::<_, Axes4<0, 2, 3, 1>>()
+        .reshape_like(&(b, h, w, c));
+    for block in blocks {
+        y = block.forward(y, 1, fwd)?;
+    }
+    let (n, h, w, c) = *y.shape();
+    Ok(y.reshape_like(&(n, 1, 1, h * w * c)))
+}
+
+/// The ANN models' decoder: latent rows `[B, F]` through the linear block
+/// to a 2x2 map of `last_channels`, the transposed convolutions, and tanh.
+pub fn ann_decode(
+    blocks: &[Block],
+    last_channels: usize,
+    z: Rows,
+    fwd: &mut Forward<'_>,
+) -> Result<Img> {
+    let (n, f) = *z.shape();
+    let y = blocks[0].forward(z.reshape_like(&(n, 1, 1, f)), 1, fwd)?;
+    let mut y = y.reshape_like(&(n, 2, 2, last_channels));
+    for block in &blocks[1..] {
+        y = block.forward(y, 1, fwd)?;
+    }
+    Ok(y.permute::<_, Axes4<0, 3, 1, 2>>().tanh())
 }
 
 /// Clamps every trainable parameter to `[-limit, limit]` (FSVAE's weight
