@@ -292,6 +292,14 @@ pub fn metrics(a: MetricsArgs) -> Result<()> {
         }
     }
     // The networks first: a wrong path should fail before minutes of sampling.
+    let resize: snn_metrics::Resize = a.resize.parse()?;
+    let want_fid = a.metrics.iter().any(|m| m == "fid");
+    if want_fid && !a.inception.exists() {
+        bail!(
+            "{}: no FID network weights; run scripts/fetch-data.sh inception (or pass --inception FILE)",
+            a.inception.display()
+        );
+    }
     let load = |metric: &str, flag: &str, path: &Option<PathBuf>| -> Result<Trained> {
         let Some(p) = path else {
             bail!(
@@ -333,9 +341,8 @@ pub fn metrics(a: MetricsArgs) -> Result<()> {
         }
         _ => bail!("give exactly one of --samples DIR and --checkpoint RUN"),
     };
-    let resize: snn_metrics::Resize = a.resize.parse()?;
     let mut out = Vec::new();
-    if a.metrics.iter().any(|m| m == "fid") {
+    if want_fid {
         let root = a
             .data
             .clone()
