@@ -266,20 +266,45 @@ pub fn reconstruct(
 }
 
 /// What `snn metrics` scores and with which networks.
+#[derive(clap::Args)]
 pub struct MetricsArgs {
+    /// A folder of PNG samples ...
+    #[arg(long)]
     pub samples: Option<PathBuf>,
+    /// ... or a generative run to draw them from.
+    #[arg(long)]
     pub checkpoint: Option<PathBuf>,
+    /// The dataset the samples imitate; the scoring runs must be trained on it.
+    #[arg(long)]
     pub dataset: String,
+    /// Samples to score (at most this many files of --samples).
+    #[arg(long, default_value_t = 5000)]
     pub count: usize,
+    /// Comma-separated: fid, fad, is.
+    #[arg(long, value_delimiter = ',', default_value = "fid,fad,is")]
     pub metrics: Vec<String>,
-    pub fad_model: Option<PathBuf>,
-    pub classifier: Option<PathBuf>,
+    /// FID network weights (scripts/fetch-data.sh inception).
+    #[arg(long, default_value = snn_train::scores::INCEPTION_WEIGHTS)]
     pub inception: PathBuf,
+    /// Resize to 299x299 for FID: bilinear (pytorch-fid) or nearest.
+    #[arg(long, default_value = "bilinear")]
     pub resize: String,
-    /// Test data folder for FID's reference set (default data/<dataset>).
+    /// Folder of the dataset's test split for FID (default data/<dataset>).
+    #[arg(long)]
     pub data: Option<PathBuf>,
+    /// FID reference images (0 = the whole test split).
+    #[arg(long, default_value_t = 0)]
     pub reference_count: usize,
+    /// Run folder of the FAD autoencoder (`configs/ae-*.toml`).
+    #[arg(long)]
+    pub fad_model: Option<PathBuf>,
+    /// Run folder of a classifier of the dataset (for IS).
+    #[arg(long)]
+    pub classifier: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Print one JSON object.
+    #[arg(long)]
     pub json: bool,
 }
 

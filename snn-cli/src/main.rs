@@ -107,46 +107,7 @@ enum Command {
     /// Score generated images: FID (Inception-v3 FID network), FAD (with a
     /// trained `ae` run) and a classifier-based Inception Score (with a
     /// trained classifier run). Every line names the network behind it.
-    Metrics {
-        /// A folder of PNG samples ...
-        #[arg(long)]
-        samples: Option<PathBuf>,
-        /// ... or a generative run to draw them from.
-        #[arg(long)]
-        checkpoint: Option<PathBuf>,
-        /// The dataset the samples imitate; the scoring runs must be trained on it.
-        #[arg(long)]
-        dataset: String,
-        /// Samples to score (at most this many files of --samples).
-        #[arg(long, default_value_t = 5000)]
-        count: usize,
-        /// Comma-separated: fid, fad, is.
-        #[arg(long, value_delimiter = ',', default_value = "fid,fad,is")]
-        metrics: Vec<String>,
-        /// FID network weights (scripts/fetch-data.sh inception).
-        #[arg(long, default_value = snn_train::scores::INCEPTION_WEIGHTS)]
-        inception: PathBuf,
-        /// Resize to 299x299 for FID: bilinear (pytorch-fid) or nearest.
-        #[arg(long, default_value = "bilinear")]
-        resize: String,
-        /// Folder of the dataset's test split for FID (default data/<dataset>).
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// FID reference images (0 = the whole test split).
-        #[arg(long, default_value_t = 0)]
-        reference_count: usize,
-        /// Run folder of the FAD autoencoder (`configs/ae-*.toml`).
-        #[arg(long)]
-        fad_model: Option<PathBuf>,
-        /// Run folder of a classifier of the dataset (for IS).
-        #[arg(long)]
-        classifier: Option<PathBuf>,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
+    Metrics(commands::MetricsArgs),
     /// Evaluate a checkpoint: loss (and accuracy, per class, for classifiers).
     Eval {
         /// A run folder, or a parameter file inside one.
@@ -201,35 +162,7 @@ fn main() {
             data,
             json,
         } => commands::eval(&checkpoint, data, json),
-        Command::Metrics {
-            samples,
-            checkpoint,
-            dataset,
-            count,
-            metrics,
-            fad_model,
-            classifier,
-            inception,
-            resize,
-            data,
-            reference_count,
-            seed,
-            json,
-        } => commands::metrics(commands::MetricsArgs {
-            samples,
-            checkpoint,
-            dataset,
-            count,
-            metrics,
-            fad_model,
-            classifier,
-            inception,
-            resize,
-            data,
-            reference_count,
-            seed,
-            json,
-        }),
+        Command::Metrics(args) => commands::metrics(args),
         Command::Generate {
             checkpoint,
             count,

@@ -363,48 +363,37 @@ fn metrics_score_a_png_folder_with_fad_and_classifier_is() {
     if weights.exists() {
         let fid_dir = dir.path().join("fid");
         std::fs::create_dir_all(&fid_dir).unwrap();
-        let o = snn(&[
-            "metrics",
-            "--samples",
-            pngs.to_str().unwrap(),
-            "--count",
-            "8",
-            "--dataset",
-            "mnist",
-            "--metrics",
-            "fid",
-            "--data",
-            "data/mnist-subset",
-            "--reference-count",
-            "8",
-            "--inception",
-            fid_dir.join("w.safetensors").to_str().unwrap(),
-        ]);
+        let copy = fid_dir.join("w.safetensors");
+        let fid = |extra: &[&str]| {
+            let mut args = vec![
+                "metrics",
+                "--samples",
+                pngs.to_str().unwrap(),
+                "--count",
+                "8",
+                "--dataset",
+                "mnist",
+                "--metrics",
+                "fid",
+                "--data",
+                "data/mnist-subset",
+                "--reference-count",
+                "8",
+                "--inception",
+                copy.to_str().unwrap(),
+            ];
+            args.extend_from_slice(extra);
+            snn(&args)
+        };
+        let o = fid(&[]);
         assert!(!o.status.success(), "missing weights file is an error");
         assert!(
             text(&o).1.contains("fetch-data.sh inception"),
             "{}",
             text(&o).1
         );
-        std::fs::copy(&weights, fid_dir.join("w.safetensors")).unwrap();
-        let o = snn(&[
-            "metrics",
-            "--samples",
-            pngs.to_str().unwrap(),
-            "--count",
-            "8",
-            "--dataset",
-            "mnist",
-            "--metrics",
-            "fid",
-            "--data",
-            "data/mnist-subset",
-            "--reference-count",
-            "8",
-            "--inception",
-            fid_dir.join("w.safetensors").to_str().unwrap(),
-            "--json",
-        ]);
+        std::fs::copy(&weights, &copy).unwrap();
+        let o = fid(&["--json"]);
         let (stdout, err) = text(&o);
         assert!(o.status.success(), "{err}");
         let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
