@@ -217,11 +217,16 @@ pub trait Model: Debug + Send + Sync {
         None
     }
 
-    /// Names of the spiking layers, in order (for metrics).
-    fn neuron_layers(&self) -> Vec<String>;
+    /// Names of the spiking layers, in order (for metrics); none by default
+    /// (ANN models).
+    fn neuron_layers(&self) -> Vec<String> {
+        Vec::new()
+    }
 
     /// Learned or fixed neuron constants per spiking layer.
-    fn neuron_constants(&self, store: &ParamStore) -> Result<Vec<(String, NeuronConstants)>>;
+    fn neuron_constants(&self, _store: &ParamStore) -> Result<Vec<(String, NeuronConstants)>> {
+        Ok(Vec::new())
+    }
 
     /// Human-readable layer summary.
     fn summary(&self) -> String;

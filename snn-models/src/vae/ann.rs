@@ -9,9 +9,7 @@ use crate::layers::Rows;
 use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{Rng, WeightInit};
-use snn_core::spec::{
-    Forward, Generator, Model, ModelParts, ModelSpec, NeuronConstants, Objective,
-};
+use snn_core::spec::{Forward, Generator, Model, ModelParts, ModelSpec, Objective};
 use snn_core::{Error, Img, Mat, ParamStore, Result};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -181,14 +179,6 @@ impl Model for AnnVae {
 
     fn generator(&self) -> Option<&dyn Generator> {
         Some(self)
-    }
-
-    fn neuron_layers(&self) -> Vec<String> {
-        Vec::new()
-    }
-
-    fn neuron_constants(&self, _store: &ParamStore) -> Result<Vec<(String, NeuronConstants)>> {
-        Ok(Vec::new())
     }
 
     fn summary(&self) -> String {
