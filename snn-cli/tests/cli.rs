@@ -25,6 +25,33 @@ fn text(o: &Output) -> (String, String) {
     )
 }
 
+/// Trains a tiny ALIF classifier (quickstart config, one epoch, a small
+/// layer list) into `out`, with `train` / `test` images of the subset.
+fn train_tiny_classifier(out: &Path, train: usize, test: usize, extra: &[&str]) -> Output {
+    let (train, test) = (
+        format!("data.train_limit={train}"),
+        format!("data.test_limit={test}"),
+    );
+    let mut args = vec![
+        "train",
+        "--config",
+        "configs/quickstart.toml",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        "train.epochs=1",
+        "--set",
+        &train,
+        "--set",
+        &test,
+        "--set",
+        "model.layers=\"c4k3s2-BN-ALIF-MPk2s2-FC20-ALIF-APk2s2\"",
+    ];
+    args.extend_from_slice(extra);
+    snn(&args)
+}
+
 #[test]
 fn list_shows_every_component_with_defaults() {
     let o = snn(&["list"]);
@@ -87,22 +114,7 @@ fn bad_config_fails_with_one_line_and_nonzero_exit() {
 fn train_then_eval_a_tiny_run() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let o = snn(&[
-        "train",
-        "--config",
-        "configs/quickstart.toml",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-        "--set",
-        "train.epochs=1",
-        "--set",
-        "data.train_limit=64",
-        "--set",
-        "data.test_limit=32",
-        "--set",
-        "model.layers=\"c4k3s2-BN-ALIF-MPk2s2-FC20-ALIF-APk2s2\"",
-    ]);
+    let o = train_tiny_classifier(&out, 64, 32, &[]);
     let (stdout, err) = text(&o);
     assert!(o.status.success(), "{err}");
     let last = stdout.trim().lines().last().unwrap();
@@ -226,22 +238,7 @@ fn fsvae_trains_then_generates_and_reconstructs_pngs() {
 fn generate_from_a_classifier_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let o = snn(&[
-        "train",
-        "--config",
-        "configs/quickstart.toml",
-        "--quiet",
-        "--out",
-        run.to_str().unwrap(),
-        "--set",
-        "train.epochs=1",
-        "--set",
-        "data.train_limit=32",
-        "--set",
-        "data.test_limit=16",
-        "--set",
-        "model.layers=\"c4k3s2-BN-ALIF-MPk2s2-FC20-ALIF-APk2s2\"",
-    ]);
+    let o = train_tiny_classifier(&run, 32, 16, &[]);
     assert!(o.status.success(), "{}", text(&o).1);
     let o = snn(&[
         "generate",
@@ -299,19 +296,8 @@ fn metrics_score_a_png_folder_with_fad_and_classifier_is() {
         "train.batch_size=32",
     ]);
     assert!(snn(&args).status.success());
-    let mut args = vec![
-        "train",
-        "--config",
-        "configs/quickstart.toml",
-        "--out",
-        clf.to_str().unwrap(),
-    ];
-    args.extend(tiny);
-    args.extend([
-        "--set",
-        "model.layers=\"c4k3s2-BN-ALIF-MPk2s2-FC20-ALIF-APk2s2\"",
-    ]);
-    assert!(snn(&args).status.success());
+    let o = train_tiny_classifier(&clf, 64, 40, &["--set", "data.root=\"data/mnist-subset\""]);
+    assert!(o.status.success(), "{}", text(&o).1);
 
     // The "samples" are the 40 real test images themselves, as 28x28 PNGs:
     // padded to the autoencoder's 32x32 they are exactly its reference set,

@@ -26,15 +26,7 @@ pub fn input(store: &ParamStore, shape: S4) -> Nhwc {
 pub fn loss_and_grads(store: &ParamStore, y: Nhwc, c: &[f32]) -> LossGrads {
     let shape = *y.shape();
     let cw = store.dev().tensor_from_vec(c.to_vec(), shape);
-    let l = (y * cw).sum::<Rank0, _>();
-    let v = l.array() as f64;
-    let g = l.backward();
-    let grads = store
-        .iter()
-        .filter(|(_, p)| p.trainable)
-        .map(|(n, _)| (n.clone(), store.grad(&g, n).unwrap().as_vec()))
-        .collect();
-    (v, grads)
+    scalar_grads(store, (y * cw).sum::<Rank0, _>())
 }
 
 /// Checks every gradient of `f` (a loss of the store) by central differences.
