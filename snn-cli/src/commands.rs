@@ -286,7 +286,8 @@ pub struct MetricsArgs {
     /// FID network weights (scripts/fetch-data.sh inception).
     #[arg(long, default_value = snn_train::scores::INCEPTION_WEIGHTS)]
     pub inception: PathBuf,
-    /// Resize to 299x299 for FID: bilinear (pytorch-fid) or nearest.
+    /// Resize to 299x299 for the Inception networks: bilinear
+    /// (pytorch-fid), bicubic (clean-fid: PIL bicubic per channel) or nearest.
     #[arg(long, default_value = "bilinear")]
     pub resize: String,
     /// Folder of the dataset's test split for FID (default data/<dataset>).
@@ -298,8 +299,12 @@ pub struct MetricsArgs {
     /// Run folder of the FAD autoencoder (`configs/ae-*.toml`).
     #[arg(long)]
     pub fad_model: Option<PathBuf>,
-    /// Run folder of a classifier of the dataset (for IS).
+    /// IS from Inception-v3 logits: weights with their classifier head, a
+    /// torchvision-layout state dict converted by tools/torch_to_safetensors.py.
     #[arg(long)]
+    pub is_inception: Option<PathBuf>,
+    /// IS from a classifier of the dataset (run folder) instead.
+    #[arg(long, conflicts_with = "is_inception")]
     pub classifier: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -348,7 +353,19 @@ pub fn metrics(a: MetricsArgs) -> Result<()> {
     } else {
         None
     };
-    let classifier = if a.metrics.iter().any(|m| m == "is") {
+    let want_is = a.metrics.iter().any(|m| m == "is");
+    let is_network = match a.is_inception.as_ref().filter(|_| want_is) {
+        Some(w) => Some((scores::load_is_network(w)?, w)),
+        None => None,
+    };
+    let classifier = if want_is && a.is_inception.is_none() {
+        if a.classifier.is_none() {
+            bail!(
+                "is needs --is-inception FILE (Inception-v3 with its logits) or --classifier RUN \
+                 (a classifier trained on `{}`), or leave it out of --metrics",
+                a.dataset
+            );
+        }
         Some(load("is", "--classifier", &a.classifier)?)
     } else {
         None
@@ -383,6 +400,9 @@ pub fn metrics(a: MetricsArgs) -> Result<()> {
     }
     if let Some(m) = &fad_model {
         out.push(scores::fad(m, &pixels)?);
+    }
+    if let Some((net, w)) = &is_network {
+        out.push(scores::inception_is(net, w, &pixels, resize)?);
     }
     if let Some(m) = &classifier {
         out.push(scores::classifier_is(m, &pixels)?);

@@ -386,7 +386,7 @@ fn metrics_score_a_png_folder_with_fad_and_classifier_is() {
         let fid = v["fid"]["value"].as_f64().unwrap();
         assert!(fid.abs() < 1e-2, "FID of a set against itself: {fid}");
         assert!(fid_dir
-            .join("reference-mnist-bilinear-8.safetensors")
+            .join("reference-w-mnist-bilinear-8.safetensors")
             .exists());
     } else {
         assert!(
@@ -396,7 +396,8 @@ fn metrics_score_a_png_folder_with_fad_and_classifier_is() {
         eprintln!("FID part skipped: {} not fetched", weights.display());
     }
 
-    // Wrong dataset, unknown metric, missing network: one-line errors.
+    // Wrong dataset, unknown metric, missing or wrong network: one-line errors.
+    let ae_weights = ae.join("best.safetensors");
     for (extra, want) in [
         (
             vec![
@@ -415,7 +416,18 @@ fn metrics_score_a_png_folder_with_fad_and_classifier_is() {
         ),
         (
             vec!["--dataset", "mnist", "--metrics", "is"],
-            "is needs --classifier",
+            "is needs --is-inception FILE",
+        ),
+        (
+            vec![
+                "--dataset",
+                "mnist",
+                "--metrics",
+                "is",
+                "--is-inception",
+                ae_weights.to_str().unwrap(),
+            ],
+            "not Inception-v3 weights",
         ),
     ] {
         let mut args = vec!["metrics", "--samples", pngs.to_str().unwrap()];

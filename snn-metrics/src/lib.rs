@@ -5,7 +5,9 @@
 pub mod frechet;
 pub mod inception;
 pub mod inception_score;
+pub mod resize;
 
 pub use frechet::{frechet_distance, Gaussian};
-pub use inception::{Inception, Resize};
+pub use inception::{Embedding, Graph, Inception};
 pub use inception_score::inception_score;
+pub use resize::Resize;

@@ -1,11 +1,18 @@
-//! The FID Inception network against PyTorch running the same TorchScript
-//! file (fixture from bench/inception_reference.py).
+//! Inception-v3 against PyTorch.
 //!
-//! Needs the converted weights (`scripts/fetch-data.sh inception`, 87 MB,
-//! not committed). Without them the test says so and passes, unless
-//! SNN_REQUIRE_INCEPTION=1 (set by .ci/run after it fetched them).
+//! - The FID network against PyTorch running the same TorchScript file
+//!   (fixture from bench/inception_reference.py). Needs the converted
+//!   weights (`scripts/fetch-data.sh inception`, 87 MB, not committed).
+//!   Without them the test says so and passes, unless
+//!   SNN_REQUIRE_INCEPTION=1 (set by .ci/run after it fetched them).
+//! - The torchvision-layout loader, both pooling graphs, features and
+//!   logits, against torchvision with formula-generated weights, and PIL's
+//!   bicubic resize (fixture from bench/inception_torchvision_reference.py;
+//!   no download needed).
 
-use snn_metrics::{Inception, Resize};
+use snn_core::params::{write_safetensors, RawTensor};
+use snn_metrics::{Graph, Inception, Resize};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 fn root() -> PathBuf {
@@ -29,26 +36,124 @@ fn features_match_pytorch_to_1e_4() {
         .unwrap();
     let fixture: serde_json::Value = serde_json::from_str(&text).unwrap();
     let want: Vec<Vec<f64>> = serde_json::from_value(fixture["features"].clone()).unwrap();
-    let cfg = snn_core::config::DataConfig {
-        dataset: "mnist".into(),
-        root: root().join("data/mnist-subset"),
-        test_limit: want.len(),
-        ..Default::default()
-    };
-    let test = snn_data::load(&cfg, snn_data::Split::Test).unwrap();
-    let pixels: Vec<u8> = test
-        .images
-        .iter()
-        .map(|v| (v * 255.0).round() as u8)
-        .collect();
+    let pixels = mnist_pixels(want.len());
     let got = net
         .embed_pixels(&pixels, [1, 28, 28], Resize::Bilinear)
         .unwrap();
     assert_eq!(got.len(), want.len() * 2048);
-    let mut worst = 0.0f64;
-    for (g, w) in got.iter().zip(want.iter().flatten()) {
-        let err = (*g as f64 - w).abs() / (1.0 + w.abs());
-        worst = worst.max(err);
-    }
+    let worst = worst_relative(&got, &want);
     assert!(worst < 1e-4, "largest relative difference {worst}");
+}
+
+/// The first `n` test images of the committed MNIST subset as bytes.
+fn mnist_pixels(n: usize) -> Vec<u8> {
+    let cfg = snn_core::config::DataConfig {
+        dataset: "mnist".into(),
+        root: root().join("data/mnist-subset"),
+        test_limit: n,
+        ..Default::default()
+    };
+    let test = snn_data::load(&cfg, snn_data::Split::Test).unwrap();
+    test.images
+        .iter()
+        .map(|v| (v * 255.0).round() as u8)
+        .collect()
+}
+
+fn worst_relative(got: &[f32], want: &[Vec<f64>]) -> f64 {
+    assert_eq!(got.len(), want.iter().map(Vec::len).sum::<usize>());
+    got.iter()
+        .zip(want.iter().flatten())
+        .map(|(g, w)| (*g as f64 - w).abs() / (1.0 + w.abs()))
+        .fold(0.0, f64::max)
+}
+
+fn reference() -> serde_json::Value {
+    let path = root().join("tests/fixtures/inception/torchvision-reference.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The fixture's weights: parameter j, element i is
+/// `base + amp * sin(0.7 i + 1.3 j + 0.1)` in f64, stored as f32.
+fn formula_weights(params: &serde_json::Value) -> Vec<RawTensor> {
+    let params: Vec<(String, Vec<usize>, f64, f64)> =
+        serde_json::from_value(params.clone()).unwrap();
+    params
+        .into_iter()
+        .enumerate()
+        .map(|(j, (name, shape, base, amp))| {
+            let n: usize = shape.iter().product();
+            let data = (0..n)
+                .map(|i| (base + amp * (0.7 * i as f64 + 1.3 * j as f64 + 0.1).sin()) as f32)
+                .collect();
+            (name, shape, data)
+        })
+        .collect()
+}
+
+#[test]
+fn torchvision_layout_matches_torchvision_on_both_graphs() {
+    let fixture = reference();
+    let dir = tempfile::tempdir().unwrap();
+    for (key, graph, classes) in [
+        ("fid2015", Graph::Fid2015, 1008),
+        ("torchvision", Graph::Torchvision, 1000),
+    ] {
+        let case = &fixture[key];
+        let path = dir.path().join(format!("{key}.safetensors"));
+        write_safetensors(&path, &formula_weights(&case["params"]), HashMap::new()).unwrap();
+        let net = Inception::load(&path).unwrap();
+        assert_eq!(net.graph(), graph, "{key}: graph guessed from the head");
+        assert_eq!(net.classes(), Some(classes));
+        let features: Vec<Vec<f64>> = serde_json::from_value(case["features"].clone()).unwrap();
+        let logits: Vec<Vec<f64>> = serde_json::from_value(case["logits"].clone()).unwrap();
+        let got = net
+            .embed(&mnist_pixels(features.len()), [1, 28, 28], Resize::Bilinear)
+            .unwrap();
+        let worst = worst_relative(&got.features, &features);
+        assert!(
+            worst < 1e-4,
+            "{key} features: largest relative difference {worst}"
+        );
+        let worst = worst_relative(&got.logits.unwrap(), &logits);
+        assert!(
+            worst < 1e-4,
+            "{key} logits: largest relative difference {worst}"
+        );
+    }
+}
+
+#[test]
+fn missing_or_misshapen_tensors_are_named() {
+    let fixture = reference();
+    let dir = tempfile::tempdir().unwrap();
+    let mut weights = formula_weights(&fixture["torchvision"]["params"]);
+    weights.retain(|(n, _, _)| n != "Mixed_6c.branch7x7_2.bn.running_var");
+    let path = dir.path().join("cut.safetensors");
+    write_safetensors(&path, &weights, HashMap::new()).unwrap();
+    let msg = Inception::load(&path).unwrap_err().to_string();
+    assert!(msg.contains("cut.safetensors"), "{msg}");
+    assert!(msg.contains("Mixed_6c.branch7x7_2.bn.running_var"), "{msg}");
+    let other = vec![("encoder.weight".to_string(), vec![2], vec![0.0, 1.0])];
+    write_safetensors(&path, &other, HashMap::new()).unwrap();
+    let msg = Inception::load(&path).unwrap_err().to_string();
+    assert!(msg.contains("not Inception-v3 weights"), "{msg}");
+}
+
+#[test]
+fn bicubic_resize_matches_pillow() {
+    let fixture = &reference()["pil_bicubic"];
+    let want: Vec<f64> = serde_json::from_value(fixture["every_97th"].clone()).unwrap();
+    let got = snn_metrics::resize::resize_plane(&mnist_pixels(1), 28, 28, 299, Resize::Bicubic);
+    let sampled: Vec<f32> = got.iter().step_by(97).copied().collect();
+    assert_eq!(sampled.len(), want.len());
+    for (i, (g, w)) in sampled.iter().zip(&want).enumerate() {
+        assert!((*g as f64 - w).abs() < 1e-3, "value {}: {g} vs {w}", i * 97);
+    }
+    let sum: f64 = got.iter().map(|v| *v as f64).sum();
+    let want_sum = fixture["sum"].as_f64().unwrap();
+    assert!(
+        (sum - want_sum).abs() < 1e-6 * want_sum,
+        "{sum} vs {want_sum}"
+    );
 }

