@@ -165,8 +165,10 @@ impl<'a> Forward<'a> {
     ) {
         use dfdx::prelude::*;
         let plain = spikes.retaped::<NoneTape>();
-        let n = plain.shape().num_elements().max(1);
-        let rate = plain.as_vec().iter().sum::<f32>() / n as f32;
+        let n = plain.shape().num_elements();
+        // dfdx's own reduction: `as_vec` walks an element iterator, 5x slower.
+        let total = plain.reshape_like(&(n,)).sum::<Rank0, _>().array();
+        let rate = total / n.max(1) as f32;
         self.rates.push((name.to_string(), rate));
     }
 

@@ -256,13 +256,18 @@ fn cpu_conv_kernel_matches_composed_twin() {
         (3, 4, 3, 2, 1, (2, 7, 7, 3)),
         (1, 2, 2, 2, 0, (4, 4, 6, 1)),
         (5, 2, 1, 1, 0, (2, 3, 3, 5)),
+        // Whole bytes of channels and >= 256 output rows: spike inputs take
+        // the table-lookup path (kept bits, dense input gradient).
+        (16, 70, 3, 1, 1, (4, 9, 9, 16)),
+        (8, 5, 3, 2, 0, (9, 15, 17, 8)),
     ] {
         let mut r = rng();
         let n_in = shape.0 * shape.1 * shape.2 * shape.3;
         let x = init::uniform(&mut r, n_in, -1.0, 1.0);
-        // Spike-like inputs too: binary values.
+        // Spike-like inputs too: binary values, and spikes after dropout (0 or 2).
         let spikes: Vec<f32> = x.iter().map(|v| (*v > 0.3) as u8 as f32).collect();
-        for input_values in [x, spikes] {
+        let dropped: Vec<f32> = x.iter().map(|v| 2.0 * (*v > -0.5) as u8 as f32).collect();
+        for input_values in [x, spikes, dropped] {
             let mut store = store_with(&input_values);
             let mut conv = Conv2d::new(
                 "c",
@@ -293,8 +298,12 @@ fn cpu_conv_kernel_matches_composed_twin() {
             }
             for ((na, ga), (nb, gb)) in a.1.iter().zip(&b.1) {
                 assert_eq!(na, nb);
+                // Relative to the gradient's scale: a weight gradient sums
+                // hundreds of rows, and both sides are float32 sums in
+                // different orders (each ~5e-6 from the float64 value).
+                let scale = gb.iter().fold(1.0f32, |m, v| m.max(v.abs()));
                 for (u, v) in ga.iter().zip(gb) {
-                    assert!((u - v).abs() <= 1e-5 * (1.0 + u.abs()), "{na}: {u} vs {v}");
+                    assert!((u - v).abs() <= 1e-5 * scale, "{na}: {u} vs {v}");
                 }
             }
         }
@@ -541,5 +550,40 @@ fn tdbn_scales_the_normalised_value_by_alpha_vth() {
             loss_and_grads(st, y, &c)
         };
         check_fd(&store, &f, 1e-2, 3e-3);
+    }
+}
+
+#[test]
+fn spike_linear_matches_composed_twin() {
+    use snn_models::layers::LayerKernel;
+    let (n, f, o) = (300, 77, 130);
+    let mut r = rng();
+    let raw = init::uniform(&mut r, n * f, -1.0, 1.0);
+    let spikes: Vec<f32> = raw.iter().map(|v| (*v > 0.3) as u8 as f32).collect();
+    let dropped: Vec<f32> = raw.iter().map(|v| 2.0 * (*v > -0.5) as u8 as f32).collect();
+    for values in [spikes, dropped, raw] {
+        let mut store = store_with(&values);
+        let mut fc = Linear::new("fc", f, o, true, WeightInit::Torch, &mut store, &mut r).unwrap();
+        let c = init::uniform(&mut init::rng(5), n * o, -1.0, 1.0);
+        let mut results = Vec::new();
+        for imp in [LayerKernel::Auto, LayerKernel::Composed] {
+            fc.kernel_impl = imp;
+            let (x, _) = store.taped("x").unwrap().split_tape();
+            let x = x.traced(store.new_grads().unwrap()).reshape_like(&(n, f));
+            let y = fc.forward(x, &store).unwrap().reshape_like(&(n, 1, 1, o));
+            let v = y.retaped::<NoneTape>().as_vec();
+            results.push((v, loss_and_grads(&store, y, &c).1));
+        }
+        let (a, b) = (&results[0], &results[1]);
+        for (u, v) in a.0.iter().zip(&b.0) {
+            assert!((u - v).abs() <= 1e-5 * (1.0 + u.abs()), "value {u} vs {v}");
+        }
+        for ((na, ga), (nb, gb)) in a.1.iter().zip(&b.1) {
+            assert_eq!(na, nb);
+            let scale = gb.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            for (u, v) in ga.iter().zip(gb) {
+                assert!((u - v).abs() <= 1e-5 * scale, "{na}: {u} vs {v}");
+            }
+        }
     }
 }

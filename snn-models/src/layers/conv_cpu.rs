@@ -4,8 +4,15 @@
 //! composed path gathers all of it, ~115 MB for the MNIST network's conv2 at
 //! T x B = 128), and it recomputes the columns in backward instead of
 //! keeping them.
+//!
+//! When the input is a spike map (every value 0 or one common value) with
+//! a whole number of bytes of channels, the product and the weight gradient
+//! run on packed bits by table lookup ([`spike_gemm`]) instead, and the
+//! backward pass keeps the bit columns (1/32 of the floats) instead of the
+//! input.
 
 use super::gemm::matmul;
+use super::spike_gemm::{self, SpikeMatrix};
 use super::Nhwc;
 use snn_core::dfdx::prelude::*;
 use snn_core::{host, FlatT};
@@ -102,6 +109,48 @@ impl Geometry {
         }
     }
 
+    /// The im2col matrix of a spike input as bits, or `None` when the
+    /// input is not binary, its channels do not fill whole bytes, or the
+    /// product is too small for the table to pay off.
+    pub fn spike_columns(&self, x: &[f32]) -> Option<SpikeMatrix> {
+        let rows = self.n * self.ho * self.wo;
+        if !self.c.is_multiple_of(8) || !spike_gemm::worthwhile(rows) {
+            return None;
+        }
+        let pixels = SpikeMatrix::pack(x, self.n * self.h * self.w, self.c)?;
+        let cell = self.c / 8;
+        let stride = self.k * self.k * cell;
+        let mut bits = vec![0u8; rows * stride];
+        let mut row = 0;
+        for b in 0..self.n {
+            for oy in 0..self.ho {
+                for ox in 0..self.wo {
+                    let dst = &mut bits[row * stride..(row + 1) * stride];
+                    for ky in 0..self.k {
+                        let iy = (oy * self.stride + ky) as isize - self.pad as isize;
+                        for kx in 0..self.k {
+                            let ix = (ox * self.stride + kx) as isize - self.pad as isize;
+                            if iy < 0 || ix < 0 || iy >= self.h as isize || ix >= self.w as isize {
+                                continue; // padding: zero bits
+                            }
+                            let src = ((b * self.h + iy as usize) * self.w + ix as usize) * cell;
+                            let at = (ky * self.k + kx) * cell;
+                            dst[at..at + cell].copy_from_slice(&pixels.bits[src..src + cell]);
+                        }
+                    }
+                    row += 1;
+                }
+            }
+        }
+        Some(SpikeMatrix {
+            rows,
+            k: self.col_width(),
+            stride,
+            bits,
+            scale: pixels.scale,
+        })
+    }
+
     pub fn forward(&self, x: &[f32], wt: &[f32]) -> Vec<f32> {
         let (rows_per_image, width) = (self.ho * self.wo, self.col_width());
         let mut y = vec![0.0f32; self.n * rows_per_image * self.o];
@@ -185,7 +234,15 @@ pub fn conv2d(x: Nhwc, weight: FlatT, geo: Geometry) -> Nhwc {
     let mut tape = x_tape.merge(w_tape);
     let xs = host::read(&x);
     let ws = host::read(&weight);
-    let y = geo.forward(&xs, &ws);
+    let spikes = geo.spike_columns(&xs);
+    let y = match &spikes {
+        Some(cols) => {
+            let mut y = vec![0.0f32; cols.rows * geo.o];
+            spike_gemm::matmul(cols, &ws, geo.o, &mut y);
+            y
+        }
+        None => geo.forward(&xs, &ws),
+    };
     let out = x
         .device()
         .tensor_from_vec(y, (geo.n, geo.ho, geo.wo, geo.o));
@@ -193,9 +250,21 @@ pub fn conv2d(x: Nhwc, weight: FlatT, geo: Geometry) -> Nhwc {
         return out.put_tape(tape);
     }
     let out_id = out.clone();
+    // Keep what backward needs: the bit columns of a spike input, else the input.
+    let saved = match spikes {
+        Some(cols) => Err(cols),
+        None => Ok(xs),
+    };
     tape.add_backward_op(move |grads| {
         let gy = host::take_grad(grads, &out_id)?;
-        let (dx, dw) = geo.backward(&xs, &ws, &gy);
+        let (dx, dw) = match &saved {
+            Ok(xs) => geo.backward(xs, &ws, &gy),
+            Err(cols) => {
+                let mut dw = vec![0.0f32; cols.k * geo.o];
+                spike_gemm::weight_grad(cols, &gy, geo.o, &mut dw);
+                (geo.input_grad(&ws, &gy), dw)
+            }
+        };
         host::add_grad(grads, &x, &dx)?;
         host::add_grad(grads, &weight, &dw)
     });

@@ -17,6 +17,7 @@ pub mod dropout;
 pub mod gemm;
 pub mod linear;
 pub mod pool;
+pub mod spike_gemm;
 
 pub use batchnorm::BatchNorm;
 pub use conv::Conv2d;

@@ -1,0 +1,491 @@
+//! Products with a binary (spike) operand by table lookup instead of
+//! multiplication.
+//!
+//! A spike matrix `S` (`[m, k]`, entries 0 or one common value `s`) is
+//! packed 8 columns per byte. For every group of 4 columns there are only
+//! 16 possible bit patterns, so `S W` needs, per group, the 16 sums of
+//! subsets of those 4 weight rows (a table built once per product, `k / 4 *
+//! 16` rows, cheap next to the product), and then each output row is one
+//! table row added per group: a quarter of the dense product's
+//! multiply-adds, and no multiplications at all. The weight gradient
+//! `S^T G` is the transpose trick: each row of `G` is added into the
+//! bucket of its pattern, per group, and each weight row's gradient is the
+//! sum of the 8 buckets whose pattern has its bit set. Both are
+//! independent of the firing rate (dense spike maps cost the same as
+//! sparse ones), which matters because in the paper's networks the inputs
+//! of conv2 are ~80% ones after max pooling.
+//!
+//! Sums run in a different order from a dense GEMM, so results agree with
+//! it to rounding (the tests hold them to 1e-5 relative), not bit for bit.
+
+use rayon::prelude::*;
+
+/// Output columns per table tile: 8 AVX2 registers of accumulators.
+const TILE: usize = 64;
+/// Groups per cache block: 64 groups x 16 patterns x 256 B = 256 KiB.
+const BLOCK: usize = 64;
+/// Output rows per pass of the forward product: their 64 columns (256
+/// KiB) stay in cache while every block of groups adds into them.
+const ROWS: usize = 1024;
+
+/// Whether a product with `rows` rows is worth a table: below this the
+/// table's construction costs about what the lookups save (measured with
+/// `examples/spike_gemm.rs`: parity for FC1 at 128 rows).
+pub fn worthwhile(rows: usize) -> bool {
+    rows >= 256
+}
+
+/// A binary matrix `[rows, k]` as bits (column `j` of a row is bit `j % 8`
+/// of byte `j / 8`), every entry 0 or `scale`.
+#[derive(Clone, Debug)]
+pub struct SpikeMatrix {
+    pub rows: usize,
+    pub k: usize,
+    /// Bytes per row: `ceil(k / 8)`.
+    pub stride: usize,
+    pub bits: Vec<u8>,
+    pub scale: f32,
+}
+
+impl SpikeMatrix {
+    /// Packs `x` (`[rows, k]`) if every entry is 0 or one common nonzero
+    /// value (spikes, or spikes scaled by dropout); `None` otherwise.
+    pub fn pack(x: &[f32], rows: usize, k: usize) -> Option<Self> {
+        assert_eq!(x.len(), rows * k);
+        let stride = k.div_ceil(8);
+        let mut bits = vec![0u8; rows * stride];
+        let scale = x.iter().copied().find(|v| *v != 0.0).unwrap_or(1.0);
+        if scale.is_nan() {
+            return None;
+        }
+        for (src, dst) in x
+            .chunks_exact(k.max(1))
+            .zip(bits.chunks_exact_mut(stride.max(1)))
+        {
+            if !pack_row(src, scale, dst) {
+                return None;
+            }
+        }
+        Some(Self {
+            rows,
+            k,
+            stride,
+            bits,
+            scale,
+        })
+    }
+
+    /// 4-bit pattern of group `g` (columns `4g..4g+4`) of row `r`.
+    #[inline(always)]
+    fn nibble(&self, r: usize, g: usize) -> usize {
+        ((self.bits[r * self.stride + g / 2] >> ((g & 1) * 4)) & 15) as usize
+    }
+
+    fn groups(&self) -> usize {
+        2 * self.stride
+    }
+}
+
+/// Packs one row into `dst`; false if an entry is neither 0 nor `scale`.
+fn pack_row(src: &[f32], scale: f32, dst: &mut [u8]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { pack_row_avx2(src, scale, dst) };
+    }
+    pack_row_portable(src, scale, dst)
+}
+
+fn pack_row_portable(src: &[f32], scale: f32, dst: &mut [u8]) -> bool {
+    for (j, &v) in src.iter().enumerate() {
+        if v == scale {
+            dst[j / 8] |= 1 << (j % 8);
+        } else if v != 0.0 {
+            return false;
+        }
+    }
+    true
+}
+
+/// Eight entries per step: two compares and two move-masks give the byte
+/// and whether all eight were 0 or `scale`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn pack_row_avx2(src: &[f32], scale: f32, dst: &mut [u8]) -> bool {
+    use std::arch::x86_64::*;
+    let full = src.len() / 8;
+    let zero = _mm256_setzero_ps();
+    let s = _mm256_set1_ps(scale);
+    for (i, d) in dst.iter_mut().enumerate().take(full) {
+        // SAFETY: i < len / 8, so the 8 floats at 8 i are inside `src`.
+        let v = unsafe { _mm256_loadu_ps(src.as_ptr().add(8 * i)) };
+        let ones = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(v, s));
+        let zeros = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(v, zero));
+        if ones | zeros != 0xFF {
+            return false;
+        }
+        *d = ones as u8;
+    }
+    let tail = &src[8 * full..];
+    pack_row_portable(tail, scale, &mut dst[full..])
+}
+
+/// Subset sums of weight rows `4g..4g+4` (rows past `k` count as zero),
+/// for groups `g0..g1` and output columns `n0..n0 + TILE` of `w`
+/// (`[k, n]`), into `table` (`[g1 - g0][16][TILE]`).
+fn build_table(
+    w: &[f32],
+    k: usize,
+    n: usize,
+    n0: usize,
+    g0: usize,
+    g1: usize,
+    table: &mut [[f32; TILE]],
+) {
+    let width = TILE.min(n - n0);
+    for (g, t) in (g0..g1).zip(table.chunks_exact_mut(16)) {
+        t[0] = [0.0; TILE];
+        for p in 1..16usize {
+            let row = 4 * g + p.trailing_zeros() as usize;
+            let mut e = t[p & (p - 1)];
+            if row < k {
+                let src = &w[row * n + n0..row * n + n0 + width];
+                e.iter_mut().zip(src).for_each(|(a, b)| *a += b);
+            }
+            t[p] = e;
+        }
+    }
+}
+
+/// `out = s * S W` for `w` `[k, n]`, `out` `[rows, n]`. Rows are split
+/// between threads; each builds the table one cache block of groups at a
+/// time (the whole table of a wide layer would not stay in cache).
+pub fn matmul(a: &SpikeMatrix, w: &[f32], n: usize, out: &mut [f32]) {
+    assert!(w.len() >= a.k * n && out.len() >= a.rows * n);
+    if a.rows == 0 || n == 0 {
+        return;
+    }
+    let groups = a.groups();
+    let per_thread = a.rows.div_ceil(rayon::current_num_threads().max(1)).max(1);
+    let per_task = per_thread.min(ROWS);
+    out[..a.rows * n]
+        .par_chunks_mut(per_task * n)
+        .enumerate()
+        .for_each(|(chunk, out)| {
+            let r0 = chunk * per_task;
+            let mut table = vec![[0.0f32; TILE]; BLOCK * 16];
+            for n0 in (0..n).step_by(TILE) {
+                for g0 in (0..groups).step_by(BLOCK) {
+                    let g1 = (g0 + BLOCK).min(groups);
+                    build_table(w, a.k, n, n0, g0, g1, &mut table);
+                    let block = Block {
+                        g0,
+                        g1,
+                        n0,
+                        width: TILE.min(n - n0),
+                        last: g1 == groups,
+                    };
+                    lookup_rows(a, &table, r0, out, n, block);
+                }
+            }
+        });
+}
+
+/// Which groups and output columns a table block covers.
+#[derive(Clone, Copy)]
+struct Block {
+    g0: usize,
+    g1: usize,
+    n0: usize,
+    width: usize,
+    last: bool,
+}
+
+fn lookup_rows(
+    a: &SpikeMatrix,
+    table: &[[f32; TILE]],
+    r0: usize,
+    out: &mut [f32],
+    n: usize,
+    b: Block,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { lookup_rows_avx2(a, table, r0, out, n, b) };
+    }
+    lookup_rows_portable(a, table, r0, out, n, b)
+}
+
+/// [`lookup_rows_portable`] with the 64 accumulators in 8 registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn lookup_rows_avx2(
+    a: &SpikeMatrix,
+    table: &[[f32; TILE]],
+    r0: usize,
+    out: &mut [f32],
+    n: usize,
+    b: Block,
+) {
+    use std::arch::x86_64::*;
+    assert!(table.len() >= (b.g1 - b.g0) * 16);
+    let t = table.as_ptr() as *const f32;
+    for (i, row) in out.chunks_exact_mut(n).enumerate() {
+        let bits = &a.bits[(r0 + i) * a.stride..(r0 + i + 1) * a.stride];
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for g in b.g0..b.g1 {
+            let p = ((bits[g / 2] >> ((g & 1) * 4)) & 15) as usize;
+            // SAFETY: g - g0 < g1 - g0 and p < 16 index inside `table`
+            // (asserted above), whose entries are TILE = 64 floats.
+            let e = unsafe { t.add(((g - b.g0) * 16 + p) * TILE) };
+            for (j, r) in acc.iter_mut().enumerate() {
+                *r = _mm256_add_ps(*r, unsafe { _mm256_loadu_ps(e.add(8 * j)) });
+            }
+        }
+        let mut sums = [0.0f32; TILE];
+        for (j, r) in acc.iter().enumerate() {
+            // SAFETY: 8 floats at 8 j < TILE.
+            unsafe { _mm256_storeu_ps(sums.as_mut_ptr().add(8 * j), *r) };
+        }
+        finish_row(
+            &mut row[b.n0..b.n0 + b.width],
+            &sums,
+            b.g0 == 0,
+            b.last,
+            a.scale,
+        );
+    }
+}
+
+/// Each row's sum of one table entry per group of the block.
+fn lookup_rows_portable(
+    a: &SpikeMatrix,
+    table: &[[f32; TILE]],
+    r0: usize,
+    out: &mut [f32],
+    n: usize,
+    b: Block,
+) {
+    for (i, row) in out.chunks_exact_mut(n).enumerate() {
+        let mut acc = [0.0f32; TILE];
+        for g in b.g0..b.g1 {
+            let e = &table[(g - b.g0) * 16 + a.nibble(r0 + i, g)];
+            acc.iter_mut().zip(e).for_each(|(x, y)| *x += y);
+        }
+        finish_row(
+            &mut row[b.n0..b.n0 + b.width],
+            &acc,
+            b.g0 == 0,
+            b.last,
+            a.scale,
+        );
+    }
+}
+
+/// Writes (first block) or adds a block's sums into an output row, scaling
+/// by the spike value after the last block.
+#[inline(always)]
+fn finish_row(dst: &mut [f32], sums: &[f32; TILE], first: bool, last: bool, scale: f32) {
+    if first {
+        dst.copy_from_slice(&sums[..dst.len()]);
+    } else {
+        dst.iter_mut().zip(sums).for_each(|(d, x)| *d += x);
+    }
+    if last && scale != 1.0 {
+        dst.iter_mut().for_each(|d| *d *= scale);
+    }
+}
+
+/// `dw += s * S^T G` for `g` `[rows, n]`, `dw` `[k, n]`. Tasks are (column
+/// tile, block of groups) pairs: each owns distinct rows of `dw`, so no
+/// thread's partial sums need adding to another's.
+pub fn weight_grad(a: &SpikeMatrix, g: &[f32], n: usize, dw: &mut [f32]) {
+    assert!(g.len() >= a.rows * n && dw.len() >= a.k * n);
+    let groups = a.groups();
+    let tasks: Vec<Block> = (0..n)
+        .step_by(TILE)
+        .flat_map(|n0| {
+            (0..groups).step_by(BLOCK).map(move |g0| Block {
+                g0,
+                g1: (g0 + BLOCK).min(groups),
+                n0,
+                width: TILE.min(n - n0),
+                last: false,
+            })
+        })
+        .collect();
+    let parts: Vec<(Block, Vec<f32>)> = tasks
+        .into_par_iter()
+        .map(|b| {
+            let mut buckets = vec![[0.0f32; TILE]; (b.g1 - b.g0) * 16];
+            bucket_rows(a, g, n, b, &mut buckets);
+            // Weight row 4 grp + j: the buckets whose pattern has bit j.
+            let mut rows = vec![0.0f32; 4 * (b.g1 - b.g0) * b.width];
+            for (i, dst) in rows.chunks_exact_mut(b.width).enumerate() {
+                let (grp, bit) = (i / 4, i % 4);
+                for p in (1..16usize).filter(|p| p & (1 << bit) != 0) {
+                    let src = &buckets[grp * 16 + p];
+                    dst.iter_mut().zip(src).for_each(|(d, x)| *d += x);
+                }
+            }
+            (b, rows)
+        })
+        .collect();
+    for (b, rows) in parts {
+        for (i, src) in rows.chunks_exact(b.width).enumerate() {
+            let row = 4 * b.g0 + i;
+            if row >= a.k {
+                break;
+            }
+            let dst = &mut dw[row * n + b.n0..row * n + b.n0 + b.width];
+            dst.iter_mut().zip(src).for_each(|(d, x)| *d += a.scale * x);
+        }
+    }
+}
+
+fn bucket_rows(a: &SpikeMatrix, g: &[f32], n: usize, b: Block, buckets: &mut [[f32; TILE]]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { bucket_rows_avx2(a, g, n, b, buckets) };
+    }
+    bucket_rows_portable(a, g, n, b, buckets)
+}
+
+/// [`bucket_rows_portable`] with the gradient row in 8 registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn bucket_rows_avx2(
+    a: &SpikeMatrix,
+    g: &[f32],
+    n: usize,
+    b: Block,
+    buckets: &mut [[f32; TILE]],
+) {
+    use std::arch::x86_64::*;
+    assert!(buckets.len() >= (b.g1 - b.g0) * 16);
+    let base = buckets.as_mut_ptr() as *mut f32;
+    for r in 0..a.rows {
+        let mut row = [0.0f32; TILE];
+        row[..b.width].copy_from_slice(&g[r * n + b.n0..r * n + b.n0 + b.width]);
+        // SAFETY: 8 floats at 8 j < TILE.
+        let v: [__m256; 8] =
+            std::array::from_fn(|j| unsafe { _mm256_loadu_ps(row.as_ptr().add(8 * j)) });
+        let bits = &a.bits[r * a.stride..(r + 1) * a.stride];
+        for grp in b.g0..b.g1 {
+            let p = ((bits[grp / 2] >> ((grp & 1) * 4)) & 15) as usize;
+            if p == 0 {
+                continue;
+            }
+            // SAFETY: grp - g0 < g1 - g0 and p < 16 index inside `buckets`
+            // (asserted above), whose entries are TILE = 64 floats.
+            let e = unsafe { base.add(((grp - b.g0) * 16 + p) * TILE) };
+            for (j, x) in v.iter().enumerate() {
+                unsafe {
+                    let q = e.add(8 * j);
+                    _mm256_storeu_ps(q, _mm256_add_ps(_mm256_loadu_ps(q), *x));
+                }
+            }
+        }
+    }
+}
+
+/// Adds each row of `g` (the block's columns) into the bucket of its
+/// pattern, per group; pattern 0 feeds no weight row and is skipped.
+fn bucket_rows_portable(
+    a: &SpikeMatrix,
+    g: &[f32],
+    n: usize,
+    b: Block,
+    buckets: &mut [[f32; TILE]],
+) {
+    for r in 0..a.rows {
+        let src = &g[r * n + b.n0..r * n + b.n0 + b.width];
+        for grp in b.g0..b.g1 {
+            let p = a.nibble(r, grp);
+            if p != 0 {
+                let e = &mut buckets[(grp - b.g0) * 16 + p];
+                e.iter_mut().zip(src).for_each(|(x, y)| *x += y);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dense(x: &[f32], w: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        let mut out = vec![0.0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                out[i * n + j] = (0..k).map(|l| x[i * k + l] * w[l * n + j]).sum();
+            }
+        }
+        out
+    }
+
+    fn close(a: &[f32], b: &[f32]) {
+        let scale = b.iter().fold(1.0f32, |s, v| s.max(v.abs()));
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= 1e-5 * scale, "{i}: {x} vs {y}");
+        }
+    }
+
+    /// Deterministic pseudo-random values in [-1, 1).
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn products_match_the_dense_definition_at_every_density_and_odd_sizes() {
+        // k not a multiple of 4 or 8, n over two tiles and not a multiple of 64.
+        let (m, k, n) = (37, 45, 150);
+        let w = values(k * n, 1);
+        let g = values(m * n, 2);
+        for (density, scale) in [(0.0, 1.0), (0.1, 1.0), (0.8, 2.0), (1.0, 1.0)] {
+            let x: Vec<f32> = values(m * k, 3)
+                .iter()
+                .map(|u| {
+                    if (u + 1.0) / 2.0 < density {
+                        scale
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let s = SpikeMatrix::pack(&x, m, k).unwrap();
+            let mut out = vec![f32::NAN; m * n];
+            matmul(&s, &w, n, &mut out);
+            close(&out, &dense(&x, &w, m, k, n));
+            // dW = X^T G, accumulated onto what is there.
+            let mut dw = vec![0.5f32; k * n];
+            weight_grad(&s, &g, n, &mut dw);
+            let xt: Vec<f32> = (0..k * m).map(|i| x[(i % m) * k + i / m]).collect();
+            let want: Vec<f32> = dense(&xt, &g, k, m, n).iter().map(|v| v + 0.5).collect();
+            close(&dw, &want);
+        }
+    }
+
+    #[test]
+    fn packing_accepts_zero_and_one_common_value_only() {
+        let s =
+            SpikeMatrix::pack(&[0.0, 2.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0], 1, 10).unwrap();
+        assert_eq!(s.scale, 2.0);
+        assert_eq!(s.bits, vec![0b0000_0110, 0b10]);
+        assert!(SpikeMatrix::pack(&[1.0, 0.5], 1, 2).is_none());
+        assert!(SpikeMatrix::pack(&[1.0, -1.0], 2, 1).is_none());
+        assert_eq!(SpikeMatrix::pack(&[0.0; 4], 2, 2).unwrap().scale, 1.0);
+    }
+}
