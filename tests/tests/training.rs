@@ -133,3 +133,35 @@ fn resume_without_checkpoint_is_a_clear_error() {
     let err = Session::resume(dir.path()).err().unwrap().to_string();
     assert!(err.contains("config.toml"), "{err}");
 }
+
+/// Without gradient recording the classifier runs its first spiking layer
+/// and the max-pool after it image by image; outputs and firing rates equal
+/// the recorded (whole-batch) pass.
+#[test]
+fn inference_without_gradients_matches_the_recorded_pass() {
+    use snn_core::dfdx::prelude::*;
+    use snn_core::spec::Forward;
+    let dir = tempfile::tempdir().unwrap();
+    let s = train("set train.epochs=1", dir.path());
+    let batch = s.test.gather(&(0..12).collect::<Vec<_>>());
+    let [c, h, w] = s.test.shape;
+    let run = |s: &Session| {
+        let x = s
+            .dev
+            .tensor_from_vec(batch.images.clone(), (12, c, h, w))
+            .traced(Gradients::leaky());
+        let mut rng = snn_core::init::rng(0);
+        let mut fwd = Forward::new(&s.store, false, &mut rng);
+        let out = s.model.forward(x, &mut fwd).unwrap();
+        (out.retaped::<NoneTape>().as_vec(), fwd.rates)
+    };
+    let (recorded, rates) = run(&s);
+    let (plain, plain_rates) = snn_core::grad::no_grad(|| run(&s));
+    assert_eq!(recorded, plain);
+    assert_eq!(rates.len(), plain_rates.len());
+    for ((na, a), (nb, b)) in rates.iter().zip(&plain_rates) {
+        assert_eq!(na, nb);
+        assert!((a - b).abs() < 1e-6, "{na}: {a} vs {b}");
+    }
+    assert!(rates[0].1 > 0.0, "the first layer fires: {rates:?}");
+}

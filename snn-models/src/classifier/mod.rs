@@ -196,6 +196,65 @@ fn repeat_over_time(x: Nhwc, steps: usize) -> Nhwc {
         .reshape_like(&(steps * b, h, w, c))
 }
 
+impl Classifier {
+    /// The window of a max-pool directly after layer `i`.
+    fn pool_after(&self, i: usize) -> Option<usize> {
+        match self.layers.get(i + 1) {
+            Some(Layer::MaxPool(k)) => Some(*k),
+            _ => None,
+        }
+    }
+}
+
+/// A spiking layer on a static input followed by a `k x k` max-pool, one
+/// image at a time, without gradients: `[B, H, W, C]` currents to
+/// `[T * B, H / k, W / k, C]` pooled spikes (time-major), recording the
+/// layer's firing rate before pooling. Equals the neuron's
+/// `forward_static` followed by `pool::max_pool`.
+fn static_spikes_pooled(
+    neuron: &dyn Neuron,
+    x: Nhwc,
+    steps: usize,
+    k: usize,
+    fwd: &mut Forward<'_>,
+    name: &str,
+) -> Result<Nhwc> {
+    let (b, h, w, c) = *x.shape();
+    let (ho, wo) = (h / k, w / k);
+    let dev = x.device().clone();
+    let xs = snn_core::host::read(&x.reshape_like(&(b, h, w, c)));
+    let per = h * w * c;
+    let pooled_per = ho * wo * c;
+    let mut out = vec![0.0f32; steps * b * pooled_per];
+    let mut fired = 0.0f64;
+    for (img, currents) in xs.chunks_exact(per).enumerate() {
+        let row = dev
+            .tensor_from_vec(currents.to_vec(), (1, per))
+            .traced(Gradients::leaky());
+        let spikes = neuron.forward_static(row, steps, fwd.store)?;
+        let spikes = snn_core::host::read(&spikes.reshape_like(&(steps, per)));
+        for (t, plane) in spikes.chunks_exact(per).enumerate() {
+            fired += plane.iter().map(|&v| v as f64).sum::<f64>();
+            let dst = &mut out[(t * b + img) * pooled_per..][..pooled_per];
+            dst.fill(f32::NEG_INFINITY);
+            for y in 0..h {
+                for xx in 0..w {
+                    let src = &plane[(y * w + xx) * c..][..c];
+                    let cell = &mut dst[((y / k) * wo + xx / k) * c..][..c];
+                    cell.iter_mut().zip(src).for_each(|(d, v)| *d = d.max(*v));
+                }
+            }
+        }
+    }
+    fwd.rates.push((
+        name.to_string(),
+        (fired / (steps * b * per).max(1) as f64) as f32,
+    ));
+    Ok(dev
+        .tensor_from_vec(out, (steps * b, ho, wo, c))
+        .traced(Gradients::leaky()))
+}
+
 impl Model for Classifier {
     fn forward(&self, x: Img, fwd: &mut Forward<'_>) -> Result<Mat> {
         let (b, c, h, w) = *x.shape();
@@ -205,8 +264,23 @@ impl Model for Classifier {
             .permute::<_, Axes4<0, 2, 3, 1>>()
             .reshape_like(&(b, h, w, c));
         let mut timed = false;
-        for layer in &self.layers {
+        let mut skip_pool = false;
+        for (i, layer) in self.layers.iter().enumerate() {
+            if std::mem::take(&mut skip_pool) {
+                continue;
+            }
             x = match layer {
+                // Without gradients, the first spiking layer and the pooling
+                // after it run image by image: its `T x` larger output never
+                // exists whole (it is the network's largest tensor).
+                Layer::Spike { name, neuron }
+                    if !timed && !snn_core::grad::is_enabled() && self.pool_after(i).is_some() =>
+                {
+                    timed = true;
+                    skip_pool = true;
+                    let k = self.pool_after(i).unwrap_or(1);
+                    static_spikes_pooled(neuron.as_ref(), x, steps, k, fwd, name)?
+                }
                 Layer::Conv(conv) => conv.forward(x, fwd.store)?,
                 Layer::Bn(bn) => bn.forward(x, fwd)?,
                 Layer::Spike { name, neuron } => {

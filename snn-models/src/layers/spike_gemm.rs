@@ -166,7 +166,11 @@ pub fn matmul(a: &SpikeMatrix, w: &[f32], n: usize, out: &mut [f32]) {
         return;
     }
     let groups = a.groups();
-    let per_thread = a.rows.div_ceil(rayon::current_num_threads().max(1)).max(1);
+    let threads = rayon::current_num_threads().max(1);
+    if a.rows < threads * ROWS && n > TILE {
+        return matmul_by_tiles(a, w, n, out);
+    }
+    let per_thread = a.rows.div_ceil(threads).max(1);
     let per_task = per_thread.min(ROWS);
     out[..a.rows * n]
         .par_chunks_mut(per_task * n)
@@ -189,6 +193,42 @@ pub fn matmul(a: &SpikeMatrix, w: &[f32], n: usize, out: &mut [f32]) {
                 }
             }
         });
+}
+
+/// [`matmul`] for few rows and many columns: threads take column tiles, so
+/// each table entry is built once (split by rows, every thread would build
+/// every table, which costs as much as the lookups at ~100 rows).
+fn matmul_by_tiles(a: &SpikeMatrix, w: &[f32], n: usize, out: &mut [f32]) {
+    let groups = a.groups();
+    let tiles: Vec<(usize, Vec<f32>)> = (0..n)
+        .step_by(TILE)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|n0| {
+            let width = TILE.min(n - n0);
+            let mut cols = vec![0.0f32; a.rows * width];
+            let mut table = vec![[0.0f32; TILE]; BLOCK * 16];
+            for g0 in (0..groups).step_by(BLOCK) {
+                let g1 = (g0 + BLOCK).min(groups);
+                build_table(w, a.k, n, n0, g0, g1, &mut table);
+                let block = Block {
+                    g0,
+                    g1,
+                    n0: 0,
+                    width,
+                    last: g1 == groups,
+                };
+                lookup_rows(a, &table, 0, &mut cols, width, block);
+            }
+            (n0, cols)
+        })
+        .collect();
+    for (n0, cols) in tiles {
+        let width = TILE.min(n - n0);
+        for (dst, src) in out.chunks_exact_mut(n).zip(cols.chunks_exact(width)) {
+            dst[n0..n0 + width].copy_from_slice(src);
+        }
+    }
 }
 
 /// Which groups and output columns a table block covers.
