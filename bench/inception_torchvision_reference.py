@@ -27,10 +27,8 @@ torchvision and pillow (pip install into any venv):
     python bench/inception_torchvision_reference.py
 """
 
-import gzip
 import json
 import math
-import struct
 
 import numpy as np
 import PIL
@@ -40,14 +38,9 @@ import torchvision
 from PIL import Image
 from torchvision.models import inception as tv
 
+from inception_reference import mnist_test_images  # this folder
+
 COUNT = 2
-
-
-def mnist_test_images(n):
-    with gzip.open("data/mnist-subset/t10k-images-idx3-ubyte.gz") as f:
-        magic, count, h, w = struct.unpack(">IIII", f.read(16))
-        assert magic == 0x803
-        return [list(f.read(h * w)) for _ in range(n)], h, w
 
 
 def kind(name, shape):

@@ -292,20 +292,25 @@ fn cpu_conv_kernel_matches_composed_twin() {
                 let (_, grads) = loss_and_grads(&store, y, &c);
                 results.push((values, grads));
             }
-            let (a, b) = (&results[0], &results[1]);
-            for (u, v) in a.0.iter().zip(&b.0) {
-                assert!((u - v).abs() <= 1e-5 * (1.0 + u.abs()), "value {u} vs {v}");
-            }
-            for ((na, ga), (nb, gb)) in a.1.iter().zip(&b.1) {
-                assert_eq!(na, nb);
-                // Relative to the gradient's scale: a weight gradient sums
-                // hundreds of rows, and both sides are float32 sums in
-                // different orders (each ~5e-6 from the float64 value).
-                let scale = gb.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-                for (u, v) in ga.iter().zip(gb) {
-                    assert!((u - v).abs() <= 1e-5 * scale, "{na}: {u} vs {v}");
-                }
-            }
+            assert_twins(&results[0], &results[1]);
+        }
+    }
+}
+
+/// Values and gradients of a kernel and of its composed twin agree:
+/// values to 1e-5 relative, each gradient to 1e-5 of its largest entry (a
+/// weight gradient sums hundreds of rows, and both sides are float32 sums
+/// in different orders, each ~5e-6 from the float64 value).
+type Run = (Vec<f32>, Vec<(String, Vec<f32>)>);
+fn assert_twins(a: &Run, b: &Run) {
+    for (u, v) in a.0.iter().zip(&b.0) {
+        assert!((u - v).abs() <= 1e-5 * (1.0 + u.abs()), "value {u} vs {v}");
+    }
+    for ((na, ga), (nb, gb)) in a.1.iter().zip(&b.1) {
+        assert_eq!(na, nb);
+        let scale = gb.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        for (u, v) in ga.iter().zip(gb) {
+            assert!((u - v).abs() <= 1e-5 * scale, "{na}: {u} vs {v}");
         }
     }
 }
@@ -574,16 +579,6 @@ fn spike_linear_matches_composed_twin() {
             let v = y.retaped::<NoneTape>().as_vec();
             results.push((v, loss_and_grads(&store, y, &c).1));
         }
-        let (a, b) = (&results[0], &results[1]);
-        for (u, v) in a.0.iter().zip(&b.0) {
-            assert!((u - v).abs() <= 1e-5 * (1.0 + u.abs()), "value {u} vs {v}");
-        }
-        for ((na, ga), (nb, gb)) in a.1.iter().zip(&b.1) {
-            assert_eq!(na, nb);
-            let scale = gb.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-            for (u, v) in ga.iter().zip(gb) {
-                assert!((u - v).abs() <= 1e-5 * scale, "{na}: {u} vs {v}");
-            }
-        }
+        assert_twins(&results[0], &results[1]);
     }
 }

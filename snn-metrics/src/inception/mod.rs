@@ -386,13 +386,18 @@ impl Inception {
         x = c("conv_3", &x)?;
         x = c("conv_4", &x)?;
         x = pool3(&x, 2, 0, Pool::Max);
+        // Blocks A (5x5 and double-3x3 towers) and C (factorised 7x7
+        // towers) share one layout: 1x1, two towers, pooled 1x1.
+        let a_or_c = |m: &str, x: &Act| -> Result<Act> {
+            Ok(concat(&[
+                c(&format!("{m}.conv"), x)?,
+                self.tower(&format!("{m}.tower"), x)?,
+                self.tower(&format!("{m}.tower_1"), x)?,
+                c(&format!("{m}.tower_2.conv"), &pool3(x, 1, 1, mean))?,
+            ]))
+        };
         for m in ["mixed", "mixed_1", "mixed_2"] {
-            x = concat(&[
-                c(&format!("{m}.conv"), &x)?,
-                self.tower(&format!("{m}.tower"), &x)?,
-                self.tower(&format!("{m}.tower_1"), &x)?,
-                c(&format!("{m}.tower_2.conv"), &pool3(&x, 1, 1, mean))?,
-            ]);
+            x = a_or_c(m, &x)?;
         }
         x = concat(&[
             c("mixed_3.conv", &x)?,
@@ -400,12 +405,7 @@ impl Inception {
             pool3(&x, 2, 0, Pool::Max),
         ]);
         for m in ["mixed_4", "mixed_5", "mixed_6", "mixed_7"] {
-            x = concat(&[
-                c(&format!("{m}.conv"), &x)?,
-                self.tower(&format!("{m}.tower"), &x)?,
-                self.tower(&format!("{m}.tower_1"), &x)?,
-                c(&format!("{m}.tower_2.conv"), &pool3(&x, 1, 1, mean))?,
-            ]);
+            x = a_or_c(m, &x)?;
         }
         x = concat(&[
             self.tower("mixed_8.tower", &x)?,
