@@ -71,6 +71,31 @@ impl Surrogate {
 
     /// The same derivative written with dfdx ops, for the composed path
     /// (which also runs on CUDA). `v` carries no tape.
+    /// `out[i] = grad(u[i] - shift)`, with the kind matched once so the
+    /// loop vectorises.
+    pub fn grad_row(&self, u: &[f32], shift: f32, out: &mut [f32]) {
+        fn each(u: &[f32], shift: f32, out: &mut [f32], f: impl Fn(f32) -> f32) {
+            for (o, &v) in out.iter_mut().zip(u) {
+                *o = f(v - shift);
+            }
+        }
+        match *self {
+            Surrogate::Rectangular { width } => each(u, shift, out, |v| {
+                if v.abs() < width * 0.5 {
+                    1.0 / width
+                } else {
+                    0.0
+                }
+            }),
+            s @ Surrogate::Triangle { .. } => each(u, shift, out, |v| s.grad(v)),
+            s @ Surrogate::Sigmoid { .. } => each(u, shift, out, |v| s.grad(v)),
+            Surrogate::Atan { alpha } => each(u, shift, out, |v| {
+                let z = FRAC_PI_2 * alpha * v;
+                alpha * 0.5 / (1.0 + z * z)
+            }),
+        }
+    }
+
     pub fn grad_tensor(&self, v: Tensor<(usize,), f32, Dev>) -> Tensor<(usize,), f32, Dev> {
         match *self {
             Surrogate::Rectangular { width } => {
