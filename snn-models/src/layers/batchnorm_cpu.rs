@@ -55,8 +55,9 @@ pub fn batch_norm(
     let inv: Vec<f32> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
     let mut y = vec![0.0f32; rows * c];
     for (yr, xr) in y.chunks_exact_mut(c).zip(xs.chunks_exact(c)) {
-        for j in 0..c {
-            yr[j] = (xr[j] - mean[j]) * inv[j] * gs[j] + bs[j];
+        let consts = mean.iter().zip(&inv).zip(gs.iter().zip(&bs));
+        for ((y, x), ((m, i), (g, b))) in yr.iter_mut().zip(xr).zip(consts) {
+            *y = (x - m) * i * g + b;
         }
     }
     let out = x.device().tensor_from_vec(y, (rows, c));
@@ -71,27 +72,45 @@ pub fn batch_norm(
         let mut db = vec![0.0f64; c];
         let mut dg = vec![0.0f64; c];
         for (gr, xr) in gy.chunks_exact(c).zip(xs.chunks_exact(c)) {
-            for j in 0..c {
-                let xhat = (xr[j] - mean_b[j]) * inv_b[j];
-                db[j] += gr[j] as f64;
-                dg[j] += (gr[j] * xhat) as f64;
+            let per_channel = db
+                .iter_mut()
+                .zip(dg.iter_mut())
+                .zip(mean_b.iter().zip(&inv_b));
+            for (((db, dg), (m, i)), (g, x)) in per_channel.zip(gr.iter().zip(xr)) {
+                let xhat = (x - m) * i;
+                *db += *g as f64;
+                *dg += (g * xhat) as f64;
             }
         }
         let mut dx = vec![0.0f32; rows * c];
         let n = rows as f32;
-        for ((dr, gr), xr) in dx
-            .chunks_exact_mut(c)
-            .zip(gy.chunks_exact(c))
-            .zip(xs.chunks_exact(c))
-        {
-            for j in 0..c {
-                let scale = gs[j] * inv_b[j];
-                dr[j] = if batch_stats {
-                    let xhat = (xr[j] - mean_b[j]) * inv_b[j];
-                    scale * (gr[j] - (db[j] as f32 + xhat * dg[j] as f32) / n)
-                } else {
-                    scale * gr[j]
-                };
+        let scales: Vec<f32> = gs.iter().zip(&inv_b).map(|(g, i)| g * i).collect();
+        let (db32, dg32): (Vec<f32>, Vec<f32>) = db
+            .iter()
+            .zip(&dg)
+            .map(|(b, g)| (*b as f32, *g as f32))
+            .unzip();
+        // Zipped rows and the mode chosen outside the loops: no index
+        // checks or branches per element, so both loops vectorise.
+        let rows_of = dx.chunks_exact_mut(c).zip(gy.chunks_exact(c));
+        if batch_stats {
+            for ((dr, gr), xr) in rows_of.zip(xs.chunks_exact(c)) {
+                let consts = scales
+                    .iter()
+                    .zip(mean_b.iter().zip(&inv_b))
+                    .zip(db32.iter().zip(&dg32));
+                for (((d, g), x), ((s, (m, i)), (b, q))) in
+                    dr.iter_mut().zip(gr).zip(xr).zip(consts)
+                {
+                    let xhat = (x - m) * i;
+                    *d = s * (g - (b + xhat * q) / n);
+                }
+            }
+        } else {
+            for (dr, gr) in rows_of {
+                for ((d, g), s) in dr.iter_mut().zip(gr).zip(&scales) {
+                    *d = s * g;
+                }
             }
         }
         host::add_grad(grads, &x, &dx)?;

@@ -138,10 +138,18 @@ fn max_pool_cpu(x: Nhwc, k: usize) -> Nhwc {
             for oy in 0..ho {
                 for ox in 0..wo {
                     let o = ((b * ho + oy) * wo + ox) * c;
-                    for ch in 0..c {
-                        let slot = arg[o + ch] as usize;
-                        let src = at(b, oy * k + slot / k, ox * k + slot % k);
-                        gx[src + ch] += gy[o + ch];
+                    let (g, win) = (&gy[o..o + c], &arg[o..o + c]);
+                    // One pass per window cell, a select per channel (no
+                    // division, vectorises); losers add an exact zero.
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let slot = (ky * k + kx) as u8;
+                            let src = at(b, oy * k + ky, ox * k + kx);
+                            let dst = &mut gx[src..src + c];
+                            for ((d, &gv), &a) in dst.iter_mut().zip(g).zip(win) {
+                                *d += if a == slot { gv } else { 0.0 };
+                            }
+                        }
                     }
                 }
             }
