@@ -7,6 +7,7 @@
 use crate::params::{read_safetensors, write_safetensors, RawTensor};
 use crate::{Dev, Error, Flat, ParamStore, Result};
 use dfdx::prelude::*;
+#[cfg(not(feature = "cuda"))]
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -287,6 +288,7 @@ impl Adam {
 
 /// Adam's constants for one step, by value so the loop keeps them in
 /// registers.
+#[cfg(not(feature = "cuda"))]
 #[derive(Clone, Copy)]
 struct AdamConsts {
     beta1: f32,
@@ -300,6 +302,7 @@ struct AdamConsts {
 
 /// One chunk of the host Adam update; `L2` adds the decay to the gradient,
 /// `DECOUPLED` to the step (AdamW).
+#[cfg(not(feature = "cuda"))]
 fn adam_chunk<const L2: bool, const DECOUPLED: bool>(
     k: AdamConsts,
     p: &mut [f32],

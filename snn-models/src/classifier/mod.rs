@@ -196,6 +196,7 @@ fn repeat_over_time(x: Nhwc, steps: usize) -> Nhwc {
         .reshape_like(&(steps * b, h, w, c))
 }
 
+#[cfg(not(feature = "cuda"))]
 impl Classifier {
     /// The window of a max-pool directly after layer `i`.
     fn pool_after(&self, i: usize) -> Option<usize> {
@@ -211,6 +212,7 @@ impl Classifier {
 /// `[T * B, H / k, W / k, C]` pooled spikes (time-major), recording the
 /// layer's firing rate before pooling. Equals the neuron's
 /// `forward_static` followed by `pool::max_pool`.
+#[cfg(not(feature = "cuda"))]
 fn static_spikes_pooled(
     neuron: &dyn Neuron,
     x: Nhwc,
@@ -265,6 +267,7 @@ impl Model for Classifier {
             .reshape_like(&(b, h, w, c));
         let mut timed = false;
         let mut skip_pool = false;
+        #[cfg_attr(feature = "cuda", allow(unused_variables))]
         for (i, layer) in self.layers.iter().enumerate() {
             if std::mem::take(&mut skip_pool) {
                 continue;
@@ -272,7 +275,8 @@ impl Model for Classifier {
             x = match layer {
                 // Without gradients, the first spiking layer and the pooling
                 // after it run image by image: its `T x` larger output never
-                // exists whole (it is the network's largest tensor).
+                // exists whole (it is the network's largest tensor). CPU only.
+                #[cfg(not(feature = "cuda"))]
                 Layer::Spike { name, neuron }
                     if !timed && !snn_core::grad::is_enabled() && self.pool_after(i).is_some() =>
                 {
