@@ -223,6 +223,14 @@ impl Geometry {
     }
 }
 
+/// What the convolution's backward pass keeps of its input.
+enum Saved {
+    /// The input itself, `[N, H, W, C]` (columns are recomputed).
+    Input(Vec<f32>),
+    /// A spike input's im2col matrix as bits (1/32 of the floats).
+    SpikeColumns(SpikeMatrix),
+}
+
 /// Convolution of `x` (`[N, H, W, C]`) with `weight` (`[k, k, C, O]`
 /// flattened) on the tape.
 pub fn conv2d(x: Nhwc, weight: FlatT, geo: Geometry) -> Nhwc {
@@ -252,14 +260,14 @@ pub fn conv2d(x: Nhwc, weight: FlatT, geo: Geometry) -> Nhwc {
     let out_id = out.clone();
     // Keep what backward needs: the bit columns of a spike input, else the input.
     let saved = match spikes {
-        Some(cols) => Err(cols),
-        None => Ok(xs),
+        Some(cols) => Saved::SpikeColumns(cols),
+        None => Saved::Input(xs),
     };
     tape.add_backward_op(move |grads| {
         let gy = host::take_grad(grads, &out_id)?;
         let (dx, dw) = match &saved {
-            Ok(xs) => geo.backward(xs, &ws, &gy),
-            Err(cols) => {
+            Saved::Input(xs) => geo.backward(xs, &ws, &gy),
+            Saved::SpikeColumns(cols) => {
                 let mut dw = vec![0.0f32; cols.k * geo.o];
                 spike_gemm::weight_grad(cols, &gy, geo.o, &mut dw);
                 (geo.input_grad(&ws, &gy), dw)
