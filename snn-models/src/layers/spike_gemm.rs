@@ -165,7 +165,6 @@ pub fn matmul(a: &SpikeMatrix, w: &[f32], n: usize, out: &mut [f32]) {
     if a.rows == 0 || n == 0 {
         return;
     }
-    let groups = a.groups();
     let threads = rayon::current_num_threads().max(1);
     if a.rows < threads * ROWS && n > TILE {
         return matmul_by_tiles(a, w, n, out);
@@ -176,21 +175,9 @@ pub fn matmul(a: &SpikeMatrix, w: &[f32], n: usize, out: &mut [f32]) {
         .par_chunks_mut(per_task * n)
         .enumerate()
         .for_each(|(chunk, out)| {
-            let r0 = chunk * per_task;
             let mut table = vec![[0.0f32; TILE]; BLOCK * 16];
             for n0 in (0..n).step_by(TILE) {
-                for g0 in (0..groups).step_by(BLOCK) {
-                    let g1 = (g0 + BLOCK).min(groups);
-                    build_table(w, a.k, n, n0, g0, g1, &mut table);
-                    let block = Block {
-                        g0,
-                        g1,
-                        n0,
-                        width: TILE.min(n - n0),
-                        last: g1 == groups,
-                    };
-                    lookup_rows(a, &table, r0, out, n, block);
-                }
+                column_tile(a, w, n, n0, &mut table, chunk * per_task, out, n, n0);
             }
         });
 }
@@ -199,7 +186,6 @@ pub fn matmul(a: &SpikeMatrix, w: &[f32], n: usize, out: &mut [f32]) {
 /// each table entry is built once (split by rows, every thread would build
 /// every table, which costs as much as the lookups at ~100 rows).
 fn matmul_by_tiles(a: &SpikeMatrix, w: &[f32], n: usize, out: &mut [f32]) {
-    let groups = a.groups();
     let tiles: Vec<(usize, Vec<f32>)> = (0..n)
         .step_by(TILE)
         .collect::<Vec<_>>()
@@ -208,18 +194,7 @@ fn matmul_by_tiles(a: &SpikeMatrix, w: &[f32], n: usize, out: &mut [f32]) {
             let width = TILE.min(n - n0);
             let mut cols = vec![0.0f32; a.rows * width];
             let mut table = vec![[0.0f32; TILE]; BLOCK * 16];
-            for g0 in (0..groups).step_by(BLOCK) {
-                let g1 = (g0 + BLOCK).min(groups);
-                build_table(w, a.k, n, n0, g0, g1, &mut table);
-                let block = Block {
-                    g0,
-                    g1,
-                    n0: 0,
-                    width,
-                    last: g1 == groups,
-                };
-                lookup_rows(a, &table, 0, &mut cols, width, block);
-            }
+            column_tile(a, w, n, n0, &mut table, 0, &mut cols, width, 0);
             (n0, cols)
         })
         .collect();
@@ -228,6 +203,36 @@ fn matmul_by_tiles(a: &SpikeMatrix, w: &[f32], n: usize, out: &mut [f32]) {
         for (dst, src) in out.chunks_exact_mut(n).zip(cols.chunks_exact(width)) {
             dst[n0..n0 + width].copy_from_slice(src);
         }
+    }
+}
+
+/// Output columns `n0..n0 + TILE` of spike rows `r0..` into `out` (rows of
+/// `out_n` floats, the tile at column `out_n0`), one cache block of groups
+/// at a time: build the block's table in `table`, add it into every row.
+#[allow(clippy::too_many_arguments)]
+fn column_tile(
+    a: &SpikeMatrix,
+    w: &[f32],
+    n: usize,
+    n0: usize,
+    table: &mut [[f32; TILE]],
+    r0: usize,
+    out: &mut [f32],
+    out_n: usize,
+    out_n0: usize,
+) {
+    let groups = a.groups();
+    for g0 in (0..groups).step_by(BLOCK) {
+        let g1 = (g0 + BLOCK).min(groups);
+        build_table(w, a.k, n, n0, g0, g1, table);
+        let block = Block {
+            g0,
+            g1,
+            n0: out_n0,
+            width: TILE.min(n - n0),
+            last: g1 == groups,
+        };
+        lookup_rows(a, table, r0, out, out_n, block);
     }
 }
 
