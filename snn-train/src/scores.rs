@@ -260,17 +260,23 @@ pub fn classifier_is(model: &Trained, samples: &Pixels) -> Result<Score> {
             probs.extend(std::iter::repeat_n(1.0 / k as f32, k));
         }
     }
-    let splits = 10.min(samples.len()).max(1);
-    let (value, std) = inception_score(&probs, k, splits)?;
+    let network = format!(
+        "classifier {} ({k} classes; not Inception-v3)",
+        model.params.display()
+    );
+    is_score(&probs, k, network, t0)
+}
+
+/// The IS line of per-image class probabilities `[n, k]`, in 10 splits.
+fn is_score(probs: &[f32], k: usize, network: String, t0: std::time::Instant) -> Result<Score> {
+    let n = probs.len() / k.max(1);
+    let (value, std) = inception_score(probs, k, 10.min(n).max(1))?;
     Ok(Score {
         metric: "is".into(),
         value,
         std: Some(std),
-        network: format!(
-            "classifier {} ({k} classes; not Inception-v3)",
-            model.params.display()
-        ),
-        samples: samples.len(),
+        network,
+        samples: n,
         reference: None,
         seconds: t0.elapsed().as_secs_f64(),
     })
@@ -372,7 +378,12 @@ pub fn inception_is(
     resize: snn_metrics::Resize,
 ) -> Result<Score> {
     let t0 = std::time::Instant::now();
-    let k = net.classes().unwrap_or(0);
+    let Some(k) = net.classes() else {
+        return Err(Error::invalid(
+            "is",
+            "the Inception network has no classifier head",
+        ));
+    };
     let logits = inception_embed(net, samples, resize, "samples")?
         .logits
         .unwrap_or_default();
@@ -383,21 +394,12 @@ pub fn inception_is(
         let sum: f64 = exp.iter().sum();
         probs.extend(exp.iter().map(|e| (e / sum) as f32));
     }
-    let splits = 10.min(samples.len()).max(1);
-    let (value, std) = inception_score(&probs, k, splits)?;
     let bias = match net.graph() {
         snn_metrics::Graph::Fid2015 => ", logits without bias",
         snn_metrics::Graph::Torchvision => "",
     };
-    Ok(Score {
-        metric: "is".into(),
-        value,
-        std: Some(std),
-        network: format!("{} ({k} classes{bias})", describe(net, weights, resize)),
-        samples: samples.len(),
-        reference: None,
-        seconds: t0.elapsed().as_secs_f64(),
-    })
+    let network = format!("{} ({k} classes{bias})", describe(net, weights, resize));
+    is_score(&probs, k, network, t0)
 }
 
 /// FID of `samples` against the test split of `dataset` (read from
