@@ -38,8 +38,9 @@ fn features_match_pytorch_to_1e_4() {
     let want: Vec<Vec<f64>> = serde_json::from_value(fixture["features"].clone()).unwrap();
     let pixels = mnist_pixels(want.len());
     let got = net
-        .embed_pixels(&pixels, [1, 28, 28], Resize::Bilinear)
-        .unwrap();
+        .embed(&pixels, [1, 28, 28], Resize::Bilinear)
+        .unwrap()
+        .features;
     assert_eq!(got.len(), want.len() * 2048);
     let worst = worst_relative(&got, &want);
     assert!(worst < 1e-4, "largest relative difference {worst}");

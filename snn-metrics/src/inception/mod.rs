@@ -503,16 +503,6 @@ impl Inception {
         let logits = self.logits(&features);
         Ok(Embedding { features, logits })
     }
-
-    /// pool3 features only; see [`Inception::embed`].
-    pub fn embed_pixels(
-        &self,
-        pixels: &[u8],
-        shape: [usize; 3],
-        resize: Resize,
-    ) -> Result<Vec<f32>> {
-        Ok(self.embed(pixels, shape, resize)?.features)
-    }
 }
 
 type ByName<'a> = HashMap<&'a str, (&'a Vec<usize>, &'a Vec<f32>)>;
