@@ -11,6 +11,7 @@
 //! from dfdx ops (runs on every device; the fused kernel's test oracle).
 
 use crate::surrogate::Surrogate;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
 #[cfg(not(feature = "cuda"))]
@@ -80,31 +81,50 @@ fn scalar(t: &FlatT, what: &str) -> Result<f32> {
     }
 }
 
+/// Neurons per parallel task: each step's row is split into chunks this
+/// long (a multiple of 8, so every chunk's lanes line up), enough work per
+/// task to hide rayon's dispatch and few enough tasks to balance 2-16 cores.
+const CHUNK: usize = 16 * 1024;
+
 /// Runs the dynamics on host data and returns the membrane potentials
 /// before reset and the spikes, both `[T, M]`. `x` holds `T` rows of `M`
 /// (`x[t * m + i]`) or, for a static input repeated at every step, one row.
+///
+/// Time outer, neurons inner: every pass streams contiguous rows, and the
+/// neurons of a row are independent, so each row is split across threads.
 pub fn simulate(x: &[f32], steps: usize, m: usize, tau: f32, v_th: f32) -> (Vec<f32>, Vec<f32>) {
     let is_static = x.len() == m && steps > 1;
     let mut us = vec![0.0f32; steps * m];
     let mut spikes = vec![0.0f32; steps * m];
-    // Time outer, neurons inner: every pass streams contiguous rows.
     for t in 0..steps {
-        let row = t * m..(t + 1) * m;
-        let x_row = if is_static { &x[..m] } else { &x[row.clone()] };
-        if t == 0 {
-            us[row.clone()].copy_from_slice(x_row);
+        let x_row = if is_static {
+            &x[..m]
         } else {
-            let (prev, cur) = us.split_at_mut(t * m);
-            let prev = &prev[(t - 1) * m..];
-            let o_prev = &spikes[(t - 1) * m..t * m];
-            for (((u, &up), &op), &xi) in cur[..m].iter_mut().zip(prev).zip(o_prev).zip(x_row) {
-                *u = tau * up * (1.0 - op) + xi;
+            &x[t * m..(t + 1) * m]
+        };
+        let (us_prev, us_cur) = us.split_at_mut(t * m);
+        let (o_prev, o_cur) = spikes.split_at_mut(t * m);
+        let (u_row, o_row) = (&mut us_cur[..m], &mut o_cur[..m]);
+        let tasks = u_row
+            .par_chunks_mut(CHUNK)
+            .zip(o_row.par_chunks_mut(CHUNK))
+            .zip(x_row.par_chunks(CHUNK))
+            .enumerate();
+        tasks.for_each(|(c, ((u_c, o_c), x_c))| {
+            if t == 0 {
+                u_c.copy_from_slice(x_c);
+            } else {
+                let from = (t - 1) * m + c * CHUNK;
+                let up_c = &us_prev[from..from + u_c.len()];
+                let op_c = &o_prev[from..from + u_c.len()];
+                for (((u, &up), &op), &xi) in u_c.iter_mut().zip(up_c).zip(op_c).zip(x_c) {
+                    *u = tau * up * (1.0 - op) + xi;
+                }
             }
-        }
-        let (u_row, o_row) = (&us[row.clone()], &mut spikes[row]);
-        for (o, &u) in o_row.iter_mut().zip(u_row) {
-            *o = fires(u, v_th);
-        }
+            for (o, &u) in o_c.iter_mut().zip(u_c.iter()) {
+                *o = fires(u, v_th);
+            }
+        });
     }
     (us, spikes)
 }
@@ -156,13 +176,13 @@ pub fn forward_fused(x: Mat, steps: usize, tau: FlatT, v_th: FlatT, d: Dynamics)
         let g_out = host::take_grad(grads, &out_id)?;
         let gx = grads.get_or_alloc_mut(&x)?;
         let (mut g_tau, mut g_vth) = (0.0f64, 0.0f64);
-        // Backward in time, all neurons of a step at once. `gu_next` holds
-        // dL/du[t+1] while row t is computed into `gu`; it is zero at the
-        // last step, so that step needs no special case. The row loop has
-        // no branches and sums in 8 lanes, so it vectorises.
+        // Backward in time, all neurons of a step at once, split across
+        // threads. `gu_next` holds dL/du[t+1] while row t is computed into
+        // `gu`; it is zero at the last step, so that step needs no special
+        // case. The chunk loop has no branches and sums in 8 lanes, so it
+        // vectorises; each chunk returns its partial tau / v_th sums.
         let mut gu_next = vec![0.0f32; m];
         let mut gu = vec![0.0f32; m];
-        let mut sg = vec![0.0f32; m];
         let zeros = vec![0.0f32; m];
         // u[t+1] = tau * u[t] * (1 - o[t]) + x[t+1]: the reset path's factor.
         let reset = if d.detach_reset { 0.0 } else { tau_v };
@@ -173,35 +193,55 @@ pub fn forward_fused(x: Mat, steps: usize, tau: FlatT, v_th: FlatT, d: Dynamics)
             } else {
                 &zeros[..]
             };
-            d.sg_row(u_row, vth_v, &mut sg);
             let go_row = &g_out[t * m..(t + 1) * m];
-            let (mut lane_tau, mut lane_vth) = ([0.0f32; 8], [0.0f32; 8]);
-            let rows = gu
-                .chunks_mut(8)
-                .zip(gu_next.chunks(8))
-                .zip(u_row.chunks(8).zip(up_row.chunks(8)))
-                .zip(go_row.chunks(8).zip(sg.chunks(8)));
-            for (((g8, gn8), (u8, up8)), (go8, sg8)) in rows {
-                for j in 0..g8.len() {
-                    let (u, up, gn, s) = (u8[j], up8[j], gn8[j], sg8[j]);
-                    let go = go8[j] - gn * reset * u;
-                    let g = gn * tau_v * (1.0 - fires(u, vth_v)) + go * s;
-                    g8[j] = g;
-                    lane_vth[j] -= go * s;
-                    lane_tau[j] += g * up * (1.0 - fires(up, vth_v));
-                }
-            }
+            let tasks = gu
+                .par_chunks_mut(CHUNK)
+                .zip(gu_next.par_chunks(CHUNK))
+                .zip(u_row.par_chunks(CHUNK).zip(up_row.par_chunks(CHUNK)))
+                .zip(go_row.par_chunks(CHUNK));
+            let (tau_sum, vth_sum) = tasks
+                .map_init(
+                    || vec![0.0f32; CHUNK],
+                    |sg, (((g_c, gn_c), (u_c, up_c)), go_c)| {
+                        let sg = &mut sg[..g_c.len()];
+                        d.sg_row(u_c, vth_v, sg);
+                        let (mut lane_tau, mut lane_vth) = ([0.0f32; 8], [0.0f32; 8]);
+                        let lanes = g_c
+                            .chunks_mut(8)
+                            .zip(gn_c.chunks(8))
+                            .zip(u_c.chunks(8).zip(up_c.chunks(8)))
+                            .zip(go_c.chunks(8).zip(sg.chunks(8)));
+                        for (((g8, gn8), (u8, up8)), (go8, sg8)) in lanes {
+                            for j in 0..g8.len() {
+                                let (u, up, gn, s) = (u8[j], up8[j], gn8[j], sg8[j]);
+                                let go = go8[j] - gn * reset * u;
+                                let g = gn * tau_v * (1.0 - fires(u, vth_v)) + go * s;
+                                g8[j] = g;
+                                lane_vth[j] -= go * s;
+                                lane_tau[j] += g * up * (1.0 - fires(up, vth_v));
+                            }
+                        }
+                        let sum = |l: [f32; 8]| l.iter().sum::<f32>() as f64;
+                        (sum(lane_tau), sum(lane_vth))
+                    },
+                )
+                .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
             let dst = if rows_in == 1 {
                 0..m
             } else {
                 t * m..(t + 1) * m
             };
-            for (a, b) in gx[dst].iter_mut().zip(&gu) {
-                *a += b;
-            }
+            gx[dst]
+                .par_chunks_mut(CHUNK)
+                .zip(gu.par_chunks(CHUNK))
+                .for_each(|(a_c, b_c)| {
+                    for (a, b) in a_c.iter_mut().zip(b_c) {
+                        *a += b;
+                    }
+                });
             std::mem::swap(&mut gu, &mut gu_next);
-            g_tau += lane_tau.iter().sum::<f32>() as f64;
-            g_vth += lane_vth.iter().sum::<f32>() as f64;
+            g_tau += tau_sum;
+            g_vth += vth_sum;
         }
         grads.get_or_alloc_mut(&tau)?[0] += g_tau as f32;
         grads.get_or_alloc_mut(&v_th)?[0] += g_vth as f32;
