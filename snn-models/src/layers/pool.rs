@@ -2,6 +2,8 @@
 //! voting layer (mean of each group of `k` features).
 
 use super::{Nhwc, Rows};
+#[cfg(not(feature = "cuda"))]
+use rayon::prelude::*;
 use snn_core::dfdx::prelude::*;
 use snn_core::{Error, Result};
 
@@ -100,31 +102,32 @@ fn max_pool_cpu(x: Nhwc, k: usize) -> Nhwc {
     let xs = snn_core::host::read(&x);
     let mut y = vec![0.0f32; n * ho * wo * c];
     let mut arg = vec![0u8; n * ho * wo * c];
-    let at = move |b: usize, yy: usize, xx: usize| ((b * h + yy) * w + xx) * c;
-    for b in 0..n {
-        for oy in 0..ho {
+    // Output row r = (b, oy) reads input rows k*r .. k*r + k, one contiguous
+    // block: rows are independent and split across threads.
+    let (in_row, out_row) = (k * w * c, wo * c);
+    y.par_chunks_mut(out_row)
+        .zip(arg.par_chunks_mut(out_row))
+        .zip(xs.par_chunks(in_row))
+        .for_each(|((y_r, arg_r), x_r)| {
             for ox in 0..wo {
-                let o = ((b * ho + oy) * wo + ox) * c;
-                let first = at(b, oy * k, ox * k);
-                y[o..o + c].copy_from_slice(&xs[first..first + c]);
+                let (y_w, arg_w) = (&mut y_r[ox * c..][..c], &mut arg_r[ox * c..][..c]);
+                y_w.copy_from_slice(&x_r[ox * k * c..][..c]);
                 for ky in 0..k {
                     for kx in 0..k {
                         if ky + kx == 0 {
                             continue;
                         }
-                        let src = at(b, oy * k + ky, ox * k + kx);
+                        let src = &x_r[(ky * w + ox * k + kx) * c..][..c];
                         let slot = (ky * k + kx) as u8;
-                        for ch in 0..c {
-                            if xs[src + ch] > y[o + ch] {
-                                y[o + ch] = xs[src + ch];
-                                arg[o + ch] = slot;
-                            }
+                        for ((yv, a), &v) in y_w.iter_mut().zip(arg_w.iter_mut()).zip(src) {
+                            let wins = v > *yv;
+                            *yv = if wins { v } else { *yv };
+                            *a = if wins { slot } else { *a };
                         }
                     }
                 }
             }
-        }
-    }
+        });
     drop(xs);
     let out = x.device().tensor_from_vec(y, (n, ho, wo, c));
     if !snn_core::grad::is_enabled() {
@@ -134,26 +137,24 @@ fn max_pool_cpu(x: Nhwc, k: usize) -> Nhwc {
     tape.add_backward_op(move |grads| {
         let gy = snn_core::host::take_grad(grads, &out_id)?;
         let gx = grads.get_or_alloc_mut(&x)?;
-        for b in 0..n {
-            for oy in 0..ho {
+        gx.par_chunks_mut(in_row)
+            .zip(gy.par_chunks(out_row).zip(arg.par_chunks(out_row)))
+            .for_each(|(gx_r, (gy_r, arg_r))| {
                 for ox in 0..wo {
-                    let o = ((b * ho + oy) * wo + ox) * c;
-                    let (g, win) = (&gy[o..o + c], &arg[o..o + c]);
+                    let (g, win) = (&gy_r[ox * c..][..c], &arg_r[ox * c..][..c]);
                     // One pass per window cell, a select per channel (no
                     // division, vectorises); losers add an exact zero.
                     for ky in 0..k {
                         for kx in 0..k {
                             let slot = (ky * k + kx) as u8;
-                            let src = at(b, oy * k + ky, ox * k + kx);
-                            let dst = &mut gx[src..src + c];
+                            let dst = &mut gx_r[(ky * w + ox * k + kx) * c..][..c];
                             for ((d, &gv), &a) in dst.iter_mut().zip(g).zip(win) {
                                 *d += if a == slot { gv } else { 0.0 };
                             }
                         }
                     }
                 }
-            }
-        }
+            });
         Ok(())
     });
     out.put_tape(tape)
