@@ -467,6 +467,12 @@ pub fn bench(
             r.images_per_second,
             r.peak_rss_mib
         ));
+        if let Some(p) = &r.phases {
+            say(&format!(
+                "  phases (medians): forward {:.3} s, backward {:.3} s, update {:.3} s",
+                p.forward_s, p.backward_s, p.update_s
+            ));
+        }
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 
 use snn_models::layers::gemm::matmul;
 use snn_models::layers::spike_gemm::{self, SpikeMatrix};
+use snn_models::layers::spike_sparse::{self, SpikeLists};
 use std::time::Instant;
 
 fn median_ms(mut f: impl FnMut()) -> f64 {
@@ -34,8 +35,15 @@ fn main() {
     };
     println!("density {density}");
     println!(
-        "{:<24} {:>10} {:>10} {:>10} {:>10} {:>8}",
-        "shape m x k x n", "dense fwd", "spike fwd", "dense dW", "spike dW", "pack"
+        "{:<24} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "shape m x k x n",
+        "dense fwd",
+        "table fwd",
+        "lists fwd",
+        "dense dW",
+        "table dW",
+        "lists dW",
+        "pack"
     );
     for (label, m, k, n) in [
         ("conv2 b16", 128 * 196, 1152, 128),
@@ -59,8 +67,12 @@ fn main() {
         let s = SpikeMatrix::pack(&x, m, k).expect("binary");
         let spike_fwd = median_ms(|| spike_gemm::matmul(&s, &w, n, &mut out));
         let spike_dw = median_ms(|| spike_gemm::weight_grad(&s, &g, n, &mut dw));
+        let lists_fwd =
+            median_ms(|| spike_sparse::matmul(&SpikeLists::from_bits(&s), &w, n, &mut out));
+        let lists_dw =
+            median_ms(|| spike_sparse::weight_grad(&SpikeLists::from_bits(&s), &g, n, &mut dw));
         println!(
-            "{label:<10} {:>13} {dense_fwd:>10.1} {spike_fwd:>10.1} {dense_dw:>10.1} {spike_dw:>10.1} {pack:>8.1}",
+            "{label:<10} {:>13} {dense_fwd:>10.1} {spike_fwd:>10.1} {lists_fwd:>10.1} {dense_dw:>10.1} {spike_dw:>10.1} {lists_dw:>10.1} {pack:>8.1}",
             format!("{m}x{k}x{n}")
         );
     }

@@ -560,8 +560,11 @@ fn tdbn_scales_the_normalised_value_by_alpha_vth() {
 
 #[test]
 fn spike_linear_matches_composed_twin() {
+    use snn_models::layers::linear::SpikeProduct;
     use snn_models::layers::LayerKernel;
-    let (n, f, o) = (300, 77, 130);
+    // 600 inputs span the index-list kernel's weight blocks; 130 outputs
+    // are two full column tiles and a partial one.
+    let (n, f, o) = (300, 600, 130);
     let mut r = rng();
     let raw = init::uniform(&mut r, n * f, -1.0, 1.0);
     let spikes: Vec<f32> = raw.iter().map(|v| (*v > 0.3) as u8 as f32).collect();
@@ -570,15 +573,18 @@ fn spike_linear_matches_composed_twin() {
         let mut store = store_with(&values);
         let mut fc = Linear::new("fc", f, o, true, WeightInit::Torch, &mut store, &mut r).unwrap();
         let c = init::uniform(&mut init::rng(5), n * o, -1.0, 1.0);
-        let mut results = Vec::new();
-        for imp in [LayerKernel::Auto, LayerKernel::Composed] {
+        let mut run = |imp, spike_kernel| {
             fc.kernel_impl = imp;
+            fc.spike_kernel = spike_kernel;
             let (x, _) = store.taped("x").unwrap().split_tape();
             let x = x.traced(store.new_grads().unwrap()).reshape_like(&(n, f));
             let y = fc.forward(x, &store).unwrap().reshape_like(&(n, 1, 1, o));
             let v = y.retaped::<NoneTape>().as_vec();
-            results.push((v, loss_and_grads(&store, y, &c).1));
+            (v, loss_and_grads(&store, y, &c).1)
+        };
+        let composed = run(LayerKernel::Composed, None);
+        for kernel in [None, Some(SpikeProduct::Lists), Some(SpikeProduct::Table)] {
+            assert_twins(&run(LayerKernel::Auto, kernel), &composed);
         }
-        assert_twins(&results[0], &results[1]);
     }
 }

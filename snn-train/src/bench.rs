@@ -30,6 +30,22 @@ pub struct BenchReport {
     /// Peak resident memory of the process (VmHWM), MiB; 0 if unknown.
     pub peak_rss_mib: f64,
     pub device: String,
+    /// Median seconds of each phase of a training step (absent when
+    /// inferring): where a step's time goes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phases: Option<Phases>,
+}
+
+/// Medians of the phases of a training step, in seconds. Each is its own
+/// median, so they need not add up to the step's.
+#[derive(Clone, Debug, Serialize)]
+pub struct Phases {
+    /// The model's forward pass and loss, recording the tape.
+    pub forward_s: f64,
+    /// The backward pass over the tape.
+    pub backward_s: f64,
+    /// The optimizer step and the layers' running-statistics updates.
+    pub update_s: f64,
 }
 
 /// `[C, H, W]` of the config's dataset, without reading the data where the
@@ -68,6 +84,7 @@ pub fn run(
     let [c, h, w] = shape;
     let n = batch * c * h * w;
     let mut times = Vec::with_capacity(steps);
+    let mut phases: [Vec<f64>; 3] = Default::default();
     for i in 0..warmup + steps {
         let images = init::uniform(&mut rng, n, 0.0, 1.0);
         let labels: Vec<u8> = (0..batch).map(|k| ((k * 7 + i) % classes) as u8).collect();
@@ -80,10 +97,19 @@ pub fn run(
                 fwd.loss = cfg.train.loss;
                 let objective = model.objective(x, &labels, &mut fwd)?;
                 let updates = std::mem::take(&mut fwd.updates);
+                let t1 = Instant::now();
                 let mut grads = objective.loss.backward();
+                let t2 = Instant::now();
                 opt.update(&mut store, &mut grads, cfg.train.lr)?;
                 Forward::apply_updates(updates, &mut store)?;
                 model.after_step(&mut store)?;
+                if i >= warmup {
+                    let ends = [t1, t2, Instant::now()];
+                    let starts = [t0, t1, t2];
+                    for ((p, a), b) in phases.iter_mut().zip(starts).zip(ends) {
+                        p.push((b - a).as_secs_f64());
+                    }
+                }
             }
             Mode::Infer => snn_core::grad::no_grad(|| -> Result<()> {
                 let x = x.traced(Gradients::leaky());
@@ -103,6 +129,17 @@ pub fn run(
     let mut sorted = times.clone();
     sorted.sort_by(|a, b| a.total_cmp(b));
     let median = sorted[sorted.len() / 2];
+    let phases = (mode == Mode::Train).then(|| {
+        let [forward_s, backward_s, update_s] = phases.map(|mut p| {
+            p.sort_by(|a, b| a.total_cmp(b));
+            p[p.len() / 2]
+        });
+        Phases {
+            forward_s,
+            backward_s,
+            update_s,
+        }
+    });
     Ok(BenchReport {
         mode: format!("{mode:?}").to_lowercase(),
         batch,
@@ -114,6 +151,7 @@ pub fn run(
         images_per_second: batch as f64 / median,
         peak_rss_mib: peak_rss_mib(),
         device: device::DEVICE_NAME.into(),
+        phases,
     })
 }
 

@@ -1,9 +1,10 @@
 //! Fully connected layer, `y = x W (+ b)`, weight `[in, out]`.
 //!
 //! On the CPU, when the input is a spike matrix (every value 0 or one
-//! common value, dropout's scaled spikes included) and has enough rows, the
-//! product and the weight gradient run by table lookup on packed bits
-//! ([`super::spike_gemm`]); otherwise dfdx's matmul.
+//! common value, dropout's scaled spikes included), the product and the
+//! weight gradient run on the spikes: by index lists when few are ones
+//! ([`super::spike_sparse`]), by table lookup on packed bits when there are
+//! enough rows ([`super::spike_gemm`]); otherwise dfdx's matmul.
 
 use super::{LayerKernel, Rows};
 use snn_core::dfdx::prelude::*;
@@ -17,6 +18,9 @@ pub struct Linear {
     pub inputs: usize,
     pub outputs: usize,
     pub kernel_impl: LayerKernel,
+    /// Forces this spike kernel for spike inputs (tests, benchmarks);
+    /// `None` chooses by the measured density.
+    pub spike_kernel: Option<SpikeProduct>,
 }
 
 impl Linear {
@@ -47,6 +51,7 @@ impl Linear {
             inputs,
             outputs,
             kernel_impl: LayerKernel::Auto,
+            spike_kernel: None,
         })
     }
 
@@ -69,8 +74,9 @@ impl Linear {
         self.add_bias(x.matmul(w), store)
     }
 
-    /// `x W` by table lookup when `x` is a large enough spike matrix;
-    /// otherwise `x` back unchanged.
+    /// `x W` by a spike kernel when `x` is a spike matrix and one of them
+    /// beats the dense product ([`SpikeProduct::choose`]); otherwise `x`
+    /// back unchanged.
     #[cfg(not(feature = "cuda"))]
     fn spike_product(
         &self,
@@ -78,33 +84,46 @@ impl Linear {
         store: &ParamStore,
     ) -> Result<std::result::Result<Rows, Rows>> {
         use super::spike_gemm::{self, SpikeMatrix};
+        use super::spike_sparse::{self, SpikeLists};
         use snn_core::host;
         let (n, f) = *x.shape();
-        if self.kernel_impl != LayerKernel::Auto || !spike_gemm::worthwhile(n) {
+        if self.kernel_impl != LayerKernel::Auto {
             return Ok(Err(x));
         }
         let x = x.reshape_like(&(n, f));
         let Some(bits) = SpikeMatrix::pack(&host::read(&x), n, f) else {
             return Ok(Err(x));
         };
+        let o = self.outputs;
+        let choice = self.spike_kernel.or_else(|| SpikeProduct::choose(&bits, o));
+        let product = match choice {
+            Some(SpikeProduct::Table) => SpikeOperand::Bits(bits),
+            Some(SpikeProduct::Lists) => SpikeOperand::Lists(SpikeLists::from_bits(&bits)),
+            None => return Ok(Err(x)),
+        };
         let (x, x_tape) = x.split_tape();
         let (weight, w_tape) = store.taped(&self.weight)?.split_tape();
         let mut tape = x_tape.merge(w_tape);
         let ws = host::read(&weight);
-        let o = self.outputs;
         let mut y = vec![0.0f32; n * o];
-        spike_gemm::matmul(&bits, &ws, o, &mut y);
+        match &product {
+            SpikeOperand::Bits(b) => spike_gemm::matmul(b, &ws, o, &mut y),
+            SpikeOperand::Lists(l) => spike_sparse::matmul(l, &ws, o, &mut y),
+        }
         let out = x.device().tensor_from_vec(y, (n, o));
         if snn_core::grad::is_enabled() {
             let out_id = out.clone();
             tape.add_backward_op(move |grads| {
                 let gy = host::take_grad(grads, &out_id)?;
-                let mut dx = vec![0.0f32; n * f];
-                super::gemm::matmul(n, f, o, &gy, false, &ws, true, &mut dx, false);
-                let mut dw = vec![0.0f32; f * o];
-                spike_gemm::weight_grad(&bits, &gy, o, &mut dw);
-                host::add_grad(grads, &x, &dx)?;
-                host::add_grad(grads, &weight, &dw)
+                // Both gradients add straight into the accumulator.
+                let dx = grads.get_or_alloc_mut(&x)?;
+                super::gemm::matmul(n, f, o, &gy, false, &ws, true, dx, true);
+                let dw = grads.get_or_alloc_mut(&weight)?;
+                match &product {
+                    SpikeOperand::Bits(b) => spike_gemm::weight_grad(b, &gy, o, dw),
+                    SpikeOperand::Lists(l) => spike_sparse::weight_grad(l, &gy, o, dw),
+                }
+                Ok(())
             });
         }
         Ok(Ok(out.put_tape(tape)))
@@ -120,4 +139,51 @@ impl Linear {
             None => y,
         })
     }
+}
+
+/// Which spike kernel a product runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpikeProduct {
+    /// Index lists of the ones ([`super::spike_sparse`]).
+    Lists,
+    /// Subset-sum tables over packed bits ([`super::spike_gemm`]).
+    Table,
+}
+
+impl SpikeProduct {
+    /// The kernel for `bits` times a weight with `n` output columns, from
+    /// the measured density; `None` where the dense product is as fast.
+    /// Costs relative to the dense product, measured with
+    /// `examples/spike_gemm.rs` at FC1's shape (forward and weight gradient
+    /// alike): the lists ~2.2 x density (given at least two 64-column tiles
+    /// per thread to spread the work), the table ~0.6 from 256 rows up.
+    pub fn choose(bits: &super::spike_gemm::SpikeMatrix, n: usize) -> Option<Self> {
+        const LISTS_PER_DENSITY: f64 = 2.2;
+        const TABLE: f64 = 0.6;
+        let threads = rayon::current_num_threads().max(1);
+        let lists = if n >= 2 * 64 * threads {
+            LISTS_PER_DENSITY * bits.density()
+        } else {
+            f64::INFINITY
+        };
+        let table = if super::spike_gemm::worthwhile(bits.rows) {
+            TABLE
+        } else {
+            f64::INFINITY
+        };
+        if lists < table.min(1.0) {
+            Some(Self::Lists)
+        } else if table < 1.0 {
+            Some(Self::Table)
+        } else {
+            None
+        }
+    }
+}
+
+/// The spike operand kept for backward, in the chosen kernel's form.
+#[cfg(not(feature = "cuda"))]
+enum SpikeOperand {
+    Bits(super::spike_gemm::SpikeMatrix),
+    Lists(super::spike_sparse::SpikeLists),
 }

@@ -18,6 +18,9 @@ pub mod gemm;
 pub mod linear;
 pub mod pool;
 pub mod spike_gemm;
+pub mod spike_sparse;
+#[cfg(test)]
+mod test_util;
 
 pub use batchnorm::BatchNorm;
 pub use conv::Conv2d;

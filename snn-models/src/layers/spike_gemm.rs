@@ -75,6 +75,16 @@ impl SpikeMatrix {
         })
     }
 
+    /// How many entries are `scale`.
+    pub fn ones(&self) -> usize {
+        self.bits.iter().map(|b| b.count_ones() as usize).sum()
+    }
+
+    /// The fraction of entries that are `scale` (0 for an empty matrix).
+    pub fn density(&self) -> f64 {
+        self.ones() as f64 / (self.rows * self.k).max(1) as f64
+    }
+
     /// 4-bit pattern of group `g` (columns `4g..4g+4`) of row `r`.
     #[inline(always)]
     fn nibble(&self, r: usize, g: usize) -> usize {
@@ -459,68 +469,13 @@ fn bucket_rows_portable(
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_util::check_products;
     use super::*;
-
-    fn dense(x: &[f32], w: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
-        let mut out = vec![0.0f32; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                out[i * n + j] = (0..k).map(|l| x[i * k + l] * w[l * n + j]).sum();
-            }
-        }
-        out
-    }
-
-    fn close(a: &[f32], b: &[f32]) {
-        let scale = b.iter().fold(1.0f32, |s, v| s.max(v.abs()));
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!((x - y).abs() <= 1e-5 * scale, "{i}: {x} vs {y}");
-        }
-    }
-
-    /// Deterministic pseudo-random values in [-1, 1).
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
 
     #[test]
     fn products_match_the_dense_definition_at_every_density_and_odd_sizes() {
         // k not a multiple of 4 or 8, n over two tiles and not a multiple of 64.
-        let (m, k, n) = (37, 45, 150);
-        let w = values(k * n, 1);
-        let g = values(m * n, 2);
-        for (density, scale) in [(0.0, 1.0), (0.1, 1.0), (0.8, 2.0), (1.0, 1.0)] {
-            let x: Vec<f32> = values(m * k, 3)
-                .iter()
-                .map(|u| {
-                    if (u + 1.0) / 2.0 < density {
-                        scale
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
-            let s = SpikeMatrix::pack(&x, m, k).unwrap();
-            let mut out = vec![f32::NAN; m * n];
-            matmul(&s, &w, n, &mut out);
-            close(&out, &dense(&x, &w, m, k, n));
-            // dW = X^T G, accumulated onto what is there.
-            let mut dw = vec![0.5f32; k * n];
-            weight_grad(&s, &g, n, &mut dw);
-            let xt: Vec<f32> = (0..k * m).map(|i| x[(i % m) * k + i / m]).collect();
-            let want: Vec<f32> = dense(&xt, &g, k, m, n).iter().map(|v| v + 0.5).collect();
-            close(&dw, &want);
-        }
+        check_products(37, 45, 150, matmul, weight_grad);
     }
 
     #[test]
@@ -532,5 +487,6 @@ mod tests {
         assert!(SpikeMatrix::pack(&[1.0, 0.5], 1, 2).is_none());
         assert!(SpikeMatrix::pack(&[1.0, -1.0], 2, 1).is_none());
         assert_eq!(SpikeMatrix::pack(&[0.0; 4], 2, 2).unwrap().scale, 1.0);
+        assert_eq!((s.ones(), s.density()), (3, 0.3));
     }
 }
