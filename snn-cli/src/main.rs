@@ -125,7 +125,32 @@ enum Command {
 /// mimalloc's `mi_option_purge_delay` (the same index in its v2 and v3).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
+/// A build for x86-64-v3 (see `.cargo/config.toml`) on a CPU without AVX2
+/// or FMA would die of an illegal instruction somewhere in a kernel; say
+/// what is wrong instead. Reads CPUID directly: with the features enabled
+/// at compile time, `is_x86_feature_detected!` answers true unasked.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+fn check_cpu() {
+    #[allow(unused_unsafe)]
+    // SAFETY: CPUID exists on every x86-64 CPU.
+    let (leaf1, leaf7) = unsafe {
+        use std::arch::x86_64::{__cpuid, __cpuid_count};
+        (__cpuid(1), __cpuid_count(7, 0))
+    };
+    let fma = leaf1.ecx & (1 << 12) != 0;
+    let avx2 = leaf7.ebx & (1 << 5) != 0;
+    if !(fma && avx2) {
+        eprintln!(
+            "error: this snn was built for x86-64-v3 (AVX2 and FMA) and this CPU lacks them; \
+             rebuild with RUSTFLAGS=\"-C target-cpu=x86-64\" (see .cargo/config.toml)"
+        );
+        std::process::exit(1);
+    }
+}
+
 fn main() {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    check_cpu();
     // Never hand freed memory back to the OS: a training step frees and
     // re-allocates the same large buffers, and re-faulting them costs the
     // kernel zeroing every page again (measured on the FSVAE step at batch
