@@ -111,22 +111,59 @@ pub fn simulate(x: &[f32], steps: usize, m: usize, tau: f32, v_th: f32) -> (Vec<
             .zip(x_row.par_chunks(CHUNK))
             .enumerate();
         tasks.for_each(|(c, ((u_c, o_c), x_c))| {
-            if t == 0 {
-                u_c.copy_from_slice(x_c);
-            } else {
+            let prev = (t > 0).then(|| {
                 let from = (t - 1) * m + c * CHUNK;
-                let up_c = &us_prev[from..from + u_c.len()];
-                let op_c = &o_prev[from..from + u_c.len()];
-                for (((u, &up), &op), &xi) in u_c.iter_mut().zip(up_c).zip(op_c).zip(x_c) {
-                    *u = tau * up * (1.0 - op) + xi;
-                }
-            }
-            for (o, &u) in o_c.iter_mut().zip(u_c.iter()) {
-                *o = fires(u, v_th);
-            }
+                u_c.copy_from_slice(&us_prev[from..from + u_c.len()]);
+                &o_prev[from..from + u_c.len()]
+            });
+            step(u_c, prev, x_c, o_c, tau, v_th);
         });
     }
     (us, spikes)
+}
+
+/// [`simulate`]'s spikes alone, for passes without gradients: one row of
+/// membrane potentials carried through time instead of all `T`.
+pub fn simulate_spikes(x: &[f32], steps: usize, m: usize, tau: f32, v_th: f32) -> Vec<f32> {
+    let is_static = x.len() == m && steps > 1;
+    let mut u = vec![0.0f32; m];
+    let mut spikes = vec![0.0f32; steps * m];
+    for t in 0..steps {
+        let x_row = if is_static {
+            &x[..m]
+        } else {
+            &x[t * m..(t + 1) * m]
+        };
+        let (o_prev, o_cur) = spikes.split_at_mut(t * m);
+        let tasks = u
+            .par_chunks_mut(CHUNK)
+            .zip(o_cur[..m].par_chunks_mut(CHUNK))
+            .zip(x_row.par_chunks(CHUNK))
+            .enumerate();
+        tasks.for_each(|(c, ((u_c, o_c), x_c))| {
+            let from = t.saturating_sub(1) * m + c * CHUNK;
+            let prev = (t > 0).then(|| &o_prev[from..from + u_c.len()]);
+            step(u_c, prev, x_c, o_c, tau, v_th);
+        });
+    }
+    spikes
+}
+
+/// One step for a chunk of neurons: `u` holds `u[t-1]` (ignored at the
+/// first step, `o_prev == None`) and becomes `u[t]`; `o` gets the spikes.
+#[inline(always)]
+fn step(u: &mut [f32], o_prev: Option<&[f32]>, x: &[f32], o: &mut [f32], tau: f32, v_th: f32) {
+    match o_prev {
+        None => u.copy_from_slice(x),
+        Some(o_prev) => {
+            for ((u, &op), &xi) in u.iter_mut().zip(o_prev).zip(x) {
+                *u = tau * *u * (1.0 - op) + xi;
+            }
+        }
+    }
+    for (o, &u) in o.iter_mut().zip(u.iter()) {
+        *o = fires(u, v_th);
+    }
 }
 
 /// `H(u - v_th)` with `H(0) = 1`.
@@ -165,12 +202,13 @@ pub fn forward_fused(x: Mat, steps: usize, tau: FlatT, v_th: FlatT, d: Dynamics)
     let (v_th, vth_tape) = v_th.split_tape();
     let mut tape = x_tape.merge(tau_tape).merge(vth_tape);
 
-    let (us, spikes) = simulate(&host::read(&x), steps, m, tau_v, vth_v);
     let dev = x.device().clone();
-    let out = dev.tensor_from_vec(spikes, (steps, m));
     if !snn_core::grad::is_enabled() {
-        return Ok(out.put_tape(tape));
+        let spikes = simulate_spikes(&host::read(&x), steps, m, tau_v, vth_v);
+        return Ok(dev.tensor_from_vec(spikes, (steps, m)).put_tape(tape));
     }
+    let (us, spikes) = simulate(&host::read(&x), steps, m, tau_v, vth_v);
+    let out = dev.tensor_from_vec(spikes, (steps, m));
     let out_id = out.clone();
     tape.add_backward_op(move |grads| {
         let g_out = host::take_grad(grads, &out_id)?;

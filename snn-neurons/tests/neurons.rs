@@ -4,7 +4,7 @@
 use snn_core::dfdx::prelude::*;
 use snn_core::spec::NeuronSpec;
 use snn_core::{device, ParamStore, Tp};
-use snn_neurons::dynamics::simulate;
+use snn_neurons::dynamics::{simulate, simulate_spikes};
 use snn_neurons::{AlifSpec, Kernel, LifSpec, PlifSpec, Surrogate, WindowCenter};
 
 struct Grads {
@@ -380,5 +380,22 @@ fn static_input_path_equals_repeating_the_input() {
         assert_eq!(r.0, results[0].0);
         assert_all_close("dx static", &r.1, &results[0].1, 1e-5);
         assert!(close(r.2, results[0].2, 1e-5));
+    }
+}
+
+#[test]
+fn spikes_without_membrane_history_equal_the_full_simulation() {
+    // Time-varying and static inputs; 40,000 neurons span three chunks.
+    let (steps, m) = (6, 40_000);
+    let mut rng = snn_core::init::rng(11);
+    let x = snn_core::init::uniform(&mut rng, steps * m, -0.3, 0.8);
+    for input in [&x[..], &x[..m]] {
+        let (_, full) = simulate(input, steps, m, 0.6, 0.5);
+        let fired = full.iter().filter(|&&o| o == 1.0).count();
+        assert!(
+            fired > steps * m / 10 && fired < steps * m * 9 / 10,
+            "{fired}"
+        );
+        assert_eq!(simulate_spikes(input, steps, m, 0.6, 0.5), full);
     }
 }

@@ -10,6 +10,8 @@ pub mod notation;
 
 use crate::layers::{pool, BatchNorm, Conv2d, Dropout, Linear, Nhwc};
 use notation::Atom;
+#[cfg(not(feature = "cuda"))]
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{Rng, WeightInit};
@@ -228,29 +230,43 @@ fn static_spikes_pooled(
     let per = h * w * c;
     let pooled_per = ho * wo * c;
     let mut out = vec![0.0f32; steps * b * pooled_per];
-    let mut fired = 0.0f64;
-    for (img, currents) in xs.chunks_exact(per).enumerate() {
+    let mut fired = 0usize;
+    // Images in groups: each group's spikes ([T, images, H, W, C], 25 MB
+    // for 8 MNIST images) are pooled image-parallel, step by step, into
+    // the group's slots of each step's output.
+    const GROUP: usize = 8;
+    for (group, currents) in xs.chunks(GROUP * per).enumerate() {
+        let images = currents.len() / per;
         let row = dev
-            .tensor_from_vec(currents.to_vec(), (1, per))
+            .tensor_from_vec(currents.to_vec(), (1, currents.len()))
             .traced(Gradients::leaky());
         let spikes = neuron.forward_static(row, steps, fwd.store)?;
-        let spikes = snn_core::host::read(&spikes.reshape_like(&(steps, per)));
-        for (t, plane) in spikes.chunks_exact(per).enumerate() {
-            fired += plane.iter().map(|&v| v as f64).sum::<f64>();
-            let dst = &mut out[(t * b + img) * pooled_per..][..pooled_per];
-            dst.fill(f32::NEG_INFINITY);
-            for y in 0..h {
-                for xx in 0..w {
-                    let src = &plane[(y * w + xx) * c..][..c];
-                    let cell = &mut dst[((y / k) * wo + xx / k) * c..][..c];
-                    cell.iter_mut().zip(src).for_each(|(d, v)| *d = d.max(*v));
-                }
-            }
+        let spikes = snn_core::host::read(&spikes.reshape_like(&(steps, currents.len())));
+        for (t, planes) in spikes.chunks_exact(currents.len()).enumerate() {
+            let first = t * b + group * GROUP;
+            let dst = &mut out[first * pooled_per..(first + images) * pooled_per];
+            fired += dst
+                .par_chunks_mut(pooled_per)
+                .zip(planes.par_chunks(per))
+                .map(|(dst, plane)| {
+                    dst.fill(f32::NEG_INFINITY);
+                    for y in 0..h {
+                        for xx in 0..w {
+                            let src = &plane[(y * w + xx) * c..][..c];
+                            let cell = &mut dst[((y / k) * wo + xx / k) * c..][..c];
+                            cell.iter_mut().zip(src).for_each(|(d, v)| *d = d.max(*v));
+                        }
+                    }
+                    // Spikes are 0 or 1: counting them is their sum, and
+                    // an integer count vectorises where an f64 sum cannot.
+                    plane.iter().filter(|&&v| v != 0.0).count()
+                })
+                .sum::<usize>();
         }
     }
     fwd.rates.push((
         name.to_string(),
-        (fired / (steps * b * per).max(1) as f64) as f32,
+        (fired as f64 / (steps * b * per).max(1) as f64) as f32,
     ));
     Ok(dev
         .tensor_from_vec(out, (steps * b, ho, wo, c))
