@@ -21,7 +21,7 @@
 use rayon::prelude::*;
 
 /// Output columns per table tile: 8 AVX2 registers of accumulators.
-const TILE: usize = 64;
+pub(super) const TILE: usize = 64;
 /// Groups per cache block: 64 groups x 16 patterns x 256 B = 256 KiB.
 const BLOCK: usize = 64;
 /// Output rows per pass of the forward product: their 64 columns (256
@@ -196,22 +196,38 @@ pub fn matmul(a: &SpikeMatrix, w: &[f32], n: usize, out: &mut [f32]) {
 /// each table entry is built once (split by rows, every thread would build
 /// every table, which costs as much as the lookups at ~100 rows).
 fn matmul_by_tiles(a: &SpikeMatrix, w: &[f32], n: usize, out: &mut [f32]) {
+    by_column_tiles(a.rows, n, 1.0, out, |n0, width, cols| {
+        let mut table = vec![[0.0f32; TILE]; BLOCK * 16];
+        column_tile(a, w, n, n0, &mut table, 0, cols, width, 0);
+    });
+}
+
+/// Fills `out` (`[rows, n]`) one tile of `TILE` columns per task:
+/// `tile(n0, width, cols)` computes columns `n0..n0 + width` into `cols`
+/// (`[rows, width]`), and they are copied into `out` times `scale`.
+pub(super) fn by_column_tiles(
+    rows: usize,
+    n: usize,
+    scale: f32,
+    out: &mut [f32],
+    tile: impl Fn(usize, usize, &mut [f32]) + Sync,
+) {
     let tiles: Vec<(usize, Vec<f32>)> = (0..n)
         .step_by(TILE)
         .collect::<Vec<_>>()
         .into_par_iter()
         .map(|n0| {
             let width = TILE.min(n - n0);
-            let mut cols = vec![0.0f32; a.rows * width];
-            let mut table = vec![[0.0f32; TILE]; BLOCK * 16];
-            column_tile(a, w, n, n0, &mut table, 0, &mut cols, width, 0);
+            let mut cols = vec![0.0f32; rows * width];
+            tile(n0, width, &mut cols);
             (n0, cols)
         })
         .collect();
     for (n0, cols) in tiles {
         let width = TILE.min(n - n0);
         for (dst, src) in out.chunks_exact_mut(n).zip(cols.chunks_exact(width)) {
-            dst[n0..n0 + width].copy_from_slice(src);
+            let dst = &mut dst[n0..n0 + width];
+            dst.iter_mut().zip(src).for_each(|(d, v)| *d = scale * v);
         }
     }
 }

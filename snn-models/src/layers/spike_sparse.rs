@@ -14,11 +14,10 @@
 //! Sums run in a different order from a dense GEMM, so results agree with
 //! it to rounding, not bit for bit.
 
-use super::spike_gemm::SpikeMatrix;
+// Output columns per pass (the table kernel's tile): 8 AVX2 registers.
+use super::spike_gemm::{by_column_tiles, SpikeMatrix, TILE};
 use rayon::prelude::*;
 
-/// Output columns per pass: 8 AVX2 registers of accumulators.
-const TILE: usize = 64;
 /// Weight rows per cache block: 1024 rows of one 64-column tile are 256
 /// KiB, which stay in L2 while every output row of a task adds from them.
 const K_BLOCK: usize = 256;
@@ -101,46 +100,29 @@ pub fn matmul(a: &SpikeLists, w: &[f32], n: usize, out: &mut [f32]) {
     if a.rows == 0 || n == 0 {
         return;
     }
-    let tiles: Vec<(usize, Vec<f32>)> = (0..n)
-        .step_by(TILE)
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .map(|n0| {
-            let width = TILE.min(n - n0);
-            let mut cols = vec![0.0f32; a.rows * width];
-            let mut cursor = a.starts[..a.rows].to_vec();
-            let mut block = vec![0.0f32; K_BLOCK * width];
-            for k0 in (0..a.k).step_by(K_BLOCK) {
-                let k1 = (k0 + K_BLOCK).min(a.k);
-                // The block's weights, packed contiguous: in place, rows
-                // of a wide layer sit one page apart and evict each other.
-                for (dst, j) in block.chunks_exact_mut(width).zip(k0..k1) {
-                    dst.copy_from_slice(&w[j * n + n0..j * n + n0 + width]);
-                }
-                for (r, acc) in cols.chunks_exact_mut(width).enumerate() {
-                    // Lists are sorted: the block's part starts at the
-                    // cursor and ends at the first column past the block.
-                    let (from, end) = (cursor[r], a.starts[r + 1]);
-                    let mut to = from;
-                    while to < end && (a.cols[to] as usize) < k1 {
-                        to += 1;
-                    }
-                    add_rows(&a.cols[from..to], k0, &block[..(k1 - k0) * width], acc);
-                    cursor[r] = to;
-                }
+    by_column_tiles(a.rows, n, a.scale, out, |n0, width, cols| {
+        let mut cursor = a.starts[..a.rows].to_vec();
+        let mut block = vec![0.0f32; K_BLOCK * width];
+        for k0 in (0..a.k).step_by(K_BLOCK) {
+            let k1 = (k0 + K_BLOCK).min(a.k);
+            // The block's weights, packed contiguous: in place, rows of a
+            // wide layer sit one page apart and evict each other.
+            for (dst, j) in block.chunks_exact_mut(width).zip(k0..k1) {
+                dst.copy_from_slice(&w[j * n + n0..j * n + n0 + width]);
             }
-            (n0, cols)
-        })
-        .collect();
-    for (n0, cols) in tiles {
-        let width = TILE.min(n - n0);
-        for (dst, src) in out.chunks_exact_mut(n).zip(cols.chunks_exact(width)) {
-            dst[n0..n0 + width]
-                .iter_mut()
-                .zip(src)
-                .for_each(|(d, v)| *d = a.scale * v);
+            for (r, acc) in cols.chunks_exact_mut(width).enumerate() {
+                // Lists are sorted: the block's part starts at the cursor
+                // and ends at the first column past the block.
+                let (from, end) = (cursor[r], a.starts[r + 1]);
+                let mut to = from;
+                while to < end && (a.cols[to] as usize) < k1 {
+                    to += 1;
+                }
+                add_rows(&a.cols[from..to], k0, &block[..(k1 - k0) * width], acc);
+                cursor[r] = to;
+            }
         }
-    }
+    });
 }
 
 /// `dw += s * S^T G` for `g` `[rows, n]`, `dw` `[k, n]`. Weight rows are
