@@ -161,7 +161,7 @@ impl SpikeProduct {
         const LISTS_PER_DENSITY: f64 = 2.2;
         const TABLE: f64 = 0.6;
         let threads = rayon::current_num_threads().max(1);
-        let lists = if n >= 2 * 64 * threads {
+        let lists = if n >= 2 * super::spike_gemm::TILE * threads {
             LISTS_PER_DENSITY * bits.density()
         } else {
             f64::INFINITY
