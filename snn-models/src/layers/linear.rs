@@ -87,14 +87,16 @@ impl Linear {
         use super::spike_sparse::{self, SpikeLists};
         use snn_core::host;
         let (n, f) = *x.shape();
-        if self.kernel_impl != LayerKernel::Auto {
+        let o = self.outputs;
+        // Neither spike kernel can win at this shape: skip the read and scan.
+        let possible = self.spike_kernel.is_some() || SpikeProduct::any_applies(n, o);
+        if self.kernel_impl != LayerKernel::Auto || !possible {
             return Ok(Err(x));
         }
         let x = x.reshape_like(&(n, f));
         let Some(bits) = SpikeMatrix::pack(&host::read(&x), n, f) else {
             return Ok(Err(x));
         };
-        let o = self.outputs;
         let choice = self.spike_kernel.or_else(|| SpikeProduct::choose(&bits, o));
         let product = match choice {
             Some(SpikeProduct::Table) => SpikeOperand::Bits(bits),
@@ -160,8 +162,7 @@ impl SpikeProduct {
     pub fn choose(bits: &super::spike_gemm::SpikeMatrix, n: usize) -> Option<Self> {
         const LISTS_PER_DENSITY: f64 = 2.2;
         const TABLE: f64 = 0.6;
-        let threads = rayon::current_num_threads().max(1);
-        let lists = if n >= 2 * super::spike_gemm::TILE * threads {
+        let lists = if Self::lists_apply(n) {
             LISTS_PER_DENSITY * bits.density()
         } else {
             f64::INFINITY
@@ -178,6 +179,18 @@ impl SpikeProduct {
         } else {
             None
         }
+    }
+
+    /// Whether [`SpikeProduct::choose`] could pick a spike kernel for
+    /// `rows` x `n` at some density: if not, the input need not be packed.
+    pub fn any_applies(rows: usize, n: usize) -> bool {
+        Self::lists_apply(n) || super::spike_gemm::worthwhile(rows)
+    }
+
+    /// Lists need at least two column tiles per thread to spread the work.
+    fn lists_apply(n: usize) -> bool {
+        let threads = rayon::current_num_threads().max(1);
+        n >= 2 * super::spike_gemm::TILE * threads
     }
 }
 
