@@ -232,15 +232,21 @@ pub fn forward_fused(x: Mat, steps: usize, tau: FlatT, v_th: FlatT, d: Dynamics)
                 &zeros[..]
             };
             let go_row = &g_out[t * m..(t + 1) * m];
+            // A static input's gradient is the sum over time of one row.
+            let dst = if rows_in == 1 {
+                0..m
+            } else {
+                t * m..(t + 1) * m
+            };
             let tasks = gu
                 .par_chunks_mut(CHUNK)
                 .zip(gu_next.par_chunks(CHUNK))
                 .zip(u_row.par_chunks(CHUNK).zip(up_row.par_chunks(CHUNK)))
-                .zip(go_row.par_chunks(CHUNK));
+                .zip(go_row.par_chunks(CHUNK).zip(gx[dst].par_chunks_mut(CHUNK)));
             let (tau_sum, vth_sum) = tasks
                 .map_init(
                     || vec![0.0f32; CHUNK],
-                    |sg, (((g_c, gn_c), (u_c, up_c)), go_c)| {
+                    |sg, (((g_c, gn_c), (u_c, up_c)), (go_c, gx_c))| {
                         let sg = &mut sg[..g_c.len()];
                         d.sg_row(u_c, vth_v, sg);
                         let (mut lane_tau, mut lane_vth) = ([0.0f32; 8], [0.0f32; 8]);
@@ -259,24 +265,12 @@ pub fn forward_fused(x: Mat, steps: usize, tau: FlatT, v_th: FlatT, d: Dynamics)
                                 lane_tau[j] += g * up * (1.0 - fires(up, vth_v));
                             }
                         }
+                        gx_c.iter_mut().zip(g_c.iter()).for_each(|(a, b)| *a += b);
                         let sum = |l: [f32; 8]| l.iter().sum::<f32>() as f64;
                         (sum(lane_tau), sum(lane_vth))
                     },
                 )
                 .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
-            let dst = if rows_in == 1 {
-                0..m
-            } else {
-                t * m..(t + 1) * m
-            };
-            gx[dst]
-                .par_chunks_mut(CHUNK)
-                .zip(gu.par_chunks(CHUNK))
-                .for_each(|(a_c, b_c)| {
-                    for (a, b) in a_c.iter_mut().zip(b_c) {
-                        *a += b;
-                    }
-                });
             std::mem::swap(&mut gu, &mut gu_next);
             g_tau += tau_sum;
             g_vth += vth_sum;
