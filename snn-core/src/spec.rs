@@ -28,6 +28,33 @@ pub trait Neuron: Debug + Send + Sync {
     /// Current values of the neuron's scalar constants (learned or not), by
     /// name, for metrics: e.g. `[("tau", 0.25), ("v_th", 0.2)]`.
     fn constants(&self, store: &ParamStore) -> Result<NeuronConstants>;
+
+    /// The neuron's time step on host memory, if it offers one. Models use
+    /// it in passes without gradients to fuse the time loop with what
+    /// follows (a max-pool reads each step's spikes while they are in cache
+    /// instead of after all `T` steps are written out). `None`, the
+    /// default, keeps the model on [`Neuron::forward`], which is always
+    /// correct; offering a step only makes inference faster.
+    fn host_step(&self, store: &ParamStore) -> Result<Option<Box<dyn HostStep>>> {
+        let _ = store;
+        Ok(None)
+    }
+}
+
+/// One time step of a neuron's dynamics on host memory, without gradients.
+/// A kernel calls [`HostStep::step`] once per step for the same neurons in
+/// the same order of `x`, with state it zeroed before the first step; it
+/// must produce exactly the spikes [`Neuron::forward`] produces.
+pub trait HostStep: Send + Sync {
+    /// Floats of state per neuron (`state` holds `state_len() * x.len()`,
+    /// laid out as the neuron likes).
+    fn state_len(&self) -> usize {
+        1
+    }
+
+    /// Advances the neurons by one step from input currents `x`, writing
+    /// their spikes (0 or 1) into `spikes`.
+    fn step(&self, x: &[f32], state: &mut [f32], spikes: &mut [f32]);
 }
 
 /// Repeats a `[1, M]` row `steps` times: `[steps, M]`.

@@ -166,6 +166,30 @@ fn step(u: &mut [f32], o_prev: Option<&[f32]>, x: &[f32], o: &mut [f32], tau: f3
     }
 }
 
+/// The dynamics one step at a time for fused host kernels (without
+/// gradients). The state is the membrane after reset, `u[t] * (1 - o[t])`,
+/// so a step needs neither the previous spikes nor a first-step case:
+/// `tau * 0 + x` is `x`, and `tau * (u (1 - o))` equals [`simulate`]'s
+/// `tau * u * (1 - o)` exactly (a product by 1 or 0), so the spikes match
+/// it bit for bit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LifStep {
+    pub tau: f32,
+    pub v_th: f32,
+}
+
+impl snn_core::spec::HostStep for LifStep {
+    fn step(&self, x: &[f32], state: &mut [f32], spikes: &mut [f32]) {
+        let (tau, v_th) = (self.tau, self.v_th);
+        for ((r, &xi), o) in state.iter_mut().zip(x).zip(spikes.iter_mut()) {
+            let u = tau * *r + xi;
+            let f = fires(u, v_th);
+            *o = f;
+            *r = u * (1.0 - f);
+        }
+    }
+}
+
 /// `H(u - v_th)` with `H(0) = 1`.
 #[inline]
 pub fn fires(u: f32, v_th: f32) -> f32 {

@@ -1,10 +1,10 @@
 //! The LIF-family neuron layer: one (tau, v_th) pair per layer, either
 //! learned or fixed.
 
-use crate::dynamics::{self, Dynamics, Kernel};
+use crate::dynamics::{self, Dynamics, Kernel, LifStep};
 #[cfg(not(feature = "cuda"))]
 use snn_core::dfdx::shapes::HasShape;
-use snn_core::spec::Neuron;
+use snn_core::spec::{HostStep, Neuron};
 use snn_core::{Error, Mat, ParamStore, Result};
 
 /// Settings shared by the LIF, PLIF and ALIF specs.
@@ -79,10 +79,31 @@ impl Neuron for LifLayer {
         }
     }
 
+    fn host_step(&self, store: &ParamStore) -> Result<Option<Box<dyn HostStep>>> {
+        Ok(match self.kernel {
+            Kernel::Auto => Some(Box::new(LifStep {
+                tau: scalar_value(store, &self.tau_key)?,
+                v_th: scalar_value(store, &self.vth_key)?,
+            })),
+            Kernel::Composed => None,
+        })
+    }
+
     fn constants(&self, store: &ParamStore) -> Result<Vec<(String, f32)>> {
         Ok(vec![
-            ("tau".into(), store.values(&self.tau_key)?[0]),
-            ("v_th".into(), store.values(&self.vth_key)?[0]),
+            ("tau".into(), scalar_value(store, &self.tau_key)?),
+            ("v_th".into(), scalar_value(store, &self.vth_key)?),
         ])
+    }
+}
+
+/// The one value of scalar parameter `key`.
+fn scalar_value(store: &ParamStore, key: &str) -> Result<f32> {
+    match store.values(key)?.as_slice() {
+        [v] => Ok(*v),
+        other => Err(Error::shape(
+            key,
+            format!("expected 1 value, got {}", other.len()),
+        )),
     }
 }

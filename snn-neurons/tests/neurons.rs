@@ -399,3 +399,48 @@ fn spikes_without_membrane_history_equal_the_full_simulation() {
         assert_eq!(simulate_spikes(input, steps, m, 0.6, 0.5), full);
     }
 }
+
+#[test]
+fn host_step_reproduces_the_layers_spikes_bit_for_bit() {
+    // The step that fused kernels call, driven one step at a time, against
+    // the layer's own forward pass; values land on the threshold too.
+    let (steps, m) = (7, 300);
+    let mut rng = snn_core::init::rng(5);
+    let mut x = snn_core::init::uniform(&mut rng, steps * m, -0.3, 0.8);
+    x.iter_mut().step_by(17).for_each(|v| *v = 0.5);
+    let spec = AlifSpec {
+        tau: 0.6,
+        v_th: 0.5,
+        ..AlifSpec::default()
+    };
+    let dev = device::create(0).unwrap();
+    let mut store = ParamStore::new(dev.clone());
+    let layer = spec.build("n", &mut store).unwrap();
+    let input = dev.tensor_from_vec(x.clone(), (steps, m));
+    let expected =
+        snn_core::grad::no_grad(|| layer.forward(input.traced(Gradients::leaky()), &store))
+            .unwrap()
+            .as_vec();
+    let step = layer
+        .host_step(&store)
+        .unwrap()
+        .expect("LIF family has a host step");
+    let mut state = vec![0.0f32; step.state_len() * m];
+    let mut spikes = vec![0.0f32; steps * m];
+    for (xt, ot) in x.chunks(m).zip(spikes.chunks_mut(m)) {
+        step.step(xt, &mut state, ot);
+    }
+    assert_eq!(spikes, expected);
+    let fired = spikes.iter().filter(|&&o| o == 1.0).count();
+    assert!(
+        fired > steps * m / 10 && fired < steps * m * 9 / 10,
+        "{fired}"
+    );
+    // The composed kernel offers none: models fall back to `forward`.
+    let composed = AlifSpec {
+        kernel: Kernel::Composed,
+        ..spec
+    };
+    let layer = composed.build("c", &mut store).unwrap();
+    assert!(layer.host_step(&store).unwrap().is_none());
+}

@@ -134,15 +134,20 @@ fn resume_without_checkpoint_is_a_clear_error() {
     assert!(err.contains("config.toml"), "{err}");
 }
 
-/// Without gradient recording the classifier runs its first spiking layer
-/// and the max-pool after it image by image; outputs and firing rates equal
-/// the recorded (whole-batch) pass.
+/// Without gradient recording the classifier fuses each spiking layer with
+/// the max-pool after it (the first on the static image, the second on a
+/// time sequence); outputs and firing rates equal the recorded pass, which
+/// runs the neuron and the pool as separate ops.
 #[test]
 fn inference_without_gradients_matches_the_recorded_pass() {
     use snn_core::dfdx::prelude::*;
     use snn_core::spec::Forward;
     let dir = tempfile::tempdir().unwrap();
-    let s = train("set train.epochs=1", dir.path());
+    let layers = "c4k3s1-BN-SN-MPk2s2-c6k3s1-BN-SN-MPk2s2-DP-FC20-SN-APk2s2";
+    let s = train(
+        &format!("set train.epochs=1\nset model.layers=\"{layers}\""),
+        dir.path(),
+    );
     let batch = s.test.gather(&(0..12).collect::<Vec<_>>());
     let [c, h, w] = s.test.shape;
     let run = |s: &Session| {
@@ -163,5 +168,7 @@ fn inference_without_gradients_matches_the_recorded_pass() {
         assert_eq!(na, nb);
         assert!((a - b).abs() < 1e-6, "{na}: {a} vs {b}");
     }
+    assert_eq!(rates.len(), 3);
     assert!(rates[0].1 > 0.0, "the first layer fires: {rates:?}");
+    assert!(rates[1].1 > 0.0, "the second layer fires: {rates:?}");
 }

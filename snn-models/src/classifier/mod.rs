@@ -10,8 +10,6 @@ pub mod notation;
 
 use crate::layers::{pool, BatchNorm, Conv2d, Dropout, Linear, Nhwc};
 use notation::Atom;
-#[cfg(not(feature = "cuda"))]
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{Rng, WeightInit};
@@ -209,68 +207,45 @@ impl Classifier {
     }
 }
 
-/// A spiking layer on a static input followed by a `k x k` max-pool, one
-/// image at a time, without gradients: `[B, H, W, C]` currents to
-/// `[T * B, H / k, W / k, C]` pooled spikes (time-major), recording the
-/// layer's firing rate before pooling. Equals the neuron's
-/// `forward_static` followed by `pool::max_pool`.
+/// A spiking layer and the `k x k` max-pool after it, fused, on the CPU in
+/// passes without gradients, when the neuron offers a host step (`None`
+/// otherwise: the caller runs the two layers as usual). `x` holds the
+/// layer's input currents, `[B, H, W, C]` before the time loop exists
+/// (`timed == false`) or `[T x B, H, W, C]`. Records the layer's firing
+/// rate before pooling, as the unfused layers do.
 #[cfg(not(feature = "cuda"))]
-fn static_spikes_pooled(
+fn spike_pool_fused(
     neuron: &dyn Neuron,
-    x: Nhwc,
+    x: &Nhwc,
+    timed: bool,
     steps: usize,
     k: usize,
     fwd: &mut Forward<'_>,
     name: &str,
-) -> Result<Nhwc> {
-    let (b, h, w, c) = *x.shape();
-    let (ho, wo) = (h / k, w / k);
-    let dev = x.device().clone();
-    let xs = snn_core::host::read(&x.reshape_like(&(b, h, w, c)));
-    let per = h * w * c;
-    let pooled_per = ho * wo * c;
-    let mut out = vec![0.0f32; steps * b * pooled_per];
-    let mut fired = 0usize;
-    // Images in groups: each group's spikes ([T, images, H, W, C], 25 MB
-    // for 8 MNIST images) are pooled image-parallel, step by step, into
-    // the group's slots of each step's output.
-    const GROUP: usize = 8;
-    for (group, currents) in xs.chunks(GROUP * per).enumerate() {
-        let images = currents.len() / per;
-        let row = dev
-            .tensor_from_vec(currents.to_vec(), (1, currents.len()))
-            .traced(Gradients::leaky());
-        let spikes = neuron.forward_static(row, steps, fwd.store)?;
-        let spikes = snn_core::host::read(&spikes.reshape_like(&(steps, currents.len())));
-        for (t, planes) in spikes.chunks_exact(currents.len()).enumerate() {
-            let first = t * b + group * GROUP;
-            let dst = &mut out[first * pooled_per..(first + images) * pooled_per];
-            fired += dst
-                .par_chunks_mut(pooled_per)
-                .zip(planes.par_chunks(per))
-                .map(|(dst, plane)| {
-                    dst.fill(f32::NEG_INFINITY);
-                    for y in 0..h {
-                        for xx in 0..w {
-                            let src = &plane[(y * w + xx) * c..][..c];
-                            let cell = &mut dst[((y / k) * wo + xx / k) * c..][..c];
-                            cell.iter_mut().zip(src).for_each(|(d, v)| *d = d.max(*v));
-                        }
-                    }
-                    // Spikes are 0 or 1: counting them is their sum, and
-                    // an integer count vectorises where an f64 sum cannot.
-                    plane.iter().filter(|&&v| v != 0.0).count()
-                })
-                .sum::<usize>();
-        }
-    }
-    fwd.rates.push((
-        name.to_string(),
-        (fired as f64 / (steps * b * per).max(1) as f64) as f32,
-    ));
-    Ok(dev
-        .tensor_from_vec(out, (steps * b, ho, wo, c))
-        .traced(Gradients::leaky()))
+) -> Result<Option<Nhwc>> {
+    use crate::layers::spike_pool::{spike_max_pool, SpikePool};
+    let Some(step) = neuron.host_step(fwd.store)? else {
+        return Ok(None);
+    };
+    let (n, h, w, c) = *x.shape();
+    let images = if timed { n / steps.max(1) } else { n };
+    let currents = snn_core::host::read(&x.retaped::<NoneTape>().reshape_like(&(n, h, w, c)));
+    let shape = SpikePool {
+        steps,
+        images,
+        h,
+        w,
+        c,
+        k,
+    };
+    let (pooled, fired) = spike_max_pool(step.as_ref(), &currents, shape)?;
+    let neurons = (steps * images * h * w * c).max(1);
+    fwd.rates
+        .push((name.to_string(), (fired as f64 / neurons as f64) as f32));
+    let y = x
+        .device()
+        .tensor_from_vec(pooled, (steps * images, h / k, w / k, c));
+    Ok(Some(y.traced(Gradients::leaky())))
 }
 
 impl Model for Classifier {
@@ -288,19 +263,19 @@ impl Model for Classifier {
             if std::mem::take(&mut skip_pool) {
                 continue;
             }
-            x = match layer {
-                // Without gradients, the first spiking layer and the pooling
-                // after it run image by image: its `T x` larger output never
-                // exists whole (it is the network's largest tensor). CPU only.
-                #[cfg(not(feature = "cuda"))]
-                Layer::Spike { name, neuron }
-                    if !timed && !snn_core::grad::is_enabled() && self.pool_after(i).is_some() =>
-                {
-                    timed = true;
-                    skip_pool = true;
-                    let k = self.pool_after(i).unwrap_or(1);
-                    static_spikes_pooled(neuron.as_ref(), x, steps, k, fwd, name)?
+            // Without gradients, a spiking layer and the max-pool after it
+            // run fused: its `T` full-size spike maps never exist.
+            #[cfg(not(feature = "cuda"))]
+            if let (Layer::Spike { name, neuron }, Some(k)) = (layer, self.pool_after(i)) {
+                if !snn_core::grad::is_enabled() {
+                    let fused = spike_pool_fused(neuron.as_ref(), &x, timed, steps, k, fwd, name)?;
+                    if let Some(y) = fused {
+                        (x, timed, skip_pool) = (y, true, true);
+                        continue;
+                    }
                 }
+            }
+            x = match layer {
                 Layer::Conv(conv) => conv.forward(x, fwd.store)?,
                 Layer::Bn(bn) => bn.forward(x, fwd)?,
                 Layer::Spike { name, neuron } => {

@@ -18,6 +18,8 @@ pub mod gemm;
 pub mod linear;
 pub mod pool;
 pub mod spike_gemm;
+#[cfg(not(feature = "cuda"))]
+pub mod spike_pool;
 pub mod spike_sparse;
 #[cfg(test)]
 mod test_util;
