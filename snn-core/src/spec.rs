@@ -30,21 +30,24 @@ pub trait Neuron: Debug + Send + Sync {
     fn constants(&self, store: &ParamStore) -> Result<NeuronConstants>;
 
     /// The neuron's time step on host memory, if it offers one. Models use
-    /// it in passes without gradients to fuse the time loop with what
-    /// follows (a max-pool reads each step's spikes while they are in cache
-    /// instead of after all `T` steps are written out). `None`, the
-    /// default, keeps the model on [`Neuron::forward`], which is always
-    /// correct; offering a step only makes inference faster.
+    /// it to fuse the time loop with what follows (a max-pool reads each
+    /// step's spikes while they are in cache instead of after all `T`
+    /// steps are written out): in passes without gradients always, and in
+    /// training when the step also offers its backward pass
+    /// ([`HostStep::param_keys`]). `None`, the default, keeps the model on
+    /// [`Neuron::forward`], which is always correct; a host step only makes
+    /// it faster.
     fn host_step(&self, store: &ParamStore) -> Result<Option<Box<dyn HostStep>>> {
         let _ = store;
         Ok(None)
     }
 }
 
-/// One time step of a neuron's dynamics on host memory, without gradients.
-/// A kernel calls [`HostStep::step`] once per step for the same neurons in
-/// the same order of `x`, with state it zeroed before the first step; it
-/// must produce exactly the spikes [`Neuron::forward`] produces.
+/// One time step of a neuron's dynamics on host memory, and optionally its
+/// backward pass through time. A kernel calls [`HostStep::step`] once per
+/// step for the same neurons in the same order of `x`, with state it
+/// zeroed before the first step; it must produce exactly the spikes
+/// [`Neuron::forward`] produces.
 pub trait HostStep: Send + Sync {
     /// Floats of state per neuron (`state` holds `state_len() * x.len()`,
     /// laid out as the neuron likes).
@@ -55,6 +58,26 @@ pub trait HostStep: Send + Sync {
     /// Advances the neurons by one step from input currents `x`, writing
     /// their spikes (0 or 1) into `spikes`.
     fn step(&self, x: &[f32], state: &mut [f32], spikes: &mut [f32]);
+
+    /// The store keys of the parameters [`HostStep::backward`] returns
+    /// gradients for, in its order; `None` (the default) when the step has
+    /// no backward pass, and models train through [`Neuron::forward`].
+    fn param_keys(&self) -> Option<Vec<String>> {
+        None
+    }
+
+    /// Backpropagation through time for `n` neurons run `steps` steps from
+    /// zero state on `x` (`[steps, n]`, or `[n]` for an input repeated at
+    /// every step), given the loss gradient of their spikes `g_spikes`
+    /// (`[steps, n]`): adds the input's gradient into `g_x` (the layout of
+    /// `x`; a repeated input gets the sum over steps) and returns one
+    /// gradient per [`HostStep::param_keys`] entry. It recomputes the
+    /// forward pass itself, which costs less than storing it. Called only
+    /// when `param_keys` is `Some`.
+    fn backward(&self, x: &[f32], steps: usize, g_spikes: &[f32], g_x: &mut [f32]) -> Vec<f64> {
+        let _ = (x, steps, g_spikes, g_x);
+        Vec::new()
+    }
 }
 
 /// Repeats a `[1, M]` row `steps` times: `[steps, M]`.

@@ -588,3 +588,83 @@ fn spike_linear_matches_composed_twin() {
         }
     }
 }
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn fused_spike_pool_matches_composed_neuron_then_pool_with_gradients() {
+    use snn_core::spec::NeuronSpec;
+    use snn_models::layers::spike_pool::{spike_max_pool_taped, SpikePool};
+    use snn_neurons::{AlifSpec, Kernel, Surrogate};
+    let (steps, b, h, w, c, k) = (5, 2, 4, 6, 3, 2);
+    let m = b * h * w * c;
+    let mut r = rng();
+    let cw = init::uniform(&mut r, steps * m / (k * k), -1.0, 1.0);
+    let spec = |kernel| AlifSpec {
+        tau: 0.7,
+        v_th: 0.4,
+        surrogate: Surrogate::Sigmoid { alpha: 4.0 },
+        kernel,
+        ..AlifSpec::default()
+    };
+    // Static input (the first layer) and one that varies over time.
+    for timed in [false, true] {
+        let n = if timed { steps * b } else { b };
+        let mut x = init::uniform(&mut r, n * h * w * c, -0.3, 0.9);
+        // Currents on the threshold fire at once: H(0) = 1.
+        x.iter_mut().step_by(7).for_each(|v| *v = 0.4);
+        let shape = (n, h, w, c);
+        // Fused, with the LIF family's host step.
+        let mut store = store_with(&x);
+        let layer = spec(Kernel::Auto).build("n", &mut store).unwrap();
+        let step = layer.host_step(&store).unwrap().unwrap();
+        let keys = step.param_keys().unwrap();
+        let params = keys.iter().map(|key| store.taped(key).unwrap()).collect();
+        let geometry = SpikePool {
+            steps,
+            images: b,
+            h,
+            w,
+            c,
+            k,
+        };
+        let (y, fired) =
+            spike_max_pool_taped(step, input(&store, shape), params, geometry).unwrap();
+        let values = y.retaped::<NoneTape>().as_vec();
+        let (_, grads) = loss_and_grads(&store, y, &cw);
+        // Twin: the dfdx-composed neuron, then the composed max-pool.
+        let mut twin_store = store_with(&x);
+        let twin = spec(Kernel::Composed).build("n", &mut twin_store).unwrap();
+        let xin = input(&twin_store, shape);
+        let spikes = if timed {
+            twin.forward(xin.reshape_like(&(steps, m)), &twin_store)
+        } else {
+            twin.forward_static(xin.reshape_like(&(1, m)), steps, &twin_store)
+        }
+        .unwrap();
+        let ones = spikes.retaped::<NoneTape>().as_vec().iter().sum::<f32>();
+        let pooled =
+            pool::max_pool_composed(spikes.reshape_like(&(steps * b, h, w, c)), k).unwrap();
+        assert_eq!(
+            values,
+            pooled.retaped::<NoneTape>().as_vec(),
+            "timed {timed}"
+        );
+        assert_eq!(fired, ones as usize);
+        assert!(
+            fired > steps * m / 10 && fired < steps * m * 9 / 10,
+            "{fired}"
+        );
+        let (_, want) = loss_and_grads(&twin_store, pooled, &cw);
+        assert_eq!(grads.len(), 3);
+        for ((name, g), (want_name, wg)) in grads.iter().zip(&want) {
+            assert_eq!(name, want_name);
+            let scale = wg.iter().fold(1e-3f32, |s, v| s.max(v.abs()));
+            for (i, (a, e)) in g.iter().zip(wg).enumerate() {
+                assert!(
+                    (a - e).abs() <= 1e-5 * scale,
+                    "timed {timed} {name}[{i}]: {a} vs {e}"
+                );
+            }
+        }
+    }
+}

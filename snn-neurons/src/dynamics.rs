@@ -166,16 +166,19 @@ fn step(u: &mut [f32], o_prev: Option<&[f32]>, x: &[f32], o: &mut [f32], tau: f3
     }
 }
 
-/// The dynamics one step at a time for fused host kernels (without
-/// gradients). The state is the membrane after reset, `u[t] * (1 - o[t])`,
-/// so a step needs neither the previous spikes nor a first-step case:
-/// `tau * 0 + x` is `x`, and `tau * (u (1 - o))` equals [`simulate`]'s
-/// `tau * u * (1 - o)` exactly (a product by 1 or 0), so the spikes match
-/// it bit for bit.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// The dynamics one step at a time for fused host kernels, and their
+/// backward pass over a run of neurons. The state is the membrane after
+/// reset, `u[t] * (1 - o[t])`, so a step needs neither the previous spikes
+/// nor a first-step case: `tau * 0 + x` is `x`, and `tau * (u (1 - o))`
+/// equals [`simulate`]'s `tau * u * (1 - o)` exactly (a product by 1 or 0),
+/// so the spikes match it bit for bit.
+#[derive(Clone, Debug, PartialEq)]
 pub struct LifStep {
     pub tau: f32,
     pub v_th: f32,
+    pub dynamics: Dynamics,
+    /// Store keys of tau and v_th, the order of `backward`'s gradients.
+    pub keys: [String; 2],
 }
 
 impl snn_core::spec::HostStep for LifStep {
@@ -187,6 +190,56 @@ impl snn_core::spec::HostStep for LifStep {
             *o = f;
             *r = u * (1.0 - f);
         }
+    }
+
+    fn param_keys(&self) -> Option<Vec<String>> {
+        Some(self.keys.to_vec())
+    }
+
+    /// The fused kernel's backward pass on one run of neurons, serially
+    /// (callers split their work across threads), after recomputing the
+    /// membranes with [`simulate`]'s arithmetic.
+    fn backward(&self, x: &[f32], steps: usize, g_spikes: &[f32], g_x: &mut [f32]) -> Vec<f64> {
+        let n = g_spikes.len() / steps.max(1);
+        let is_static = x.len() == n && steps > 1;
+        let (tau, v_th) = (self.tau, self.v_th);
+        let mut us = vec![0.0f32; (steps + 1) * n];
+        // Row 0 is u[-1] = 0; row t + 1 holds u[t].
+        for t in 0..steps {
+            let x_row = if is_static { x } else { &x[t * n..(t + 1) * n] };
+            let (done, next) = us.split_at_mut((t + 1) * n);
+            let prev = &done[t * n..];
+            for ((u, &up), &xi) in next[..n].iter_mut().zip(prev).zip(x_row) {
+                *u = if t == 0 {
+                    xi
+                } else {
+                    tau * up * (1.0 - fires(up, v_th)) + xi
+                };
+            }
+        }
+        let run = Bptt {
+            d: self.dynamics,
+            tau,
+            v_th,
+            reset: if self.dynamics.detach_reset { 0.0 } else { tau },
+        };
+        let (mut gu, mut gu_next, mut sg) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+        let (mut g_tau, mut g_vth) = (0.0f64, 0.0f64);
+        for t in (0..steps).rev() {
+            let (u, u_prev) = (&us[(t + 1) * n..(t + 2) * n], &us[t * n..(t + 1) * n]);
+            let go = &g_spikes[t * n..(t + 1) * n];
+            let (a, b) = run.step(&mut gu, &gu_next, u, u_prev, go, &mut sg);
+            g_tau += a;
+            g_vth += b;
+            let dst = if is_static {
+                &mut g_x[..n]
+            } else {
+                &mut g_x[t * n..(t + 1) * n]
+            };
+            dst.iter_mut().zip(&gu).for_each(|(d, g)| *d += g);
+            std::mem::swap(&mut gu, &mut gu_next);
+        }
+        vec![g_tau, g_vth]
     }
 }
 
@@ -272,26 +325,15 @@ pub fn forward_fused(x: Mat, steps: usize, tau: FlatT, v_th: FlatT, d: Dynamics)
                     || vec![0.0f32; CHUNK],
                     |sg, (((g_c, gn_c), (u_c, up_c)), (go_c, gx_c))| {
                         let sg = &mut sg[..g_c.len()];
-                        d.sg_row(u_c, vth_v, sg);
-                        let (mut lane_tau, mut lane_vth) = ([0.0f32; 8], [0.0f32; 8]);
-                        let lanes = g_c
-                            .chunks_mut(8)
-                            .zip(gn_c.chunks(8))
-                            .zip(u_c.chunks(8).zip(up_c.chunks(8)))
-                            .zip(go_c.chunks(8).zip(sg.chunks(8)));
-                        for (((g8, gn8), (u8, up8)), (go8, sg8)) in lanes {
-                            for j in 0..g8.len() {
-                                let (u, up, gn, s) = (u8[j], up8[j], gn8[j], sg8[j]);
-                                let go = go8[j] - gn * reset * u;
-                                let g = gn * tau_v * (1.0 - fires(u, vth_v)) + go * s;
-                                g8[j] = g;
-                                lane_vth[j] -= go * s;
-                                lane_tau[j] += g * up * (1.0 - fires(up, vth_v));
-                            }
-                        }
+                        let run = Bptt {
+                            d,
+                            tau: tau_v,
+                            v_th: vth_v,
+                            reset,
+                        };
+                        let sums = run.step(g_c, gn_c, u_c, up_c, go_c, sg);
                         gx_c.iter_mut().zip(g_c.iter()).for_each(|(a, b)| *a += b);
-                        let sum = |l: [f32; 8]| l.iter().sum::<f32>() as f64;
-                        (sum(lane_tau), sum(lane_vth))
+                        sums
                     },
                 )
                 .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
@@ -304,6 +346,58 @@ pub fn forward_fused(x: Mat, steps: usize, tau: FlatT, v_th: FlatT, d: Dynamics)
         Ok(())
     });
     Ok(out.put_tape(tape))
+}
+
+/// The constants of a backward pass through time.
+#[derive(Clone, Copy)]
+struct Bptt {
+    d: Dynamics,
+    tau: f32,
+    v_th: f32,
+    /// The reset path's factor: `tau`, or 0 with `detach_reset`.
+    reset: f32,
+}
+
+impl Bptt {
+    /// One step back for a run of neurons: from `dL/du[t+1]` (`gu_next`,
+    /// zero after the last step), the membranes `u[t]` and `u[t-1]`
+    /// (`u_prev`, zero before the first step) and the spikes' gradient at
+    /// `t`, writes `dL/du[t]` (which is also `dL/dx[t]`) into `gu` and
+    /// returns this step's shares of `dL/dtau` and `dL/dv_th`. `sg` is
+    /// scratch as long as the run. Branch-free and summed in 8 lanes, so
+    /// it vectorises.
+    #[inline(always)]
+    fn step(
+        &self,
+        gu: &mut [f32],
+        gu_next: &[f32],
+        u: &[f32],
+        u_prev: &[f32],
+        g_out: &[f32],
+        sg: &mut [f32],
+    ) -> (f64, f64) {
+        let (tau, v_th, reset) = (self.tau, self.v_th, self.reset);
+        self.d.sg_row(u, v_th, sg);
+        let (mut lane_tau, mut lane_vth) = ([0.0f32; 8], [0.0f32; 8]);
+        let lanes = gu
+            .chunks_mut(8)
+            .zip(gu_next.chunks(8))
+            .zip(u.chunks(8).zip(u_prev.chunks(8)))
+            .zip(g_out.chunks(8).zip(sg.chunks(8)));
+        for (((g8, gn8), (u8, up8)), (go8, sg8)) in lanes {
+            for j in 0..g8.len() {
+                let (u, up, gn, s) = (u8[j], up8[j], gn8[j], sg8[j]);
+                // u[t+1] = tau * u[t] * (1 - o[t]) + x[t+1].
+                let go = go8[j] - gn * reset * u;
+                let g = gn * tau * (1.0 - fires(u, v_th)) + go * s;
+                g8[j] = g;
+                lane_vth[j] -= go * s;
+                lane_tau[j] += g * up * (1.0 - fires(up, v_th));
+            }
+        }
+        let sum = |l: [f32; 8]| l.iter().sum::<f32>() as f64;
+        (sum(lane_tau), sum(lane_vth))
+    }
 }
 
 /// One time step's spikes `H(v)` with the surrogate gradient, from dfdx ops

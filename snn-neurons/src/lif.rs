@@ -84,6 +84,8 @@ impl Neuron for LifLayer {
             Kernel::Auto => Some(Box::new(LifStep {
                 tau: scalar_value(store, &self.tau_key)?,
                 v_th: scalar_value(store, &self.vth_key)?,
+                dynamics: self.dynamics,
+                keys: [self.tau_key.clone(), self.vth_key.clone()],
             })),
             Kernel::Composed => None,
         })

@@ -444,3 +444,65 @@ fn host_step_reproduces_the_layers_spikes_bit_for_bit() {
     let layer = composed.build("c", &mut store).unwrap();
     assert!(layer.host_step(&store).unwrap().is_none());
 }
+
+#[test]
+fn host_step_backward_matches_the_composed_twin() {
+    // BPTT of the host step (what fused model kernels train with) against
+    // the dfdx-composed neuron, for time-varying and repeated inputs, both
+    // windows, a reset that carries gradient and one that does not.
+    let (steps, m) = (6, 203);
+    let mut rng = snn_core::init::rng(9);
+    let x = snn_core::init::uniform(&mut rng, steps * m, -0.4, 0.9);
+    let c = snn_core::init::uniform(&mut rng, steps * m, -1.0, 1.0);
+    let repeated: Vec<f32> = (0..steps).flat_map(|_| x[..m].to_vec()).collect();
+    for detach_reset in [false, true] {
+        for window_center in [WindowCenter::Threshold, WindowCenter::Membrane] {
+            let spec = AlifSpec {
+                surrogate: Surrogate::Sigmoid { alpha: 4.0 },
+                window_center,
+                detach_reset,
+                ..Default::default()
+            };
+            let composed = AlifSpec {
+                kernel: Kernel::Composed,
+                ..spec.clone()
+            };
+            let dev = device::create(0).unwrap();
+            let mut store = ParamStore::new(dev);
+            let step = spec
+                .build("n", &mut store)
+                .unwrap()
+                .host_step(&store)
+                .unwrap();
+            let step = step.expect("LIF family has a host step");
+            let keys = step.param_keys().expect("and a backward pass");
+            assert_eq!(keys, ["n.tau", "n.v_th"]);
+            let tag = format!("{window_center:?} detach {detach_reset}");
+            for input in [&x[..], &x[..m]] {
+                let is_static = input.len() == m;
+                let full = if is_static { &repeated[..] } else { input };
+                let want = run(&composed, full, steps, &c);
+                let mut gx = vec![0.25f32; input.len()];
+                let g = step.backward(input, steps, &c, &mut gx);
+                let mut want_x = want.x.clone();
+                if is_static {
+                    want_x = (0..m)
+                        .map(|i| (0..steps).map(|t| want.x[t * m + i]).sum())
+                        .collect();
+                }
+                let want_x: Vec<f32> = want_x.iter().map(|v| v + 0.25).collect();
+                assert_all_close(&format!("dx {tag} static {is_static}"), &gx, &want_x, 1e-5);
+                assert!(
+                    close(g[0] as f32, want.tau, 1e-5),
+                    "{tag}: {g:?} {}",
+                    want.tau
+                );
+                assert!(
+                    close(g[1] as f32, want.v_th, 1e-5),
+                    "{tag}: {g:?} {}",
+                    want.v_th
+                );
+            }
+        }
+    }
+}

@@ -134,41 +134,51 @@ fn resume_without_checkpoint_is_a_clear_error() {
     assert!(err.contains("config.toml"), "{err}");
 }
 
-/// Without gradient recording the classifier fuses each spiking layer with
-/// the max-pool after it (the first on the static image, the second on a
-/// time sequence); outputs and firing rates equal the recorded pass, which
-/// runs the neuron and the pool as separate ops.
+/// The classifier runs each spiking layer fused with the max-pool after it
+/// (the first on the static image, the second on a time sequence), with
+/// and without gradient recording. Outputs and firing rates equal the
+/// unfused network: with the composed neuron kernel (no host step) the
+/// neuron and the pool run as separate ops.
 #[test]
-fn inference_without_gradients_matches_the_recorded_pass() {
+fn fused_spike_pool_layers_match_the_unfused_network() {
     use snn_core::dfdx::prelude::*;
-    use snn_core::spec::Forward;
+    use snn_core::spec::{Forward, Model};
     let dir = tempfile::tempdir().unwrap();
     let layers = "c4k3s1-BN-SN-MPk2s2-c6k3s1-BN-SN-MPk2s2-DP-FC20-SN-APk2s2";
-    let s = train(
-        &format!("set train.epochs=1\nset model.layers=\"{layers}\""),
-        dir.path(),
-    );
-    let batch = s.test.gather(&(0..12).collect::<Vec<_>>());
+    let extra = format!("set train.epochs=1\nset model.layers=\"{layers}\"");
+    let s = train(&extra, dir.path());
+    let composed = tiny_config(&format!("{extra}\nset neuron.kernel=\"composed\""));
     let [c, h, w] = s.test.shape;
-    let run = |s: &Session| {
+    let (_, unfused) =
+        snn_train::session::build_model(&composed, s.test.shape, s.test.classes, &s.dev).unwrap();
+    let batch = s.test.gather(&(0..12).collect::<Vec<_>>());
+    let run = |model: &dyn Model| {
         let x = s
             .dev
             .tensor_from_vec(batch.images.clone(), (12, c, h, w))
             .traced(Gradients::leaky());
         let mut rng = snn_core::init::rng(0);
         let mut fwd = Forward::new(&s.store, false, &mut rng);
-        let out = s.model.forward(x, &mut fwd).unwrap();
+        let out = model.forward(x, &mut fwd).unwrap();
         (out.retaped::<NoneTape>().as_vec(), fwd.rates)
     };
-    let (recorded, rates) = run(&s);
-    let (plain, plain_rates) = snn_core::grad::no_grad(|| run(&s));
-    assert_eq!(recorded, plain);
-    assert_eq!(rates.len(), plain_rates.len());
-    for ((na, a), (nb, b)) in rates.iter().zip(&plain_rates) {
-        assert_eq!(na, nb);
-        assert!((a - b).abs() < 1e-6, "{na}: {a} vs {b}");
+    let (twin, twin_rates) = run(unfused.as_ref());
+    let recorded = run(s.model.as_ref());
+    let plain = snn_core::grad::no_grad(|| run(s.model.as_ref()));
+    for (out, rates) in [recorded, plain] {
+        assert_eq!(out, twin);
+        assert_eq!(rates.len(), 3);
+        for ((na, a), (nb, b)) in rates.iter().zip(&twin_rates) {
+            assert_eq!(na, nb);
+            assert!((a - b).abs() < 1e-6, "{na}: {a} vs {b}");
+        }
     }
-    assert_eq!(rates.len(), 3);
-    assert!(rates[0].1 > 0.0, "the first layer fires: {rates:?}");
-    assert!(rates[1].1 > 0.0, "the second layer fires: {rates:?}");
+    assert!(
+        twin_rates[0].1 > 0.0,
+        "the first layer fires: {twin_rates:?}"
+    );
+    assert!(
+        twin_rates[1].1 > 0.0,
+        "the second layer fires: {twin_rates:?}"
+    );
 }

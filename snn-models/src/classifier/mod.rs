@@ -207,29 +207,35 @@ impl Classifier {
     }
 }
 
-/// A spiking layer and the `k x k` max-pool after it, fused, on the CPU in
-/// passes without gradients, when the neuron offers a host step (`None`
-/// otherwise: the caller runs the two layers as usual). `x` holds the
-/// layer's input currents, `[B, H, W, C]` before the time loop exists
-/// (`timed == false`) or `[T x B, H, W, C]`. Records the layer's firing
-/// rate before pooling, as the unfused layers do.
+/// The neuron's host step where [`spike_pool_fused`] can use it: without
+/// gradients any step, in training one that has a backward pass.
 #[cfg(not(feature = "cuda"))]
-fn spike_pool_fused(
+fn fusable_step(
     neuron: &dyn Neuron,
-    x: &Nhwc,
+    store: &ParamStore,
+) -> Result<Option<Box<dyn snn_core::spec::HostStep>>> {
+    let step = neuron.host_step(store)?;
+    Ok(step.filter(|s| !snn_core::grad::is_enabled() || s.param_keys().is_some()))
+}
+
+/// A spiking layer and the `k x k` max-pool after it, fused (CPU): `x`
+/// holds the layer's input currents, `[B, H, W, C]` before the time loop
+/// exists (`timed == false`) or `[T x B, H, W, C]`. Records the layer's
+/// firing rate before pooling, as the unfused layers do.
+#[cfg(not(feature = "cuda"))]
+#[allow(clippy::too_many_arguments)]
+fn spike_pool_fused(
+    step: Box<dyn snn_core::spec::HostStep>,
+    x: Nhwc,
     timed: bool,
     steps: usize,
     k: usize,
     fwd: &mut Forward<'_>,
     name: &str,
-) -> Result<Option<Nhwc>> {
-    use crate::layers::spike_pool::{spike_max_pool, SpikePool};
-    let Some(step) = neuron.host_step(fwd.store)? else {
-        return Ok(None);
-    };
+) -> Result<Nhwc> {
+    use crate::layers::spike_pool::{spike_max_pool, spike_max_pool_taped, SpikePool};
     let (n, h, w, c) = *x.shape();
     let images = if timed { n / steps.max(1) } else { n };
-    let currents = snn_core::host::read(&x.retaped::<NoneTape>().reshape_like(&(n, h, w, c)));
     let shape = SpikePool {
         steps,
         images,
@@ -238,14 +244,25 @@ fn spike_pool_fused(
         c,
         k,
     };
-    let (pooled, fired) = spike_max_pool(step.as_ref(), &currents, shape)?;
+    let (y, fired) = if snn_core::grad::is_enabled() {
+        let keys = step.param_keys().unwrap_or_default();
+        let params = keys
+            .iter()
+            .map(|key| fwd.store.taped(key))
+            .collect::<Result<Vec<_>>>()?;
+        spike_max_pool_taped(step, x, params, shape)?
+    } else {
+        let currents = snn_core::host::read(&x.retaped::<NoneTape>().reshape_like(&(n, h, w, c)));
+        let (pooled, fired) = spike_max_pool(step.as_ref(), &currents, shape)?;
+        let y = x
+            .device()
+            .tensor_from_vec(pooled, (steps * images, h / k, w / k, c));
+        (y.traced(Gradients::leaky()), fired)
+    };
     let neurons = (steps * images * h * w * c).max(1);
     fwd.rates
         .push((name.to_string(), (fired as f64 / neurons as f64) as f32));
-    let y = x
-        .device()
-        .tensor_from_vec(pooled, (steps * images, h / k, w / k, c));
-    Ok(Some(y.traced(Gradients::leaky())))
+    Ok(y)
 }
 
 impl Model for Classifier {
@@ -263,16 +280,15 @@ impl Model for Classifier {
             if std::mem::take(&mut skip_pool) {
                 continue;
             }
-            // Without gradients, a spiking layer and the max-pool after it
-            // run fused: its `T` full-size spike maps never exist.
+            // A spiking layer and the max-pool after it run fused where
+            // the neuron offers a host step: its `T` full-size spike maps
+            // (and in training their gradient) never exist.
             #[cfg(not(feature = "cuda"))]
             if let (Layer::Spike { name, neuron }, Some(k)) = (layer, self.pool_after(i)) {
-                if !snn_core::grad::is_enabled() {
-                    let fused = spike_pool_fused(neuron.as_ref(), &x, timed, steps, k, fwd, name)?;
-                    if let Some(y) = fused {
-                        (x, timed, skip_pool) = (y, true, true);
-                        continue;
-                    }
+                if let Some(step) = fusable_step(neuron.as_ref(), fwd.store)? {
+                    x = spike_pool_fused(step, x, timed, steps, k, fwd, name)?;
+                    (timed, skip_pool) = (true, true);
+                    continue;
                 }
             }
             x = match layer {

@@ -8,9 +8,11 @@
 //! pools each step's spikes while they are still in cache: only the pooled
 //! maps (a `k^2`-th of the size) are written.
 
+use super::Nhwc;
 use rayon::prelude::*;
+use snn_core::dfdx::prelude::*;
 use snn_core::spec::HostStep;
-use snn_core::{Error, Result};
+use snn_core::{Error, Flat, FlatT, Result};
 
 /// The shape of a fused spike + max-pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +60,92 @@ pub fn spike_max_pool(
     shape: SpikePool,
 ) -> Result<(Vec<f32>, usize)> {
     let is_static = shape.check(currents.len())?;
+    Ok(forward_bands(neuron, currents, shape, is_static, None))
+}
+
+/// [`spike_max_pool`] on the tape: `x` holds the currents, `params` the
+/// neuron's parameters in the order of its `param_keys` (each one value).
+/// Forward keeps the currents and, per pooled value, which cell of its
+/// window won (a byte); backward scatters the pooled gradient to the
+/// winners and runs the neuron's own backward pass band by band, so
+/// neither the `T` spike maps nor their gradient ever exist whole. The
+/// winner is the first maximum in row-major window order, as in
+/// `pool::max_pool`.
+pub fn spike_max_pool_taped(
+    neuron: Box<dyn HostStep>,
+    x: Nhwc,
+    params: Vec<FlatT>,
+    shape: SpikePool,
+) -> Result<(Nhwc, usize)> {
+    let (n, h, w, c) = *x.shape();
+    let is_static = shape.check(n * h * w * c)?;
+    if let Some(p) = params.iter().find(|p| p.shape().num_elements() != 1) {
+        return Err(Error::shape(
+            "neuron parameter",
+            format!("fused kernels need scalars, got {:?}", p.shape()),
+        ));
+    }
+    let x = x.reshape_like(&(n, h, w, c));
+    let (x, mut tape) = x.split_tape();
+    let params: Vec<Flat> = params
+        .into_iter()
+        .map(|p| {
+            let (p, t) = p.split_tape();
+            tape = std::mem::take(&mut tape).merge(t);
+            p
+        })
+        .collect();
+    let currents = snn_core::host::read(&x);
+    let (ho, wo) = (h / shape.k, w / shape.k);
+    let mut arg = vec![0u8; shape.steps * shape.images * ho * wo * c];
+    let (pooled, fired) =
+        forward_bands(neuron.as_ref(), &currents, shape, is_static, Some(&mut arg));
+    let out = x
+        .device()
+        .tensor_from_vec(pooled, (shape.steps * shape.images, ho, wo, c));
+    let out_id = out.clone();
+    tape.add_backward_op(move |grads| {
+        let g_out = snn_core::host::take_grad(grads, &out_id)?;
+        let gx = grads.get_or_alloc_mut(&x)?;
+        let band = Backward {
+            neuron: neuron.as_ref(),
+            currents: &currents,
+            arg: &arg,
+            g_out: &g_out,
+        };
+        let g_params = band.run(shape, is_static, gx);
+        for (p, g) in params.iter().zip(g_params) {
+            grads.get_or_alloc_mut(p)?[0] += g as f32;
+        }
+        Ok(())
+    });
+    Ok((out.put_tape(tape), fired))
+}
+
+/// Gives task `i` the `i`-th row of every plane of `buf` (`[planes,
+/// tasks, row]`): the disjoint slices a task owns, handed out before the
+/// tasks start.
+fn rows_per_task<T>(buf: &mut [T], tasks: usize, row: usize) -> Vec<Vec<&mut [T]>> {
+    let mut rows: Vec<Vec<&mut [T]>> = (0..tasks).map(|_| Vec::new()).collect();
+    for plane in buf.chunks_mut((tasks * row).max(1)) {
+        for (task, r) in plane.chunks_mut(row.max(1)).enumerate() {
+            rows[task].push(r);
+        }
+    }
+    rows
+}
+
+/// The forward pass, task (image b, band y) by task: the neuron on the
+/// band's `k` image rows over time, each step pooled into pooled row y of
+/// image b. With `arg`, also the winner of each pooled value, laid out
+/// `[task, T, W / k x C]`.
+fn forward_bands(
+    neuron: &dyn HostStep,
+    currents: &[f32],
+    shape: SpikePool,
+    is_static: bool,
+    arg: Option<&mut [u8]>,
+) -> (Vec<f32>, usize) {
     let SpikePool {
         steps,
         images,
@@ -68,23 +156,21 @@ pub fn spike_max_pool(
     } = shape;
     let (ho, wo) = (h / k, w / k);
     let (band, out_row) = (k * w * c, wo * c);
-    let mut out = vec![0.0f32; steps * images * ho * out_row];
-    // Task (image b, band y) writes pooled row y of image b at every step:
-    // T disjoint slices of `out`, handed out before the tasks start.
     let tasks = images * ho;
-    let mut rows: Vec<Vec<&mut [f32]>> = (0..tasks).map(|_| Vec::with_capacity(steps)).collect();
-    for plane in out.chunks_mut((tasks * out_row).max(1)) {
-        for (task, row) in plane.chunks_mut(out_row.max(1)).enumerate() {
-            rows[task].push(row);
-        }
-    }
+    let mut out = vec![0.0f32; steps * tasks * out_row];
+    let rows = rows_per_task(&mut out, tasks, out_row);
+    let args: Vec<Option<&mut [u8]>> = match arg {
+        Some(a) => a.chunks_mut((steps * out_row).max(1)).map(Some).collect(),
+        None => (0..tasks).map(|_| None).collect(),
+    };
     let state_len = neuron.state_len();
     let fired = rows
         .into_par_iter()
+        .zip(args)
         .enumerate()
         .map_init(
             || (vec![0.0f32; state_len * band], vec![0.0f32; band]),
-            |(state, spikes), (task, mut dst)| {
+            |(state, spikes), (task, (mut dst, mut arg))| {
                 let (b, y) = (task / ho, task % ho);
                 state.fill(0.0);
                 let mut fired = 0;
@@ -93,24 +179,115 @@ pub fn spike_max_pool(
                     let src = (image * h + y * k) * w * c;
                     neuron.step(&currents[src..src + band], state, spikes);
                     fired += spikes.iter().filter(|&&s| s != 0.0).count();
-                    pool_band(spikes, dst, w, c, k);
+                    let arg_t = arg.as_deref_mut().map(|a| &mut a[t * out_row..][..out_row]);
+                    pool_band(spikes, dst, arg_t, w, c, k);
                 }
                 fired
             },
         )
         .sum();
-    Ok((out, fired))
+    (out, fired)
 }
 
 /// Max over each `k x k` window of a band of `k` rows (`[k, w, c]`) into
-/// one pooled row (`[w / k, c]`).
-fn pool_band(band: &[f32], dst: &mut [f32], w: usize, c: usize, k: usize) {
+/// one pooled row (`[w / k, c]`), and with `arg` the winner's slot
+/// `ky * k + kx`: cells are visited in slot order and only a strictly
+/// larger value takes over, so the first maximum wins.
+fn pool_band(band: &[f32], dst: &mut [f32], arg: Option<&mut [u8]>, w: usize, c: usize, k: usize) {
     dst.fill(f32::NEG_INFINITY);
-    for row in band.chunks_exact(w * c) {
-        for (x, src) in row.chunks_exact(c).enumerate() {
-            let cell = &mut dst[(x / k) * c..][..c];
-            cell.iter_mut().zip(src).for_each(|(d, &v)| *d = d.max(v));
+    match arg {
+        None => {
+            for row in band.chunks_exact(w * c) {
+                for (x, src) in row.chunks_exact(c).enumerate() {
+                    let cell = &mut dst[(x / k) * c..][..c];
+                    cell.iter_mut().zip(src).for_each(|(d, &v)| *d = d.max(v));
+                }
+            }
         }
+        Some(arg) => {
+            for (ky, row) in band.chunks_exact(w * c).enumerate() {
+                for (x, src) in row.chunks_exact(c).enumerate() {
+                    let slot = (ky * k + x % k) as u8;
+                    let cell = &mut dst[(x / k) * c..][..c];
+                    let win = &mut arg[(x / k) * c..][..c];
+                    for ((d, a), &v) in cell.iter_mut().zip(win.iter_mut()).zip(src) {
+                        let wins = v > *d;
+                        *d = if wins { v } else { *d };
+                        *a = if wins { slot } else { *a };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the backward pass reads.
+struct Backward<'a> {
+    neuron: &'a dyn HostStep,
+    currents: &'a [f32],
+    /// Winners, `[task, T, W / k x C]`.
+    arg: &'a [u8],
+    /// The pooled output's gradient, `[T x B, H / k, W / k, C]`.
+    g_out: &'a [f32],
+}
+
+impl Backward<'_> {
+    /// Adds the currents' gradient into `gx` (their layout) and returns
+    /// the parameters' gradients, task by task as in the forward pass.
+    fn run(&self, shape: SpikePool, is_static: bool, gx: &mut [f32]) -> Vec<f64> {
+        let SpikePool {
+            steps,
+            images,
+            h,
+            w,
+            c,
+            k,
+        } = shape;
+        let (ho, wo) = (h / k, w / k);
+        let (band, out_row) = (k * w * c, wo * c);
+        let tasks = images * ho;
+        let x_rows = if is_static { 1 } else { steps };
+        let gx_rows = rows_per_task(gx, tasks, band);
+        let parts: Vec<Vec<f64>> = gx_rows
+            .into_par_iter()
+            .enumerate()
+            .map_init(
+                || {
+                    let scratch = vec![0.0f32; steps * band];
+                    (scratch.clone(), scratch.clone(), scratch)
+                },
+                |(g_spikes, xb, gxb), (task, mut dst)| {
+                    let (b, y) = (task / ho, task % ho);
+                    g_spikes.fill(0.0);
+                    let arg = &self.arg[task * steps * out_row..][..steps * out_row];
+                    for t in 0..steps {
+                        let g = &self.g_out[(t * tasks + task) * out_row..][..out_row];
+                        let gs = &mut g_spikes[t * band..][..band];
+                        for (j, (&gv, &slot)) in g.iter().zip(&arg[t * out_row..]).enumerate() {
+                            let (ox, ch, slot) = (j / c, j % c, slot as usize);
+                            gs[((slot / k) * w + ox * k + slot % k) * c + ch] = gv;
+                        }
+                    }
+                    let (xb, gxb) = (&mut xb[..x_rows * band], &mut gxb[..x_rows * band]);
+                    for (t, xr) in xb.chunks_exact_mut(band).enumerate() {
+                        let image = if is_static { b } else { t * images + b };
+                        let src = (image * h + y * k) * w * c;
+                        xr.copy_from_slice(&self.currents[src..src + band]);
+                    }
+                    gxb.fill(0.0);
+                    let g_params = self.neuron.backward(xb, steps, g_spikes, gxb);
+                    for (d, src) in dst.iter_mut().zip(gxb.chunks_exact(band)) {
+                        d.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                    }
+                    g_params
+                },
+            )
+            .collect();
+        parts.into_iter().fold(Vec::new(), |mut sum, p| {
+            sum.resize(sum.len().max(p.len()), 0.0);
+            sum.iter_mut().zip(p).for_each(|(s, v)| *s += v);
+            sum
+        })
     }
 }
 
