@@ -1,15 +1,47 @@
 #!/usr/bin/env bash
-# Runs `snn bench` and the PyTorch twin one after the other on this machine
-# and prints one JSON line each. Usage: bench/side-by-side.sh [steps]
+# Runs `snn bench` and the PyTorch twin alternately on this machine, each
+# setting `rounds` times (snn-rs, PyTorch, snn-rs, ...), so both sides see
+# the same background load; every run warms up 3 steps first. Prints one
+# JSON line per run, then per setting the median over rounds of each side's
+# median step time and peak memory, and snn-rs's speed-up.
+# Usage: bench/side-by-side.sh [steps] [rounds] [settings...]
+#   a setting is "net mode batch", e.g. "mnist train 16" (default: the five
+#   of docs/performance.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps="${1:-5}"
+rounds="${2:-1}"
+shift $(( $# > 2 ? 2 : $# ))
+settings=("$@")
+if [ ${#settings[@]} -eq 0 ]; then
+  settings=("mnist train 16" "mnist train 64" "mnist infer 64" "cifar10 train 16" "cifar10 infer 64")
+fi
 cargo build --release -q -p snn-cli
 snn=target/release/snn
-for spec in "mnist train 16" "mnist train 64" "mnist infer 64" "cifar10 train 16" "cifar10 infer 64"; do
+log="$(mktemp)"
+for spec in "${settings[@]}"; do
   set -- $spec
   net=$1 mode=$2 batch=$3
   s=$steps; [ "$net" = cifar10 ] && s=2
-  $snn bench --config "configs/$net-alif.toml" --mode "$mode" --batch "$batch" --steps "$s" --json
-  bench/run-pytorch.sh --net "$net" --mode "$mode" --batch "$batch" --steps "$s"
+  for _ in $(seq "$rounds"); do
+    line=$($snn bench --config "configs/$net-alif.toml" --mode "$mode" --batch "$batch" \
+      --warmup 3 --steps "$s" --json)
+    echo "$line"; echo "$spec|snn|$line" >>"$log"
+    line=$(bench/run-pytorch.sh --net "$net" --mode "$mode" --batch "$batch" --warmup 3 --steps "$s")
+    echo "$line"; echo "$spec|pytorch|$line" >>"$log"
+  done
 done
+python3 - "$log" <<'EOF'
+import json, statistics, sys
+runs = {}
+for row in open(sys.argv[1]):
+    spec, side, line = row.rstrip("\n").split("|", 2)
+    runs.setdefault(spec, {}).setdefault(side, []).append(json.loads(line))
+print(f"{'setting':<18} {'snn-rs s':>9} {'PyTorch s':>10} {'speed-up':>9} {'snn MiB':>8} {'torch MiB':>10}")
+for spec, sides in runs.items():
+    med = {k: statistics.median(r["median_s"] for r in v) for k, v in sides.items()}
+    mem = {k: statistics.median(r["peak_rss_mib"] for r in v) for k, v in sides.items()}
+    print(f"{spec:<18} {med['snn']:>9.3f} {med['pytorch']:>10.3f} "
+          f"{med['pytorch'] / med['snn']:>8.2f}x {mem['snn']:>8.0f} {mem['pytorch']:>10.0f}")
+EOF
+rm -f "$log"
