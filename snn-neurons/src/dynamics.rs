@@ -208,13 +208,13 @@ impl snn_core::spec::HostStep for LifStep {
         for t in 0..steps {
             let x_row = if is_static { x } else { &x[t * n..(t + 1) * n] };
             let (done, next) = us.split_at_mut((t + 1) * n);
-            let prev = &done[t * n..];
-            for ((u, &up), &xi) in next[..n].iter_mut().zip(prev).zip(x_row) {
-                *u = if t == 0 {
-                    xi
-                } else {
-                    tau * up * (1.0 - fires(up, v_th)) + xi
-                };
+            let (prev, u_row) = (&done[t * n..], &mut next[..n]);
+            if t == 0 {
+                u_row.copy_from_slice(&x_row[..n]);
+                continue;
+            }
+            for ((u, &up), &xi) in u_row.iter_mut().zip(prev).zip(x_row) {
+                *u = tau * up * (1.0 - fires(up, v_th)) + xi;
             }
         }
         let run = Bptt {
@@ -379,21 +379,38 @@ impl Bptt {
         let (tau, v_th, reset) = (self.tau, self.v_th, self.reset);
         self.d.sg_row(u, v_th, sg);
         let (mut lane_tau, mut lane_vth) = ([0.0f32; 8], [0.0f32; 8]);
-        let lanes = gu
-            .chunks_mut(8)
-            .zip(gu_next.chunks(8))
-            .zip(u.chunks(8).zip(u_prev.chunks(8)))
-            .zip(g_out.chunks(8).zip(sg.chunks(8)));
+        // One neuron: returns dL/du[t] and its (tau, v_th) shares.
+        let neuron = |u: f32, up: f32, gn: f32, go: f32, s: f32| {
+            // u[t+1] = tau * u[t] * (1 - o[t]) + x[t+1].
+            let go = go - gn * reset * u;
+            let g = gn * tau * (1.0 - fires(u, v_th)) + go * s;
+            (g, g * up * (1.0 - fires(up, v_th)), -go * s)
+        };
+        // Whole groups of 8 as fixed-size arrays, so the lanes vectorise
+        // wherever this is inlined; then the tail.
+        let n8 = gu.len() / 8 * 8;
+        let lanes = gu[..n8]
+            .chunks_exact_mut(8)
+            .zip(gu_next.chunks_exact(8))
+            .zip(u.chunks_exact(8).zip(u_prev.chunks_exact(8)))
+            .zip(g_out.chunks_exact(8).zip(sg.chunks_exact(8)));
+        let arr = |c: &[f32]| -> [f32; 8] { std::array::from_fn(|j| c[j]) };
         for (((g8, gn8), (u8, up8)), (go8, sg8)) in lanes {
-            for j in 0..g8.len() {
-                let (u, up, gn, s) = (u8[j], up8[j], gn8[j], sg8[j]);
-                // u[t+1] = tau * u[t] * (1 - o[t]) + x[t+1].
-                let go = go8[j] - gn * reset * u;
-                let g = gn * tau * (1.0 - fires(u, v_th)) + go * s;
-                g8[j] = g;
-                lane_vth[j] -= go * s;
-                lane_tau[j] += g * up * (1.0 - fires(up, v_th));
+            let (u8, up8, gn8, go8, sg8) = (arr(u8), arr(up8), arr(gn8), arr(go8), arr(sg8));
+            let mut out = [0.0f32; 8];
+            for j in 0..8 {
+                let (g, dt, dv) = neuron(u8[j], up8[j], gn8[j], go8[j], sg8[j]);
+                out[j] = g;
+                lane_tau[j] += dt;
+                lane_vth[j] += dv;
             }
+            g8.copy_from_slice(&out);
+        }
+        for i in n8..gu.len() {
+            let (g, dt, dv) = neuron(u[i], u_prev[i], gu_next[i], g_out[i], sg[i]);
+            gu[i] = g;
+            lane_tau[0] += dt;
+            lane_vth[0] += dv;
         }
         let sum = |l: [f32; 8]| l.iter().sum::<f32>() as f64;
         (sum(lane_tau), sum(lane_vth))
