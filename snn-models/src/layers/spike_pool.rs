@@ -1,12 +1,15 @@
-//! A spiking layer and the `k x k` max-pool after it, fused, for passes
-//! without gradients (CPU).
+//! A spiking layer and the `k x k` max-pool after it, fused (CPU), with
+//! and without gradients.
 //!
 //! Unfused, the neuron writes all `T` spike maps (`[T x B, H, W, C]`, the
-//! network's largest tensor: 51 MB for MNIST's first layer at batch 64),
-//! and the pool reads them back. Here each task owns one band of `k` image
+//! network's largest tensor: 51 MB for MNIST's first layer at batch 16),
+//! the pool reads them back, and in training the pool writes their gradient
+//! for the neuron's BPTT to read. Here each task owns one band of `k` image
 //! rows of one image, runs the neuron's [`HostStep`] over time on it, and
 //! pools each step's spikes while they are still in cache: only the pooled
-//! maps (a `k^2`-th of the size) are written.
+//! maps (a `k^2`-th of the size) are written, plus in training a byte per
+//! pooled value naming its window's winner. Backward works band by band
+//! too, the neuron recomputing its membranes from the band's currents.
 
 use super::Nhwc;
 use rayon::prelude::*;
