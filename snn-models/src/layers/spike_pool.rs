@@ -52,6 +52,46 @@ impl SpikePool {
     }
 }
 
+/// A fused layer cut into tasks: task `i` is band `i % ho` (`k` image rows)
+/// of image `i / ho`, over all steps.
+#[derive(Clone, Copy)]
+struct Bands {
+    shape: SpikePool,
+    /// The currents are one image map repeated at every step.
+    is_static: bool,
+    /// Pooled rows per image.
+    ho: usize,
+    /// Floats of one band and of one pooled row.
+    band: usize,
+    out_row: usize,
+    tasks: usize,
+}
+
+impl Bands {
+    fn new(shape: SpikePool, is_static: bool) -> Self {
+        let SpikePool {
+            images, h, w, c, k, ..
+        } = shape;
+        let ho = h / k;
+        Self {
+            shape,
+            is_static,
+            ho,
+            band: k * w * c,
+            out_row: (w / k) * c,
+            tasks: images * ho,
+        }
+    }
+
+    /// Where task `task`'s band starts in the currents at step `t`.
+    fn src(&self, task: usize, t: usize) -> usize {
+        let s = self.shape;
+        let (b, y) = (task / self.ho, task % self.ho);
+        let image = if self.is_static { b } else { t * s.images + b };
+        (image * s.h + y * s.k) * s.w * s.c
+    }
+}
+
 /// Runs `neuron` on `currents` (`[B, H, W, C]`, the same at every step, or
 /// `[T x B, H, W, C]` time-major) and max-pools its spikes: returns the
 /// pooled spikes `[T x B, H / k, W / k, C]` and how many spikes fired
@@ -62,8 +102,8 @@ pub fn spike_max_pool(
     currents: &[f32],
     shape: SpikePool,
 ) -> Result<(Vec<f32>, usize)> {
-    let is_static = shape.check(currents.len())?;
-    Ok(forward_bands(neuron, currents, shape, is_static, None))
+    let bands = Bands::new(shape, shape.check(currents.len())?);
+    Ok(forward_bands(neuron, currents, bands, None))
 }
 
 /// [`spike_max_pool`] on the tape: `x` holds the currents, `params` the
@@ -101,8 +141,8 @@ pub fn spike_max_pool_taped(
     let currents = snn_core::host::read(&x);
     let (ho, wo) = (h / shape.k, w / shape.k);
     let mut arg = vec![0u8; shape.steps * shape.images * ho * wo * c];
-    let (pooled, fired) =
-        forward_bands(neuron.as_ref(), &currents, shape, is_static, Some(&mut arg));
+    let bands = Bands::new(shape, is_static);
+    let (pooled, fired) = forward_bands(neuron.as_ref(), &currents, bands, Some(&mut arg));
     let out = x
         .device()
         .tensor_from_vec(pooled, (shape.steps * shape.images, ho, wo, c));
@@ -116,7 +156,7 @@ pub fn spike_max_pool_taped(
             arg: &arg,
             g_out: &g_out,
         };
-        let g_params = band.run(shape, is_static, gx);
+        let g_params = band.run(bands, gx);
         for (p, g) in params.iter().zip(g_params) {
             grads.get_or_alloc_mut(p)?[0] += g as f32;
         }
@@ -145,21 +185,11 @@ fn rows_per_task<T>(buf: &mut [T], tasks: usize, row: usize) -> Vec<Vec<&mut [T]
 fn forward_bands(
     neuron: &dyn HostStep,
     currents: &[f32],
-    shape: SpikePool,
-    is_static: bool,
+    bands: Bands,
     arg: Option<&mut [u8]>,
 ) -> (Vec<f32>, usize) {
-    let SpikePool {
-        steps,
-        images,
-        h,
-        w,
-        c,
-        k,
-    } = shape;
-    let (ho, wo) = (h / k, w / k);
-    let (band, out_row) = (k * w * c, wo * c);
-    let tasks = images * ho;
+    let (band, out_row, tasks) = (bands.band, bands.out_row, bands.tasks);
+    let SpikePool { steps, w, c, k, .. } = bands.shape;
     let mut out = vec![0.0f32; steps * tasks * out_row];
     let rows = rows_per_task(&mut out, tasks, out_row);
     let args: Vec<Option<&mut [u8]>> = match arg {
@@ -174,12 +204,10 @@ fn forward_bands(
         .map_init(
             || (vec![0.0f32; state_len * band], vec![0.0f32; band]),
             |(state, spikes), (task, (mut dst, mut arg))| {
-                let (b, y) = (task / ho, task % ho);
                 state.fill(0.0);
                 let mut fired = 0;
                 for (t, dst) in dst.iter_mut().enumerate() {
-                    let image = if is_static { b } else { t * images + b };
-                    let src = (image * h + y * k) * w * c;
+                    let src = bands.src(task, t);
                     neuron.step(&currents[src..src + band], state, spikes);
                     fired += spikes.iter().filter(|&&s| s != 0.0).count();
                     let arg_t = arg.as_deref_mut().map(|a| &mut a[t * out_row..][..out_row]);
@@ -237,19 +265,10 @@ struct Backward<'a> {
 impl Backward<'_> {
     /// Adds the currents' gradient into `gx` (their layout) and returns
     /// the parameters' gradients, task by task as in the forward pass.
-    fn run(&self, shape: SpikePool, is_static: bool, gx: &mut [f32]) -> Vec<f64> {
-        let SpikePool {
-            steps,
-            images,
-            h,
-            w,
-            c,
-            k,
-        } = shape;
-        let (ho, wo) = (h / k, w / k);
-        let (band, out_row) = (k * w * c, wo * c);
-        let tasks = images * ho;
-        let x_rows = if is_static { 1 } else { steps };
+    fn run(&self, bands: Bands, gx: &mut [f32]) -> Vec<f64> {
+        let (band, out_row, tasks) = (bands.band, bands.out_row, bands.tasks);
+        let SpikePool { steps, w, c, k, .. } = bands.shape;
+        let x_rows = if bands.is_static { 1 } else { steps };
         let gx_rows = rows_per_task(gx, tasks, band);
         let parts: Vec<Vec<f64>> = gx_rows
             .into_par_iter()
@@ -260,7 +279,6 @@ impl Backward<'_> {
                     (scratch.clone(), scratch.clone(), scratch)
                 },
                 |(g_spikes, xb, gxb), (task, mut dst)| {
-                    let (b, y) = (task / ho, task % ho);
                     g_spikes.fill(0.0);
                     let arg = &self.arg[task * steps * out_row..][..steps * out_row];
                     for t in 0..steps {
@@ -273,8 +291,7 @@ impl Backward<'_> {
                     }
                     let (xb, gxb) = (&mut xb[..x_rows * band], &mut gxb[..x_rows * band]);
                     for (t, xr) in xb.chunks_exact_mut(band).enumerate() {
-                        let image = if is_static { b } else { t * images + b };
-                        let src = (image * h + y * k) * w * c;
+                        let src = bands.src(task, t);
                         xr.copy_from_slice(&self.currents[src..src + band]);
                     }
                     gxb.fill(0.0);
