@@ -19,9 +19,13 @@ pub enum Mode {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
+    /// The config's dataset (its input shape is the benchmark's).
+    pub dataset: String,
     pub mode: String,
     pub batch: usize,
     pub time_steps: usize,
+    /// Untimed steps before the timed ones.
+    pub warmup: usize,
     pub steps: usize,
     pub median_s: f64,
     pub min_s: f64,
@@ -141,9 +145,11 @@ pub fn run(
         }
     });
     Ok(BenchReport {
+        dataset: cfg.data.dataset.clone(),
         mode: format!("{mode:?}").to_lowercase(),
         batch,
         time_steps: cfg.time_steps,
+        warmup,
         steps: times.len(),
         median_s: median,
         min_s: sorted[0],
