@@ -198,24 +198,22 @@ impl snn_core::spec::HostStep for LifStep {
 
     /// The fused kernel's backward pass on one run of neurons, serially
     /// (callers split their work across threads), after recomputing the
-    /// membranes with [`simulate`]'s arithmetic.
+    /// membranes with [`simulate`]'s own per-step kernel.
     fn backward(&self, x: &[f32], steps: usize, g_spikes: &[f32], g_x: &mut [f32]) -> Vec<f64> {
         let n = g_spikes.len() / steps.max(1);
         let is_static = x.len() == n && steps > 1;
         let (tau, v_th) = (self.tau, self.v_th);
-        let mut us = vec![0.0f32; (steps + 1) * n];
         // Row 0 is u[-1] = 0; row t + 1 holds u[t].
+        let mut us = vec![0.0f32; (steps + 1) * n];
+        let mut spikes = vec![0.0f32; steps * n];
         for t in 0..steps {
             let x_row = if is_static { x } else { &x[t * n..(t + 1) * n] };
             let (done, next) = us.split_at_mut((t + 1) * n);
-            let (prev, u_row) = (&done[t * n..], &mut next[..n]);
-            if t == 0 {
-                u_row.copy_from_slice(&x_row[..n]);
-                continue;
-            }
-            for ((u, &up), &xi) in u_row.iter_mut().zip(prev).zip(x_row) {
-                *u = tau * up * (1.0 - fires(up, v_th)) + xi;
-            }
+            let u_row = &mut next[..n];
+            u_row.copy_from_slice(&done[t * n..]);
+            let (o_prev, o_cur) = spikes.split_at_mut(t * n);
+            let prev = (t > 0).then(|| &o_prev[(t - 1) * n..]);
+            step(u_row, prev, x_row, &mut o_cur[..n], tau, v_th);
         }
         let run = Bptt {
             d: self.dynamics,
