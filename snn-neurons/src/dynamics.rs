@@ -122,31 +122,43 @@ pub fn simulate(x: &[f32], steps: usize, m: usize, tau: f32, v_th: f32) -> (Vec<
     (us, spikes)
 }
 
-/// [`simulate`]'s spikes alone, for passes without gradients: one row of
-/// membrane potentials carried through time instead of all `T`.
+/// [`simulate`]'s spikes alone, for passes without gradients. No membrane
+/// history: each chunk of neurons keeps its state (the membrane after
+/// reset, see [`LifStep`]) and runs all `T` steps before the next chunk, so
+/// the state stays in cache.
 pub fn simulate_spikes(x: &[f32], steps: usize, m: usize, tau: f32, v_th: f32) -> Vec<f32> {
     let is_static = x.len() == m && steps > 1;
-    let mut u = vec![0.0f32; m];
     let mut spikes = vec![0.0f32; steps * m];
-    for t in 0..steps {
-        let x_row = if is_static {
-            &x[..m]
-        } else {
-            &x[t * m..(t + 1) * m]
-        };
-        let (o_prev, o_cur) = spikes.split_at_mut(t * m);
-        let tasks = u
-            .par_chunks_mut(CHUNK)
-            .zip(o_cur[..m].par_chunks_mut(CHUNK))
-            .zip(x_row.par_chunks(CHUNK))
-            .enumerate();
-        tasks.for_each(|(c, ((u_c, o_c), x_c))| {
-            let from = t.saturating_sub(1) * m + c * CHUNK;
-            let prev = (t > 0).then(|| &o_prev[from..from + u_c.len()]);
-            step(u_c, prev, x_c, o_c, tau, v_th);
-        });
+    // Chunk c's rows of every step, handed out before the tasks start.
+    let mut rows: Vec<Vec<&mut [f32]>> = (0..m.div_ceil(CHUNK)).map(|_| Vec::new()).collect();
+    for plane in spikes.chunks_mut(m.max(1)) {
+        for (c, row) in plane.chunks_mut(CHUNK).enumerate() {
+            rows[c].push(row);
+        }
     }
+    rows.into_par_iter().enumerate().for_each(|(c, mut out)| {
+        let from = c * CHUNK;
+        let mut state = vec![0.0f32; out.first().map_or(0, |r| r.len())];
+        for (t, o) in out.iter_mut().enumerate() {
+            let row = if is_static { 0 } else { t * m };
+            let x_c = &x[row + from..row + from + o.len()];
+            step_after_reset(x_c, &mut state, o, tau, v_th);
+        }
+    });
     spikes
+}
+
+/// One step with the membrane after reset as state: `u = tau * r + x`,
+/// spikes `H(u - v_th)`, then `r = u (1 - o)`. Equal to [`step`]'s
+/// `tau * u * (1 - o) + x` bit for bit (a product by 1 or 0 either way).
+#[inline(always)]
+fn step_after_reset(x: &[f32], state: &mut [f32], spikes: &mut [f32], tau: f32, v_th: f32) {
+    for ((r, &xi), o) in state.iter_mut().zip(x).zip(spikes.iter_mut()) {
+        let u = tau * *r + xi;
+        let f = fires(u, v_th);
+        *o = f;
+        *r = u * (1.0 - f);
+    }
 }
 
 /// One step for a chunk of neurons: `u` holds `u[t-1]` (ignored at the
@@ -171,7 +183,7 @@ fn step(u: &mut [f32], o_prev: Option<&[f32]>, x: &[f32], o: &mut [f32], tau: f3
 /// reset, `u[t] * (1 - o[t])`, so a step needs neither the previous spikes
 /// nor a first-step case: `tau * 0 + x` is `x`, and `tau * (u (1 - o))`
 /// equals [`simulate`]'s `tau * u * (1 - o)` exactly (a product by 1 or 0),
-/// so the spikes match it bit for bit.
+/// so the spikes match it bit for bit (`step_after_reset`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct LifStep {
     pub tau: f32,
@@ -183,13 +195,7 @@ pub struct LifStep {
 
 impl snn_core::spec::HostStep for LifStep {
     fn step(&self, x: &[f32], state: &mut [f32], spikes: &mut [f32]) {
-        let (tau, v_th) = (self.tau, self.v_th);
-        for ((r, &xi), o) in state.iter_mut().zip(x).zip(spikes.iter_mut()) {
-            let u = tau * *r + xi;
-            let f = fires(u, v_th);
-            *o = f;
-            *r = u * (1.0 - f);
-        }
+        step_after_reset(x, state, spikes, self.tau, self.v_th);
     }
 
     fn param_keys(&self) -> Option<Vec<String>> {
