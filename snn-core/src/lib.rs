@@ -19,6 +19,7 @@ pub mod loss;
 pub mod optim;
 pub mod params;
 pub mod registry;
+pub mod slices;
 pub mod spec;
 
 pub use dfdx;

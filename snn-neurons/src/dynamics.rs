@@ -129,13 +129,8 @@ pub fn simulate(x: &[f32], steps: usize, m: usize, tau: f32, v_th: f32) -> (Vec<
 pub fn simulate_spikes(x: &[f32], steps: usize, m: usize, tau: f32, v_th: f32) -> Vec<f32> {
     let is_static = x.len() == m && steps > 1;
     let mut spikes = vec![0.0f32; steps * m];
-    // Chunk c's rows of every step, handed out before the tasks start.
-    let mut rows: Vec<Vec<&mut [f32]>> = (0..m.div_ceil(CHUNK)).map(|_| Vec::new()).collect();
-    for plane in spikes.chunks_mut(m.max(1)) {
-        for (c, row) in plane.chunks_mut(CHUNK).enumerate() {
-            rows[c].push(row);
-        }
-    }
+    // Chunk c's rows of every step.
+    let rows = snn_core::slices::pieces_of_planes(&mut spikes, m, CHUNK);
     rows.into_par_iter().enumerate().for_each(|(c, mut out)| {
         let from = c * CHUNK;
         let mut state = vec![0.0f32; out.first().map_or(0, |r| r.len())];

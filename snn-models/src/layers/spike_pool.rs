@@ -14,6 +14,7 @@
 use super::Nhwc;
 use rayon::prelude::*;
 use snn_core::dfdx::prelude::*;
+use snn_core::slices::pieces_of_planes;
 use snn_core::spec::HostStep;
 use snn_core::{Error, Flat, FlatT, Result};
 
@@ -139,13 +140,13 @@ pub fn spike_max_pool_taped(
         })
         .collect();
     let currents = snn_core::host::read(&x);
-    let (ho, wo) = (h / shape.k, w / shape.k);
-    let mut arg = vec![0u8; shape.steps * shape.images * ho * wo * c];
     let bands = Bands::new(shape, is_static);
+    let mut arg = vec![0u8; shape.steps * bands.tasks * bands.out_row];
     let (pooled, fired) = forward_bands(neuron.as_ref(), &currents, bands, Some(&mut arg));
+    let (steps, k) = (shape.steps, shape.k);
     let out = x
         .device()
-        .tensor_from_vec(pooled, (shape.steps * shape.images, ho, wo, c));
+        .tensor_from_vec(pooled, (steps * shape.images, h / k, w / k, c));
     let out_id = out.clone();
     tape.add_backward_op(move |grads| {
         let g_out = snn_core::host::take_grad(grads, &out_id)?;
@@ -165,19 +166,6 @@ pub fn spike_max_pool_taped(
     Ok((out.put_tape(tape), fired))
 }
 
-/// Gives task `i` the `i`-th row of every plane of `buf` (`[planes,
-/// tasks, row]`): the disjoint slices a task owns, handed out before the
-/// tasks start.
-fn rows_per_task<T>(buf: &mut [T], tasks: usize, row: usize) -> Vec<Vec<&mut [T]>> {
-    let mut rows: Vec<Vec<&mut [T]>> = (0..tasks).map(|_| Vec::new()).collect();
-    for plane in buf.chunks_mut((tasks * row).max(1)) {
-        for (task, r) in plane.chunks_mut(row.max(1)).enumerate() {
-            rows[task].push(r);
-        }
-    }
-    rows
-}
-
 /// The forward pass, task (image b, band y) by task: the neuron on the
 /// band's `k` image rows over time, each step pooled into pooled row y of
 /// image b. With `arg`, also the winner of each pooled value, laid out
@@ -191,7 +179,7 @@ fn forward_bands(
     let (band, out_row, tasks) = (bands.band, bands.out_row, bands.tasks);
     let SpikePool { steps, w, c, k, .. } = bands.shape;
     let mut out = vec![0.0f32; steps * tasks * out_row];
-    let rows = rows_per_task(&mut out, tasks, out_row);
+    let rows = pieces_of_planes(&mut out, tasks * out_row, out_row);
     let args: Vec<Option<&mut [u8]>> = match arg {
         Some(a) => a.chunks_mut((steps * out_row).max(1)).map(Some).collect(),
         None => (0..tasks).map(|_| None).collect(),
@@ -269,7 +257,7 @@ impl Backward<'_> {
         let (band, out_row, tasks) = (bands.band, bands.out_row, bands.tasks);
         let SpikePool { steps, w, c, k, .. } = bands.shape;
         let x_rows = if bands.is_static { 1 } else { steps };
-        let gx_rows = rows_per_task(gx, tasks, band);
+        let gx_rows = pieces_of_planes(gx, tasks * band, band);
         let parts: Vec<Vec<f64>> = gx_rows
             .into_par_iter()
             .enumerate()
