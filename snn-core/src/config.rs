@@ -53,9 +53,12 @@ pub struct DataConfig {
     pub test_limit: usize,
     /// Subtract the dataset mean and divide by its std per channel.
     pub normalize: bool,
-    /// Side of the images fed to the model: MNIST-like sets are zero-padded
-    /// to it, CelebA is resized to it (default 64); 0 keeps the native size.
+    /// Side of the images fed to the model: MNIST-like sets are brought to
+    /// it by `resize`, CelebA is resized to it (default 64); 0 keeps the
+    /// native size.
     pub image_size: usize,
+    /// How MNIST-like and folder images reach `image_size`.
+    pub resize: ImageResize,
     /// Scale pixels to [-1, 1] instead of [0, 1] (FSVAE, VAEs with tanh).
     pub symmetric: bool,
 }
@@ -69,9 +72,22 @@ impl Default for DataConfig {
             test_limit: 0,
             normalize: false,
             image_size: 0,
+            resize: ImageResize::Bilinear,
             symmetric: false,
         }
     }
+}
+
+/// How a dataset's images are brought to `data.image_size`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageResize {
+    /// Pillow's bilinear resize of the 8-bit image (torchvision
+    /// `Resize((32, 32))`, what the FSVAE code does to MNIST).
+    #[default]
+    Bilinear,
+    /// Centred zero padding (only grows the image).
+    Pad,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,10 +10,11 @@ pub mod celeba;
 pub mod cifar;
 pub mod folder;
 pub mod idx;
+pub mod resample;
 
 pub use batches::{Batch, BatchOrder};
 
-use snn_core::config::DataConfig;
+use snn_core::config::{DataConfig, ImageResize};
 use snn_core::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -79,6 +80,25 @@ impl Dataset {
         self.images = out;
         self.shape = [c, size, size];
         Ok(())
+    }
+
+    /// Resizes every image to `size x size` with Pillow's bilinear filter on
+    /// its 8-bit pixels (torchvision's `Resize((size, size))` of the PIL
+    /// image, how the FSVAE code brings MNIST to 32x32). Values must be
+    /// bytes / 255, as every reader here produces; the result is again.
+    pub fn resize_bilinear(&mut self, size: usize) {
+        let [c, h, w] = self.shape;
+        let mut out = Vec::with_capacity(self.len() * c * size * size);
+        for plane in self.images.chunks_exact(h * w) {
+            let bytes: Vec<u8> = plane
+                .iter()
+                .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+                .collect();
+            let r = resample::resize_u8(&bytes, [h, w], [size, size], resample::Filter::Bilinear);
+            out.extend(r.iter().map(|&b| b as f32 / 255.0));
+        }
+        self.images = out;
+        self.shape = [c, size, size];
     }
 
     /// Per-channel mean and standard deviation.
@@ -176,8 +196,11 @@ pub fn load(cfg: &DataConfig, split: Split) -> Result<Dataset> {
         cfg.test_limit
     };
     ds.truncate(limit);
-    if cfg.image_size > 0 && ds.shape[1] != cfg.image_size {
-        ds.pad_to(cfg.image_size)?;
+    if cfg.image_size > 0 && (ds.shape[1] != cfg.image_size || ds.shape[2] != cfg.image_size) {
+        match cfg.resize {
+            ImageResize::Pad => ds.pad_to(cfg.image_size)?,
+            ImageResize::Bilinear => ds.resize_bilinear(cfg.image_size),
+        }
     }
     if cfg.symmetric {
         for v in &mut ds.images {

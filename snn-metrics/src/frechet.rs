@@ -138,6 +138,77 @@ impl Gaussian {
     }
 }
 
+impl Gaussian {
+    /// Loads `mu` (`[d]`) and `sigma` (`[d, d]`) from a NumPy `.npz` (the
+    /// format clean-fid and the FSVAE repository store statistics in),
+    /// float32 or float64. The fit's count is unknown there (0).
+    pub fn load_npz(path: &Path) -> Result<Self> {
+        let bad = |msg: String| Error::data(path, msg);
+        let mut npz = npyz::npz::NpzArchive::open(path)
+            .map_err(|e| bad(format!("not a NumPy .npz archive: {e}")))?;
+        let mut read = |name: &str| -> Result<(Vec<usize>, Vec<f64>)> {
+            let arr = npz
+                .by_name(name)
+                .map_err(|e| bad(format!("cannot read `{name}`: {e}")))?
+                .ok_or_else(|| {
+                    bad(format!(
+                        "no `{name}` array (expected `mu` [d] and `sigma` [d, d], as clean-fid stores them)"
+                    ))
+                })?;
+            let shape: Vec<usize> = arr.shape().iter().map(|&d| d as usize).collect();
+            // A header may claim any size: refuse before allocating it.
+            let numel = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            if numel.is_none_or(|n| n > MAX_NPZ_VALUES) {
+                return Err(bad(format!(
+                    "`{name}` claims shape {shape:?}, too large for statistics"
+                )));
+            }
+            if arr.order() != npyz::Order::C {
+                return Err(bad(format!(
+                    "`{name}` is in Fortran order; C order expected"
+                )));
+            }
+            let dtype = match arr.dtype() {
+                npyz::DType::Plain(t) => t.to_string(),
+                other => other.descr(),
+            };
+            let values = match dtype.as_str() {
+                "<f4" => arr
+                    .into_vec::<f32>()
+                    .map(|v| v.into_iter().map(f64::from).collect()),
+                "<f8" => arr.into_vec::<f64>(),
+                other => {
+                    return Err(bad(format!(
+                        "`{name}` has dtype {other}; float32 or float64 accepted"
+                    )))
+                }
+            }
+            .map_err(|e| bad(format!("cannot read `{name}`: {e}")))?;
+            Ok((shape, values))
+        };
+        let (ms, mu) = read("mu")?;
+        let (ss, sigma) = read("sigma")?;
+        let d = mu.len();
+        if ms.len() != 1 || ss != [d, d] {
+            return Err(bad(format!(
+                "`mu` is {ms:?} and `sigma` {ss:?}; expected [d] and [d, d]"
+            )));
+        }
+        if mu.iter().chain(&sigma).any(|v| !v.is_finite()) {
+            return Err(bad("`mu` or `sigma` holds a non-finite value".into()));
+        }
+        Ok(Self {
+            mean: DVector::from_vec(mu),
+            cov: DMatrix::from_row_slice(d, d, &sigma),
+            count: 0,
+        })
+    }
+}
+
+/// Statistics of up to 8192-d features: a `.npz` array claiming more
+/// values is refused before it is read.
+const MAX_NPZ_VALUES: usize = 8192 * 8192;
+
 /// Symmetric square root of a symmetric positive semi-definite matrix.
 fn sqrt_psd(m: &DMatrix<f64>) -> DMatrix<f64> {
     let sym = (m + m.transpose()) * 0.5;

@@ -2,6 +2,8 @@
 //! between two fits (FID on Inception features, FAD on autoencoder latents),
 //! the Inception Score of class probabilities, and the FID Inception-v3.
 
+mod conv;
+pub mod fad;
 pub mod frechet;
 pub mod inception;
 pub mod inception_score;

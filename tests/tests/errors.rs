@@ -381,6 +381,7 @@ fn padding_to_32_centres_mnist_digits() {
     let cfg = snn_core::config::DataConfig {
         root: root().join("data/mnist-subset"),
         image_size: 32,
+        resize: snn_core::config::ImageResize::Pad,
         symmetric: true,
         test_limit: 3,
         ..Default::default()

@@ -21,6 +21,7 @@
 
 mod torchvision;
 
+use crate::conv::{Act, Conv};
 use crate::resize::resize_plane;
 pub use crate::resize::Resize;
 use snn_core::{params, Error, Result};
@@ -28,148 +29,10 @@ use snn_models::layers::gemm::matmul;
 use std::collections::HashMap;
 use std::path::Path;
 
+/// Batch-norm epsilon of the TF graph.
 const EPS: f32 = 1e-3;
 pub const SIDE: usize = 299;
 pub const FEATURES: usize = 2048;
-
-/// Channels-last activations of a batch.
-#[derive(Clone, Debug)]
-struct Act {
-    n: usize,
-    h: usize,
-    w: usize,
-    c: usize,
-    data: Vec<f32>,
-}
-
-/// A convolution with its batch norm folded in, then ReLU.
-#[derive(Debug)]
-struct Conv {
-    kh: usize,
-    kw: usize,
-    cin: usize,
-    cout: usize,
-    stride: usize,
-    ph: usize,
-    pw: usize,
-    /// `[kh * kw * cin, cout]`.
-    w: Vec<f32>,
-    b: Vec<f32>,
-}
-
-impl Conv {
-    /// Folds `bn(conv(x))` (scale `gamma`, or 1 where the graph has none)
-    /// into one convolution with a bias; `w` is PyTorch's `[O, C, kh, kw]`.
-    #[allow(clippy::too_many_arguments)]
-    fn folded(
-        shape: [usize; 4],
-        w: &[f32],
-        gamma: Option<&[f32]>,
-        beta: &[f32],
-        mean: &[f32],
-        var: &[f32],
-        stride: usize,
-        pad: [usize; 2],
-    ) -> Self {
-        let [o, c, kh, kw] = shape;
-        let inv: Vec<f32> = (0..o)
-            .map(|i| gamma.map_or(1.0, |g| g[i]) / (var[i] + EPS).sqrt())
-            .collect();
-        let mut folded = vec![0.0f32; kh * kw * c * o];
-        for oi in 0..o {
-            for ci in 0..c {
-                for ky in 0..kh {
-                    for kx in 0..kw {
-                        let src = ((oi * c + ci) * kh + ky) * kw + kx;
-                        folded[((ky * kw + kx) * c + ci) * o + oi] = w[src] * inv[oi];
-                    }
-                }
-            }
-        }
-        Self {
-            kh,
-            kw,
-            cin: c,
-            cout: o,
-            stride,
-            ph: pad[0],
-            pw: pad[1],
-            w: folded,
-            b: (0..o).map(|i| beta[i] - mean[i] * inv[i]).collect(),
-        }
-    }
-
-    fn forward(&self, x: &Act) -> Act {
-        assert_eq!(x.c, self.cin, "inception: channel mismatch");
-        let ho = (x.h + 2 * self.ph - self.kh) / self.stride + 1;
-        let wo = (x.w + 2 * self.pw - self.kw) / self.stride + 1;
-        let width = self.kh * self.kw * self.cin;
-        let rows = ho * wo;
-        let mut out = vec![0.0f32; x.n * rows * self.cout];
-        let pointwise = self.kh == 1 && self.kw == 1 && self.stride == 1;
-        // Several images per GEMM: the late 8x8 maps give 64 rows an image,
-        // too few for the kernel to run at speed. Columns stay under ~32 MB.
-        let chunk = ((8 << 20) / (rows * width).max(1)).clamp(1, x.n.max(1));
-        let mut col = if pointwise {
-            Vec::new()
-        } else {
-            vec![0.0f32; chunk * rows * width]
-        };
-        let plane = x.h * x.w * x.c;
-        for n0 in (0..x.n).step_by(chunk) {
-            let n1 = (n0 + chunk).min(x.n);
-            let m = (n1 - n0) * rows;
-            let a: &[f32] = if pointwise {
-                &x.data[n0 * plane..n1 * plane]
-            } else {
-                for i in n0..n1 {
-                    let img = &x.data[i * plane..(i + 1) * plane];
-                    let dst = &mut col[(i - n0) * rows * width..(i - n0 + 1) * rows * width];
-                    self.im2col(img, x.h, x.w, ho, wo, dst);
-                }
-                &col[..m * width]
-            };
-            let dst = &mut out[n0 * rows * self.cout..n1 * rows * self.cout];
-            matmul(m, self.cout, width, a, false, &self.w, false, dst, false);
-            for r in dst.chunks_exact_mut(self.cout) {
-                for (v, b) in r.iter_mut().zip(&self.b) {
-                    *v = (*v + b).max(0.0);
-                }
-            }
-        }
-        Act {
-            n: x.n,
-            h: ho,
-            w: wo,
-            c: self.cout,
-            data: out,
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn im2col(&self, img: &[f32], h: usize, w: usize, ho: usize, wo: usize, col: &mut [f32]) {
-        let c = self.cin;
-        let width = self.kh * self.kw * c;
-        for oy in 0..ho {
-            for ox in 0..wo {
-                let row = &mut col[(oy * wo + ox) * width..][..width];
-                for ky in 0..self.kh {
-                    let iy = (oy * self.stride + ky) as isize - self.ph as isize;
-                    for kx in 0..self.kw {
-                        let ix = (ox * self.stride + kx) as isize - self.pw as isize;
-                        let cell = &mut row[(ky * self.kw + kx) * c..][..c];
-                        if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= w {
-                            cell.fill(0.0);
-                        } else {
-                            let src = (iy as usize * w + ix as usize) * c;
-                            cell.copy_from_slice(&img[src..src + c]);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
 
 /// 3x3 pooling kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -332,7 +195,7 @@ impl Inception {
             let shape = conv_shape(path, prefix, ws)?;
             let bn = [get("beta")?.1, get("mean")?.1, get("var")?.1];
             check_bn(path, prefix, shape[0], &bn)?;
-            let conv = Conv::folded(shape, w, None, bn[0], bn[1], bn[2], *stride, [*ph, *pw]);
+            let conv = Conv::folded(shape, w, None, bn, EPS, *stride, [*ph, *pw]);
             let name = prefix.strip_prefix("net.layers.").unwrap_or(prefix);
             convs.insert(name.to_string(), conv);
         }

@@ -152,7 +152,15 @@ pub(super) fn load(
         ];
         check_bn(path, &tv, shape[0], &bn)?;
         let pad = padding(&ours, stride, shape[2], shape[3]);
-        let conv = Conv::folded(shape, w, Some(bn[0]), bn[1], bn[2], bn[3], stride, pad);
+        let conv = Conv::folded(
+            shape,
+            w,
+            Some(bn[0]),
+            [bn[1], bn[2], bn[3]],
+            super::EPS,
+            stride,
+            pad,
+        );
         convs.insert(ours, conv);
     }
     let head = match (by_name.get("fc.weight"), by_name.get("fc.bias")) {
