@@ -265,44 +265,77 @@ pub fn reconstruct(
     Ok(())
 }
 
-/// What `snn metrics` scores and with which networks.
+/// What `snn metrics` scores and with which networks. The defaults are
+/// the paper's protocol (docs/metrics.md).
 #[derive(clap::Args)]
 pub struct MetricsArgs {
     /// A folder of PNG samples ...
     #[arg(long)]
     pub samples: Option<PathBuf>,
-    /// ... or a generative run to draw them from.
+    /// ... or a generative run to draw them from (scored as floats, not
+    /// rounded to 8 bits).
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
     /// The dataset the samples imitate; the scoring runs must be trained on it.
     #[arg(long)]
     pub dataset: String,
-    /// Samples to score (at most this many files of --samples).
-    #[arg(long, default_value_t = 5000)]
-    pub count: usize,
     /// Comma-separated: fid, fad, is.
     #[arg(long, value_delimiter = ',', default_value = "fid,fad,is")]
     pub metrics: Vec<String>,
+    /// Samples for FID (the FSVAE code: 5,000).
+    #[arg(long, default_value_t = 5000)]
+    pub count: usize,
     /// FID network weights (scripts/fetch-data.sh inception).
     #[arg(long, default_value = snn_train::scores::INCEPTION_WEIGHTS)]
     pub inception: PathBuf,
-    /// Resize to 299x299 for the Inception networks: bilinear
-    /// (pytorch-fid), bicubic (clean-fid: PIL bicubic per channel) or nearest.
-    #[arg(long, default_value = "bilinear")]
-    pub resize: String,
+    /// FID resize to 299x299: clean (clean-fid's default: PIL bicubic of
+    /// float images), bilinear (pytorch-fid) or nearest.
+    #[arg(long, alias = "resize", default_value = "clean")]
+    pub fid_resize: String,
+    /// FID reference: a folder of PNGs or a .npz with `mu` / `sigma`
+    /// (clean-fid's format); default the dataset's test split, prepared as
+    /// the training images (MNIST at 32x32: Pillow bilinear).
+    #[arg(long)]
+    pub fid_reference: Option<PathBuf>,
     /// Folder of the dataset's test split for FID (default data/<dataset>).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// FID reference images (0 = the whole test split).
+    /// FID reference images taken from the test split (0 = all).
     #[arg(long, default_value_t = 0)]
     pub reference_count: usize,
-    /// Run folder of the FAD autoencoder (`configs/ae-*.toml`).
+    /// Samples for FAD (the FSVAE code: 20 batches of 256).
+    #[arg(long, default_value_t = snn_metrics::fad::FAD_SAMPLES)]
+    pub fad_count: usize,
+    /// FAD network: the FSVAE authors' encoder (safetensors); default
+    /// data/fsvae-fad/<dataset>_64.safetensors for mnist and fmnist.
     #[arg(long)]
+    pub fad_network: Option<PathBuf>,
+    /// FAD reference statistics (.npz, `mu` / `sigma`); default the
+    /// authors' test-set statistics beside the network.
+    #[arg(long)]
+    pub fad_reference: Option<PathBuf>,
+    /// Batch norm of the authors' FAD network: batch (statistics of each
+    /// batch of 256, as their code runs it) or running (eval mode).
+    #[arg(long, default_value = "batch")]
+    pub fad_bn: String,
+    /// FAD with an autoencoder trained here instead (`configs/ae-*.toml`);
+    /// the only option for cifar10 and celeba.
+    #[arg(long, conflicts_with_all = ["fad_network", "fad_reference"])]
     pub fad_model: Option<PathBuf>,
     /// IS from Inception-v3 logits: weights with their classifier head, a
     /// torchvision-layout state dict converted by tools/torch_to_safetensors.py.
     #[arg(long)]
     pub is_inception: Option<PathBuf>,
+    /// What the IS network receives: raw (pixels 0-255, as the FSVAE code
+    /// feeds torchvision's inception_v3) or normalized (the weights' range).
+    #[arg(long, default_value = "raw")]
+    pub is_input: String,
+    /// IS resize to 299x299 (the FSVAE code: bilinear, nn.Upsample).
+    #[arg(long, default_value = "bilinear")]
+    pub is_resize: String,
+    /// Samples for IS (the FSVAE code: 10 batches of 256), in 10 splits.
+    #[arg(long, default_value_t = snn_train::scores::IS_SAMPLES)]
+    pub is_count: usize,
     /// IS from a classifier of the dataset (run folder) instead.
     #[arg(long, conflicts_with = "is_inception")]
     pub classifier: Option<PathBuf>,
@@ -314,22 +347,39 @@ pub struct MetricsArgs {
 }
 
 pub fn metrics(a: MetricsArgs) -> Result<()> {
-    use snn_train::scores::{self, Pixels};
+    use snn_train::scores::{self, FidReference, PaperFad, Pixels};
     for m in &a.metrics {
         match m.as_str() {
             "fid" | "fad" | "is" => {}
             other => bail!("--metrics: unknown `{other}`; accepted: fid, fad, is"),
         }
     }
+    let wants = |m: &str| a.metrics.iter().any(|x| x == m);
     // The networks first: a wrong path should fail before minutes of sampling.
-    let resize: snn_metrics::Resize = a.resize.parse()?;
-    let want_fid = a.metrics.iter().any(|m| m == "fid");
-    if want_fid && !a.inception.exists() {
-        bail!(
-            "{}: no FID network weights; run scripts/fetch-data.sh inception (or pass --inception FILE)",
-            a.inception.display()
-        );
-    }
+    let fid_resize: snn_metrics::Resize = a.fid_resize.parse()?;
+    let is_resize: snn_metrics::Resize = a.is_resize.parse()?;
+    let is_input: snn_metrics::Input = a.is_input.parse()?;
+    let fad_bn: snn_metrics::fad::BatchNorm = a.fad_bn.parse()?;
+    let root = a
+        .data
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("data").join(&a.dataset));
+    let fid_reference = if wants("fid") {
+        if !a.inception.exists() {
+            bail!(
+                "{}: no FID network weights; run scripts/fetch-data.sh inception (or pass --inception FILE)",
+                a.inception.display()
+            );
+        }
+        Some(FidReference::from_arg(
+            a.fid_reference.as_deref(),
+            &a.dataset,
+            &root,
+            a.reference_count,
+        )?)
+    } else {
+        None
+    };
     let load = |metric: &str, flag: &str, path: &Option<PathBuf>| -> Result<Trained> {
         let Some(p) = path else {
             bail!(
@@ -348,17 +398,38 @@ pub fn metrics(a: MetricsArgs) -> Result<()> {
         }
         Ok(t)
     };
-    let fad_model = if a.metrics.iter().any(|m| m == "fad") {
-        Some(load("fad", "--fad-model", &a.fad_model)?)
-    } else {
-        None
+    let (paper_fad, own_fad) = match (wants("fad"), &a.fad_model) {
+        (false, _) => (None, None),
+        (true, Some(_)) => (None, Some(load("fad", "--fad-model", &a.fad_model)?)),
+        (true, None) => {
+            let defaults = scores::paper_files(&a.dataset, Path::new(scores::FAD_DIR));
+            let weights = a
+                .fad_network
+                .clone()
+                .or(defaults.as_ref().map(|d| d.0.clone()));
+            let Some(weights) = weights else {
+                bail!(
+                    "fad for `{}` needs --fad-model RUN (an autoencoder trained here,                      configs/ae-{}.toml): the FSVAE authors' network is available for mnist and                      fmnist only (their latent-128 weights are not available here); or pass                      --fad-network FILE --fad-reference FILE.npz",
+                    a.dataset,
+                    a.dataset
+                );
+            };
+            let reference = match (&a.fad_reference, &defaults) {
+                (Some(r), _) => r.clone(),
+                (None, Some(d)) => d.1.clone(),
+                (None, None) => bail!(
+                    "--fad-network needs --fad-reference FILE.npz for `{}`",
+                    a.dataset
+                ),
+            };
+            (Some(PaperFad::load(&weights, &reference, fad_bn)?), None)
+        }
     };
-    let want_is = a.metrics.iter().any(|m| m == "is");
-    let is_network = match a.is_inception.as_ref().filter(|_| want_is) {
+    let is_network = match a.is_inception.as_ref().filter(|_| wants("is")) {
         Some(w) => Some((scores::load_is_network(w)?, w)),
         None => None,
     };
-    let classifier = if want_is && a.is_inception.is_none() {
+    let classifier = if wants("is") && a.is_inception.is_none() {
         if a.classifier.is_none() {
             bail!(
                 "is needs --is-inception FILE (Inception-v3 with its logits) or --classifier RUN \
@@ -370,42 +441,51 @@ pub fn metrics(a: MetricsArgs) -> Result<()> {
     } else {
         None
     };
+    // One draw serves every metric; each scores its first N samples.
+    let needed = [("fid", a.count), ("fad", a.fad_count), ("is", a.is_count)]
+        .iter()
+        .filter(|(m, _)| wants(m))
+        .map(|(_, n)| *n)
+        .max()
+        .unwrap_or(0);
+    if needed == 0 {
+        bail!("--count, --fad-count and --is-count must be at least 1 for the metrics asked");
+    }
     let pixels = match (&a.samples, &a.checkpoint) {
-        (Some(dir), None) => Pixels::load_folder(dir, a.count)?,
+        (Some(dir), None) => Pixels::load_folder(dir, needed)?,
         (None, Some(ck)) => {
             let run = Trained::load(ck)?;
-            eprintln!("drawing {} samples from {}", a.count, ck.display());
-            let values = run.sample(a.count, 100, a.seed)?;
-            Pixels {
-                shape: run.shape,
-                data: run.to_pixels(&values),
-            }
+            eprintln!("drawing {needed} samples from {}", ck.display());
+            run.sample_pixels(needed, 100, a.seed)?
         }
         _ => bail!("give exactly one of --samples DIR and --checkpoint RUN"),
     };
     let mut out = Vec::new();
-    if want_fid {
-        let root = a
-            .data
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("data").join(&a.dataset));
+    if let Some(reference) = &fid_reference {
         out.push(scores::fid(
             &a.inception,
-            &pixels,
-            &a.dataset,
-            &root,
-            a.reference_count,
-            resize,
+            &pixels.first(a.count),
+            reference,
+            fid_resize,
         )?);
     }
-    if let Some(m) = &fad_model {
-        out.push(scores::fad(m, &pixels)?);
+    if let Some(f) = &paper_fad {
+        out.push(f.score(&pixels.first(a.fad_count))?);
+    }
+    if let Some(m) = &own_fad {
+        out.push(scores::own_fad(m, &pixels.first(a.fad_count))?);
     }
     if let Some((net, w)) = &is_network {
-        out.push(scores::inception_is(net, w, &pixels, resize)?);
+        out.push(scores::inception_is(
+            net,
+            w,
+            &pixels.first(a.is_count),
+            is_resize,
+            is_input,
+        )?);
     }
     if let Some(m) = &classifier {
-        out.push(scores::classifier_is(m, &pixels)?);
+        out.push(scores::classifier_is(m, &pixels.first(a.is_count))?);
     }
     if a.json {
         let obj: serde_json::Map<String, serde_json::Value> = out
@@ -415,11 +495,7 @@ pub fn metrics(a: MetricsArgs) -> Result<()> {
         say(&serde_json::to_string(&obj)?);
     } else {
         for s in &out {
-            let std = s.std.map(|v| format!(" +- {v:.3}")).unwrap_or_default();
-            say(&format!(
-                "{}={:.4}{std} ({} samples, network: {}, {:.1} s)",
-                s.metric, s.value, s.samples, s.network, s.seconds
-            ));
+            say(&s.line());
         }
     }
     Ok(())

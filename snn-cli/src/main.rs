@@ -107,7 +107,7 @@ enum Command {
     /// Score generated images: FID (Inception-v3 FID network), FAD (with a
     /// trained `ae` run) and a classifier-based Inception Score (with a
     /// trained classifier run). Every line names the network behind it.
-    Metrics(commands::MetricsArgs),
+    Metrics(Box<commands::MetricsArgs>),
     /// Evaluate a checkpoint: loss (and accuracy, per class, for classifiers).
     Eval {
         /// A run folder, or a parameter file inside one.
@@ -187,7 +187,7 @@ fn main() {
             data,
             json,
         } => commands::eval(&checkpoint, data, json),
-        Command::Metrics(args) => commands::metrics(args),
+        Command::Metrics(args) => commands::metrics(*args),
         Command::Generate {
             checkpoint,
             count,

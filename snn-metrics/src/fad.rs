@@ -239,7 +239,7 @@ impl FadEncoder {
     pub fn embed(&self, images: &[f32], batch: usize, bn: BatchNorm) -> Result<Vec<f32>> {
         let [c, h, w] = self.input_shape();
         let per = c * h * w;
-        if images.len() % per != 0 {
+        if !images.len().is_multiple_of(per) {
             return Err(Error::shape(
                 "FAD input",
                 format!("{} values are not images of {:?}", images.len(), [c, h, w]),

@@ -10,6 +10,6 @@ pub mod inception_score;
 pub mod resize;
 
 pub use frechet::{frechet_distance, Gaussian};
-pub use inception::{Embedding, Graph, Inception};
+pub use inception::{Embedding, Graph, Inception, Input};
 pub use inception_score::inception_score;
 pub use resize::Resize;

@@ -80,3 +80,138 @@ fn real_test_sets_score_zero_only_with_the_authors_pipeline() {
         );
     }
 }
+
+fn fixture() -> serde_json::Value {
+    let path = root().join("tests/fixtures/paper-protocol.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The committed subset's test digits as bytes `[n, 28, 28]`.
+fn subset_bytes() -> Vec<u8> {
+    let cfg = snn_core::config::DataConfig {
+        root: root().join("data/mnist-subset"),
+        ..Default::default()
+    };
+    let ds = snn_data::load(&cfg, Split::Test).unwrap();
+    ds.images
+        .iter()
+        .map(|v| (v * 255.0).round() as u8)
+        .collect()
+}
+
+fn resize32(digit: &[u8]) -> Vec<u8> {
+    snn_data::resample::resize_u8(
+        digit,
+        [28, 28],
+        [32, 32],
+        snn_data::resample::Filter::Bilinear,
+    )
+}
+
+fn shift_right(img: &[u8], side: usize, k: usize) -> Vec<u8> {
+    let mut out = vec![0u8; img.len()];
+    for y in 0..side {
+        out[y * side + k..(y + 1) * side].copy_from_slice(&img[y * side..(y + 1) * side - k]);
+    }
+    out
+}
+
+#[test]
+fn bilinear_resize_matches_pillow_on_real_digits() {
+    let want: Vec<Vec<u8>> = serde_json::from_value(fixture()["resize"].clone()).unwrap();
+    let digits = subset_bytes();
+    for (i, w) in want.iter().enumerate() {
+        let got = resize32(&digits[i * 784..(i + 1) * 784]);
+        assert_eq!(&got, w, "digit {i}: Pillow's bilinear 28 -> 32 differs");
+    }
+}
+
+#[test]
+fn fad_matches_the_authors_network_in_pytorch() {
+    let f = &fixture()["fad"];
+    let shift = f["shift"].as_u64().unwrap() as usize;
+    let digits = subset_bytes();
+    let images: Vec<f32> = digits
+        .chunks(784)
+        .flat_map(|d| shift_right(&resize32(d), 32, shift))
+        .map(|b| b as f32 / 255.0 * 2.0 - 1.0)
+        .collect();
+    assert_eq!(images.len() / 1024, f["count"].as_u64().unwrap() as usize);
+    let enc = encoder("mnist");
+    let z = enc.embed(&images, FAD_BATCH, BatchNorm::Batch).unwrap();
+    let want: Vec<Vec<f64>> = serde_json::from_value(f["latents"].clone()).unwrap();
+    for (i, w) in want.iter().enumerate() {
+        for (j, v) in w.iter().enumerate() {
+            let g = z[i * 64 + j] as f64;
+            assert!(
+                (g - v).abs() < 1e-4 * (1.0 + v.abs()),
+                "latent {i}.{j}: {g} vs {v}"
+            );
+        }
+    }
+    let ours = frechet_distance(&Gaussian::fit(&z, 64).unwrap(), &reference("mnist")).unwrap();
+    let theirs = f["fad"].as_f64().unwrap();
+    eprintln!("FAD of shifted digits: ours {ours:.6}, PyTorch + scipy {theirs:.6}");
+    assert!(theirs > 1.0, "the fixture's set should score well above 0");
+    assert!((ours - theirs).abs() < 1e-3 * theirs, "{ours} vs {theirs}");
+}
+
+#[test]
+fn bad_fad_files_get_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tensors, _) =
+        snn_core::params::read_safetensors(&root().join("data/fsvae-fad/mnist_64.safetensors"))
+            .unwrap();
+    // A state dict missing a key, then one with a wrong shape.
+    let cut: Vec<_> = tensors
+        .iter()
+        .filter(|(n, _, _)| n != "encoder.2.1.running_var")
+        .cloned()
+        .collect();
+    let path = dir.path().join("cut.safetensors");
+    snn_core::params::write_safetensors(&path, &cut, Default::default()).unwrap();
+    let e = FadEncoder::load(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("cut.safetensors") && e.contains("encoder.2.1.running_var"),
+        "{e}"
+    );
+    let mut bent = tensors.clone();
+    for t in &mut bent {
+        if t.0 == "encoder.1.0.bias" {
+            *t = (t.0.clone(), vec![63], t.2[..63].to_vec());
+        }
+    }
+    snn_core::params::write_safetensors(&path, &bent, Default::default()).unwrap();
+    let e = FadEncoder::load(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("encoder.1.0.bias") && e.contains("[63]") && e.contains("expected [64]"),
+        "{e}"
+    );
+    // A .npz without `sigma`: written by hand (a zip of .npy files).
+    let npz = dir.path().join("stats.npz");
+    {
+        let file = std::fs::File::create(&npz).unwrap();
+        use npyz::WriterBuilder;
+        let mut w = npyz::npz::NpzWriter::new(file);
+        let mut arr = w
+            .array::<f32>("mu", Default::default())
+            .unwrap()
+            .default_dtype()
+            .shape(&[2])
+            .begin_nd()
+            .unwrap();
+        arr.extend([1.0f32, 2.0]).unwrap();
+        arr.finish().unwrap();
+    }
+    let e = Gaussian::load_npz(&npz).unwrap_err().to_string();
+    assert!(e.contains("stats.npz") && e.contains("no `sigma`"), "{e}");
+    std::fs::write(&npz, b"not a zip").unwrap();
+    let e = Gaussian::load_npz(&npz).unwrap_err().to_string();
+    assert!(
+        e.contains("stats.npz") && e.contains("not a NumPy .npz"),
+        "{e}"
+    );
+    // The committed statistics read as f32 `mu`, f64 `sigma`.
+    let g = reference("fashion");
+    assert_eq!((g.dim(), g.cov.nrows()), (64, 64));
+}

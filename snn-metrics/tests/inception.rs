@@ -11,7 +11,7 @@
 //!   no download needed).
 
 use snn_core::params::{write_safetensors, RawTensor};
-use snn_metrics::{Graph, Inception, Resize};
+use snn_metrics::{Graph, Inception, Input, Resize};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -38,7 +38,7 @@ fn features_match_pytorch_to_1e_4() {
     let want: Vec<Vec<f64>> = serde_json::from_value(fixture["features"].clone()).unwrap();
     let pixels = mnist_pixels(want.len());
     let got = net
-        .embed(&pixels, [1, 28, 28], Resize::Bilinear)
+        .embed(&pixels, [1, 28, 28], Resize::Bilinear, Input::Native)
         .unwrap()
         .features;
     assert_eq!(got.len(), want.len() * 2048);
@@ -46,8 +46,9 @@ fn features_match_pytorch_to_1e_4() {
     assert!(worst < 1e-4, "largest relative difference {worst}");
 }
 
-/// The first `n` test images of the committed MNIST subset as bytes.
-fn mnist_pixels(n: usize) -> Vec<u8> {
+/// The first `n` test images of the committed MNIST subset as pixel
+/// values 0..255.
+fn mnist_pixels(n: usize) -> Vec<f32> {
     let cfg = snn_core::config::DataConfig {
         dataset: "mnist".into(),
         root: root().join("data/mnist-subset"),
@@ -55,10 +56,7 @@ fn mnist_pixels(n: usize) -> Vec<u8> {
         ..Default::default()
     };
     let test = snn_data::load(&cfg, snn_data::Split::Test).unwrap();
-    test.images
-        .iter()
-        .map(|v| (v * 255.0).round() as u8)
-        .collect()
+    test.images.iter().map(|v| (v * 255.0).round()).collect()
 }
 
 fn worst_relative(got: &[f32], want: &[Vec<f64>]) -> f64 {
@@ -109,8 +107,34 @@ fn torchvision_layout_matches_torchvision_on_both_graphs() {
         let features: Vec<Vec<f64>> = serde_json::from_value(case["features"].clone()).unwrap();
         let logits: Vec<Vec<f64>> = serde_json::from_value(case["logits"].clone()).unwrap();
         let got = net
-            .embed(&mnist_pixels(features.len()), [1, 28, 28], Resize::Bilinear)
+            .embed(
+                &mnist_pixels(features.len()),
+                [1, 28, 28],
+                Resize::Bilinear,
+                Input::Native,
+            )
             .unwrap();
+        // Raw input feeds the pixel values themselves: p raw is q
+        // normalised where q / 127.5 - 1 = p (bilinear resizing is linear,
+        // so it commutes with the affine map).
+        let p: Vec<f32> = mnist_pixels(2).iter().map(|v| v / 255.0).collect();
+        let q: Vec<f32> = p.iter().map(|v| (v + 1.0) * 127.5).collect();
+        let raw = net
+            .embed(&p, [1, 28, 28], Resize::Bilinear, Input::RawPixels)
+            .unwrap();
+        let native = net
+            .embed(&q, [1, 28, 28], Resize::Bilinear, Input::Native)
+            .unwrap();
+        let as_rows = |v: &[f32]| -> Vec<Vec<f64>> {
+            v.chunks(2048)
+                .map(|r| r.iter().map(|x| *x as f64).collect())
+                .collect()
+        };
+        let worst = worst_relative(&raw.features, &as_rows(&native.features));
+        assert!(
+            worst < 1e-4,
+            "{key}: raw input is not the unscaled pixels ({worst})"
+        );
         let worst = worst_relative(&got.features, &features);
         assert!(
             worst < 1e-4,

@@ -138,9 +138,9 @@ impl Trained {
         Ok(ds)
     }
 
-    /// Model-range values -> bytes in [0, 255], undoing the normalisation
-    /// or the [-1, 1] scaling of the data config.
-    pub fn to_pixels(&self, values: &[f32]) -> Vec<u8> {
+    /// Model-range values -> intensities in [0, 1], undoing the
+    /// normalisation or the [-1, 1] scaling of the data config (clamped).
+    pub fn to_unit(&self, values: &[f32]) -> Vec<f32> {
         let [c, h, w] = self.shape;
         let plane = h * w;
         values
@@ -155,8 +155,16 @@ impl Trained {
                 if self.cfg.data.symmetric {
                     v = (v + 1.0) / 2.0;
                 }
-                (v.clamp(0.0, 1.0) * 255.0).round() as u8
+                v.clamp(0.0, 1.0)
             })
+            .collect()
+    }
+
+    /// Model-range values -> bytes in [0, 255] (what PNG files hold).
+    pub fn to_pixels(&self, values: &[f32]) -> Vec<u8> {
+        self.to_unit(values)
+            .iter()
+            .map(|v| (v * 255.0).round() as u8)
             .collect()
     }
 }

@@ -135,6 +135,41 @@ pub struct Embedding {
     pub logits: Option<Vec<f32>>,
 }
 
+/// What the network's first layer receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// The range the weights were trained for: `p / 128 - 1` (TF FID
+    /// graph) or `p / 127.5 - 1` (torchvision, after its `transform_input`).
+    Native,
+    /// Pixel values 0..255 unscaled: the FSVAE code's IS, which builds
+    /// torchvision's `inception_v3(transform_input=False)` and feeds it
+    /// un-normalised images.
+    RawPixels,
+}
+
+impl Input {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Native => "normalised input",
+            Self::RawPixels => "raw 0-255 input",
+        }
+    }
+}
+
+impl std::str::FromStr for Input {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "normalized" | "normalised" | "native" => Ok(Self::Native),
+            "raw" => Ok(Self::RawPixels),
+            other => Err(Error::invalid(
+                "is-input",
+                format!("unknown `{other}`; accepted: normalized (the weights' range), raw (0-255, the FSVAE code)"),
+            )),
+        }
+    }
+}
+
 /// Inception-v3 with its weights.
 #[derive(Debug)]
 pub struct Inception {
@@ -334,9 +369,17 @@ impl Inception {
     }
 
     /// Features (and logits where there is a head) of images given as
-    /// bytes, channel-planar `[n, C, H, W]` with C = 1 (replicated to RGB)
-    /// or 3.
-    pub fn embed(&self, pixels: &[u8], shape: [usize; 3], resize: Resize) -> Result<Embedding> {
+    /// pixel values 0..255 (floats: generated images are scored before any
+    /// rounding to bytes), channel-planar `[n, C, H, W]` with C = 1
+    /// (replicated to RGB) or 3, resized to 299x299 and scaled as `input`
+    /// says.
+    pub fn embed(
+        &self,
+        pixels: &[f32],
+        shape: [usize; 3],
+        resize: Resize,
+        input: Input,
+    ) -> Result<Embedding> {
         let [c, h, w] = shape;
         if c != 1 && c != 3 {
             return Err(Error::shape(
@@ -352,8 +395,12 @@ impl Inception {
                 .map(|ch| resize_plane(&img[ch * h * w..(ch + 1) * h * w], h, w, SIDE, resize))
                 .collect();
             let rgb = [&planes[0], &planes[1.min(c - 1)], &planes[2.min(c - 1)]];
+            let (scale, shift) = match input {
+                Input::Native => (self.scale, -1.0),
+                Input::RawPixels => (1.0, 0.0),
+            };
             for px in 0..SIDE * SIDE {
-                data.extend(rgb.iter().map(|p| p[px] * self.scale - 1.0));
+                data.extend(rgb.iter().map(|p| p[px] * scale + shift));
             }
         }
         let features = self.features(Act {
