@@ -2,9 +2,15 @@
 //! (the paper's Eq. 5-9):
 //!
 //! ```text
-//! u[t] = tau * u[t-1] * (1 - o[t-1]) + x[t]      u[-1] = 0, o[-1] = 0
-//! o[t] = H(u[t] - v_th)                          H(0) = 1
+//! h[t-1] = u[t-1] * (1 - o[t-1])                 u[-1] = 0, o[-1] = 0 (hard reset)
+//! u[t]   = a * h[t-1] + b * x[t]                 (a, b) = (tau, 1): the paper's Eq. 5
+//!                                                (a, b) = (1 - tau, tau): decay-input,
+//!                                                the authors' u = h + (x - h) tau
+//! o[t]   = H(u[t] - v_th)                        H(0) = 1
 //! ```
+//!
+//! For the paper's form `b = 1` multiplies exactly, so that form computes
+//! `tau * h + x` bit for bit.
 //!
 //! Two implementations compute it: [`forward_fused`], one pass over time on
 //! the CPU with a hand-written BPTT backward, and [`forward_composed`], built
@@ -40,6 +46,38 @@ pub enum Kernel {
     Composed,
 }
 
+/// How the membrane charges from the reset membrane `h` and the input `x`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Charge {
+    /// `u = tau h + x` (the paper's Eq. 5).
+    #[default]
+    Paper,
+    /// `u = h + (x - h) tau = (1 - tau) h + tau x` (the TAID and PLIF
+    /// authors' code, SpikingJelly's `decay_input`).
+    DecayInput,
+}
+
+impl Charge {
+    /// `(a, b)` of `u = a h + b x` for decay `tau`.
+    #[inline]
+    pub fn coefficients(self, tau: f32) -> (f32, f32) {
+        match self {
+            Self::Paper => (tau, 1.0),
+            Self::DecayInput => (1.0 - tau, tau),
+        }
+    }
+
+    /// `(da/dtau, db/dtau)`.
+    #[inline]
+    fn slopes(self) -> (f32, f32) {
+        match self {
+            Self::Paper => (1.0, 0.0),
+            Self::DecayInput => (-1.0, 1.0),
+        }
+    }
+}
+
 /// Everything about the dynamics except the two scalar constants.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Dynamics {
@@ -47,6 +85,7 @@ pub struct Dynamics {
     pub window: WindowCenter,
     /// Stop the gradient through the reset term `(1 - o[t-1])`.
     pub detach_reset: bool,
+    pub charge: Charge,
 }
 
 impl Dynamics {
@@ -92,7 +131,7 @@ const CHUNK: usize = 16 * 1024;
 ///
 /// Time outer, neurons inner: every pass streams contiguous rows, and the
 /// neurons of a row are independent, so each row is split across threads.
-pub fn simulate(x: &[f32], steps: usize, m: usize, tau: f32, v_th: f32) -> (Vec<f32>, Vec<f32>) {
+pub fn simulate(x: &[f32], steps: usize, m: usize, c: Coefficients) -> (Vec<f32>, Vec<f32>) {
     let is_static = x.len() == m && steps > 1;
     let mut us = vec![0.0f32; steps * m];
     let mut spikes = vec![0.0f32; steps * m];
@@ -110,47 +149,64 @@ pub fn simulate(x: &[f32], steps: usize, m: usize, tau: f32, v_th: f32) -> (Vec<
             .zip(o_row.par_chunks_mut(CHUNK))
             .zip(x_row.par_chunks(CHUNK))
             .enumerate();
-        tasks.for_each(|(c, ((u_c, o_c), x_c))| {
+        tasks.for_each(|(chunk, ((u_c, o_c), x_c))| {
             let prev = (t > 0).then(|| {
-                let from = (t - 1) * m + c * CHUNK;
+                let from = (t - 1) * m + chunk * CHUNK;
                 u_c.copy_from_slice(&us_prev[from..from + u_c.len()]);
                 &o_prev[from..from + u_c.len()]
             });
-            step(u_c, prev, x_c, o_c, tau, v_th);
+            step(u_c, prev, x_c, o_c, c);
         });
     }
     (us, spikes)
+}
+
+/// The per-step constants of a layer: `u = a h + b x`, firing at `v_th`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Coefficients {
+    pub a: f32,
+    pub b: f32,
+    pub v_th: f32,
+}
+
+impl Coefficients {
+    pub fn new(charge: Charge, tau: f32, v_th: f32) -> Self {
+        let (a, b) = charge.coefficients(tau);
+        Self { a, b, v_th }
+    }
 }
 
 /// [`simulate`]'s spikes alone, for passes without gradients. No membrane
 /// history: each chunk of neurons keeps its state (the membrane after
 /// reset, see [`LifStep`]) and runs all `T` steps before the next chunk, so
 /// the state stays in cache.
-pub fn simulate_spikes(x: &[f32], steps: usize, m: usize, tau: f32, v_th: f32) -> Vec<f32> {
+pub fn simulate_spikes(x: &[f32], steps: usize, m: usize, c: Coefficients) -> Vec<f32> {
     let is_static = x.len() == m && steps > 1;
     let mut spikes = vec![0.0f32; steps * m];
     // Chunk c's rows of every step.
     let rows = snn_core::slices::pieces_of_planes(&mut spikes, m, CHUNK);
-    rows.into_par_iter().enumerate().for_each(|(c, mut out)| {
-        let from = c * CHUNK;
-        let mut state = vec![0.0f32; out.first().map_or(0, |r| r.len())];
-        for (t, o) in out.iter_mut().enumerate() {
-            let row = if is_static { 0 } else { t * m };
-            let x_c = &x[row + from..row + from + o.len()];
-            step_after_reset(x_c, &mut state, o, tau, v_th);
-        }
-    });
+    rows.into_par_iter()
+        .enumerate()
+        .for_each(|(chunk, mut out)| {
+            let from = chunk * CHUNK;
+            let mut state = vec![0.0f32; out.first().map_or(0, |r| r.len())];
+            for (t, o) in out.iter_mut().enumerate() {
+                let row = if is_static { 0 } else { t * m };
+                let x_c = &x[row + from..row + from + o.len()];
+                step_after_reset(x_c, &mut state, o, c);
+            }
+        });
     spikes
 }
 
-/// One step with the membrane after reset as state: `u = tau * r + x`,
+/// One step with the membrane after reset as state: `u = a r + b x`,
 /// spikes `H(u - v_th)`, then `r = u (1 - o)`. Equal to [`step`]'s
-/// `tau * u * (1 - o) + x` bit for bit (a product by 1 or 0 either way).
+/// `a * u * (1 - o) + b x` bit for bit (a product by 1 or 0 either way).
 #[inline(always)]
-fn step_after_reset(x: &[f32], state: &mut [f32], spikes: &mut [f32], tau: f32, v_th: f32) {
+fn step_after_reset(x: &[f32], state: &mut [f32], spikes: &mut [f32], c: Coefficients) {
     for ((r, &xi), o) in state.iter_mut().zip(x).zip(spikes.iter_mut()) {
-        let u = tau * *r + xi;
-        let f = fires(u, v_th);
+        let u = c.a * *r + c.b * xi;
+        let f = fires(u, c.v_th);
         *o = f;
         *r = u * (1.0 - f);
     }
@@ -159,17 +215,17 @@ fn step_after_reset(x: &[f32], state: &mut [f32], spikes: &mut [f32], tau: f32, 
 /// One step for a chunk of neurons: `u` holds `u[t-1]` (ignored at the
 /// first step, `o_prev == None`) and becomes `u[t]`; `o` gets the spikes.
 #[inline(always)]
-fn step(u: &mut [f32], o_prev: Option<&[f32]>, x: &[f32], o: &mut [f32], tau: f32, v_th: f32) {
+fn step(u: &mut [f32], o_prev: Option<&[f32]>, x: &[f32], o: &mut [f32], c: Coefficients) {
     match o_prev {
-        None => u.copy_from_slice(x),
+        None => u.iter_mut().zip(x).for_each(|(u, &xi)| *u = c.b * xi),
         Some(o_prev) => {
             for ((u, &op), &xi) in u.iter_mut().zip(o_prev).zip(x) {
-                *u = tau * *u * (1.0 - op) + xi;
+                *u = c.a * *u * (1.0 - op) + c.b * xi;
             }
         }
     }
     for (o, &u) in o.iter_mut().zip(u.iter()) {
-        *o = fires(u, v_th);
+        *o = fires(u, c.v_th);
     }
 }
 
@@ -181,16 +237,27 @@ fn step(u: &mut [f32], o_prev: Option<&[f32]>, x: &[f32], o: &mut [f32], tau: f3
 /// so the spikes match it bit for bit (`step_after_reset`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct LifStep {
+    /// The decay itself (after any parametrisation).
     pub tau: f32,
     pub v_th: f32,
+    /// `dtau / dp` of the stored parameter `p` (1 for a raw tau,
+    /// `tau (1 - tau)` for `tau = sigmoid(p)`): `backward` returns the
+    /// gradient of what the store holds.
+    pub tau_slope: f32,
     pub dynamics: Dynamics,
     /// Store keys of tau and v_th, the order of `backward`'s gradients.
     pub keys: [String; 2],
 }
 
+impl LifStep {
+    fn coefficients(&self) -> Coefficients {
+        Coefficients::new(self.dynamics.charge, self.tau, self.v_th)
+    }
+}
+
 impl snn_core::spec::HostStep for LifStep {
     fn step(&self, x: &[f32], state: &mut [f32], spikes: &mut [f32]) {
-        step_after_reset(x, state, spikes, self.tau, self.v_th);
+        step_after_reset(x, state, spikes, self.coefficients());
     }
 
     fn param_keys(&self) -> Option<Vec<String>> {
@@ -203,7 +270,7 @@ impl snn_core::spec::HostStep for LifStep {
     fn backward(&self, x: &[f32], steps: usize, g_spikes: &[f32], g_x: &mut [f32]) -> Vec<f64> {
         let n = g_spikes.len() / steps.max(1);
         let is_static = x.len() == n && steps > 1;
-        let (tau, v_th) = (self.tau, self.v_th);
+        let c = self.coefficients();
         // Row 0 is u[-1] = 0; row t + 1 holds u[t].
         let mut us = vec![0.0f32; (steps + 1) * n];
         let mut spikes = vec![0.0f32; steps * n];
@@ -214,31 +281,27 @@ impl snn_core::spec::HostStep for LifStep {
             u_row.copy_from_slice(&done[t * n..]);
             let (o_prev, o_cur) = spikes.split_at_mut(t * n);
             let prev = (t > 0).then(|| &o_prev[(t - 1) * n..]);
-            step(u_row, prev, x_row, &mut o_cur[..n], tau, v_th);
+            step(u_row, prev, x_row, &mut o_cur[..n], c);
         }
-        let run = Bptt {
-            d: self.dynamics,
-            tau,
-            v_th,
-            reset: if self.dynamics.detach_reset { 0.0 } else { tau },
-        };
+        let run = Bptt::new(self.dynamics, c);
         let (mut gu, mut gu_next, mut sg) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
         let (mut g_tau, mut g_vth) = (0.0f64, 0.0f64);
         for t in (0..steps).rev() {
             let (u, u_prev) = (&us[(t + 1) * n..(t + 2) * n], &us[t * n..(t + 1) * n]);
             let go = &g_spikes[t * n..(t + 1) * n];
-            let (a, b) = run.step(&mut gu, &gu_next, u, u_prev, go, &mut sg);
-            g_tau += a;
-            g_vth += b;
+            let x_row = if is_static { x } else { &x[t * n..(t + 1) * n] };
+            let (dt, dv) = run.step(&mut gu, &gu_next, [u, u_prev, x_row], go, &mut sg);
+            g_tau += dt;
+            g_vth += dv;
             let dst = if is_static {
                 &mut g_x[..n]
             } else {
                 &mut g_x[t * n..(t + 1) * n]
             };
-            dst.iter_mut().zip(&gu).for_each(|(d, g)| *d += g);
+            dst.iter_mut().zip(&gu).for_each(|(d, g)| *d += c.b * g);
             std::mem::swap(&mut gu, &mut gu_next);
         }
-        vec![g_tau, g_vth]
+        vec![g_tau * self.tau_slope as f64, g_vth]
     }
 }
 
@@ -279,11 +342,15 @@ pub fn forward_fused(x: Mat, steps: usize, tau: FlatT, v_th: FlatT, d: Dynamics)
     let mut tape = x_tape.merge(tau_tape).merge(vth_tape);
 
     let dev = x.device().clone();
+    let c = Coefficients::new(d.charge, tau_v, vth_v);
     if !snn_core::grad::is_enabled() {
-        let spikes = simulate_spikes(&host::read(&x), steps, m, tau_v, vth_v);
+        let spikes = simulate_spikes(&host::read(&x), steps, m, c);
         return Ok(dev.tensor_from_vec(spikes, (steps, m)).put_tape(tape));
     }
-    let (us, spikes) = simulate(&host::read(&x), steps, m, tau_v, vth_v);
+    let x_host = host::read(&x);
+    let (us, spikes) = simulate(&x_host, steps, m, c);
+    // Only the decay-input form's tau derivative reads x[t] in backward.
+    let x_host = (d.charge == Charge::DecayInput).then_some(x_host);
     let out = dev.tensor_from_vec(spikes, (steps, m));
     let out_id = out.clone();
     tape.add_backward_op(move |grads| {
@@ -298,8 +365,7 @@ pub fn forward_fused(x: Mat, steps: usize, tau: FlatT, v_th: FlatT, d: Dynamics)
         let mut gu_next = vec![0.0f32; m];
         let mut gu = vec![0.0f32; m];
         let zeros = vec![0.0f32; m];
-        // u[t+1] = tau * u[t] * (1 - o[t]) + x[t+1]: the reset path's factor.
-        let reset = if d.detach_reset { 0.0 } else { tau_v };
+        let run = Bptt::new(d, c);
         for t in (0..steps).rev() {
             let u_row = &us[t * m..(t + 1) * m];
             let up_row = if t > 0 {
@@ -314,24 +380,27 @@ pub fn forward_fused(x: Mat, steps: usize, tau: FlatT, v_th: FlatT, d: Dynamics)
             } else {
                 t * m..(t + 1) * m
             };
+            // x[t] for the decay-input form; any row of the right length
+            // otherwise (the paper's form multiplies it by 0).
+            let x_row = match &x_host {
+                Some(xs) => &xs[dst.clone()],
+                None => up_row,
+            };
             let tasks = gu
                 .par_chunks_mut(CHUNK)
                 .zip(gu_next.par_chunks(CHUNK))
                 .zip(u_row.par_chunks(CHUNK).zip(up_row.par_chunks(CHUNK)))
-                .zip(go_row.par_chunks(CHUNK).zip(gx[dst].par_chunks_mut(CHUNK)));
+                .zip(go_row.par_chunks(CHUNK).zip(gx[dst].par_chunks_mut(CHUNK)))
+                .zip(x_row.par_chunks(CHUNK));
             let (tau_sum, vth_sum) = tasks
                 .map_init(
                     || vec![0.0f32; CHUNK],
-                    |sg, (((g_c, gn_c), (u_c, up_c)), (go_c, gx_c))| {
+                    |sg, ((((g_c, gn_c), (u_c, up_c)), (go_c, gx_c)), x_c)| {
                         let sg = &mut sg[..g_c.len()];
-                        let run = Bptt {
-                            d,
-                            tau: tau_v,
-                            v_th: vth_v,
-                            reset,
-                        };
-                        let sums = run.step(g_c, gn_c, u_c, up_c, go_c, sg);
-                        gx_c.iter_mut().zip(g_c.iter()).for_each(|(a, b)| *a += b);
+                        let sums = run.step(g_c, gn_c, [u_c, up_c, x_c], go_c, sg);
+                        gx_c.iter_mut()
+                            .zip(g_c.iter())
+                            .for_each(|(a, g)| *a += c.b * g);
                         sums
                     },
                 )
@@ -351,39 +420,51 @@ pub fn forward_fused(x: Mat, steps: usize, tau: FlatT, v_th: FlatT, d: Dynamics)
 #[derive(Clone, Copy)]
 struct Bptt {
     d: Dynamics,
-    tau: f32,
-    v_th: f32,
-    /// The reset path's factor: `tau`, or 0 with `detach_reset`.
+    c: Coefficients,
+    /// The reset path's factor: `a`, or 0 with `detach_reset`.
     reset: f32,
+    /// `(da/dtau, db/dtau)`.
+    slopes: (f32, f32),
 }
 
 impl Bptt {
+    fn new(d: Dynamics, c: Coefficients) -> Self {
+        Self {
+            d,
+            c,
+            reset: if d.detach_reset { 0.0 } else { c.a },
+            slopes: d.charge.slopes(),
+        }
+    }
+
     /// One step back for a run of neurons: from `dL/du[t+1]` (`gu_next`,
     /// zero after the last step), the membranes `u[t]` and `u[t-1]`
-    /// (`u_prev`, zero before the first step) and the spikes' gradient at
-    /// `t`, writes `dL/du[t]` (which is also `dL/dx[t]`) into `gu` and
-    /// returns this step's shares of `dL/dtau` and `dL/dv_th`. `sg` is
-    /// scratch as long as the run. Branch-free and summed in 8 lanes, so
-    /// it vectorises.
+    /// (zero before the first step), the input `x[t]` (read only where
+    /// `db/dtau` is not 0) and the spikes' gradient at `t`, writes
+    /// `dL/du[t]` into `gu` (`dL/dx[t]` is `b` times it) and returns this
+    /// step's shares of `dL/dtau` and `dL/dv_th`. `sg` is scratch as long
+    /// as the run. Branch-free and summed in 8 lanes, so it vectorises.
     #[inline(always)]
     fn step(
         &self,
         gu: &mut [f32],
         gu_next: &[f32],
-        u: &[f32],
-        u_prev: &[f32],
+        [u, u_prev, x]: [&[f32]; 3],
         g_out: &[f32],
         sg: &mut [f32],
     ) -> (f64, f64) {
-        let (tau, v_th, reset) = (self.tau, self.v_th, self.reset);
+        let (a, v_th, reset) = (self.c.a, self.c.v_th, self.reset);
+        let (da, db) = self.slopes;
         self.d.sg_row(u, v_th, sg);
         let (mut lane_tau, mut lane_vth) = ([0.0f32; 8], [0.0f32; 8]);
         // One neuron: returns dL/du[t] and its (tau, v_th) shares.
-        let neuron = |u: f32, up: f32, gn: f32, go: f32, s: f32| {
-            // u[t+1] = tau * u[t] * (1 - o[t]) + x[t+1].
+        let neuron = |u: f32, up: f32, x: f32, gn: f32, go: f32, s: f32| {
+            // u[t+1] = a * u[t] * (1 - o[t]) + b * x[t+1].
             let go = go - gn * reset * u;
-            let g = gn * tau * (1.0 - fires(u, v_th)) + go * s;
-            (g, g * up * (1.0 - fires(up, v_th)), -go * s)
+            let g = gn * a * (1.0 - fires(u, v_th)) + go * s;
+            // du[t]/dtau = da * h[t-1] + db * x[t].
+            let h = up * (1.0 - fires(up, v_th));
+            (g, g * (da * h + db * x), -go * s)
         };
         // Whole groups of 8 as fixed-size arrays, so the lanes vectorise
         // wherever this is inlined; then the tail.
@@ -392,13 +473,15 @@ impl Bptt {
             .chunks_exact_mut(8)
             .zip(gu_next.chunks_exact(8))
             .zip(u.chunks_exact(8).zip(u_prev.chunks_exact(8)))
-            .zip(g_out.chunks_exact(8).zip(sg.chunks_exact(8)));
+            .zip(g_out.chunks_exact(8).zip(sg.chunks_exact(8)))
+            .zip(x.chunks_exact(8));
         let arr = |c: &[f32]| -> [f32; 8] { std::array::from_fn(|j| c[j]) };
-        for (((g8, gn8), (u8, up8)), (go8, sg8)) in lanes {
+        for ((((g8, gn8), (u8, up8)), (go8, sg8)), x8) in lanes {
             let (u8, up8, gn8, go8, sg8) = (arr(u8), arr(up8), arr(gn8), arr(go8), arr(sg8));
+            let x8 = arr(x8);
             let mut out = [0.0f32; 8];
             for j in 0..8 {
-                let (g, dt, dv) = neuron(u8[j], up8[j], gn8[j], go8[j], sg8[j]);
+                let (g, dt, dv) = neuron(u8[j], up8[j], x8[j], gn8[j], go8[j], sg8[j]);
                 out[j] = g;
                 lane_tau[j] += dt;
                 lane_vth[j] += dv;
@@ -406,7 +489,7 @@ impl Bptt {
             g8.copy_from_slice(&out);
         }
         for i in n8..gu.len() {
-            let (g, dt, dv) = neuron(u[i], u_prev[i], gu_next[i], g_out[i], sg[i]);
+            let (g, dt, dv) = neuron(u[i], u_prev[i], x[i], gu_next[i], g_out[i], sg[i]);
             gu[i] = g;
             lane_tau[0] += dt;
             lane_vth[0] += dv;
@@ -462,12 +545,20 @@ pub fn forward_composed(x: Mat, tau: FlatT, v_th: FlatT, d: Dynamics) -> Result<
         let xt: FlatT = x_src.select(dev.tensor(t));
         let tau_t = tau_first.take().unwrap_or_else(|| tau_c.retaped());
         let vth_t = vth_first.take().unwrap_or_else(|| vth_c.retaped());
+        // u = a h + b x: (tau, 1) or (1 - tau, tau).
+        let (a_t, bx) = match d.charge {
+            Charge::Paper => (tau_t, xt),
+            Charge::DecayInput => {
+                let a_t = tau_c.retaped::<Tp>().negate() + 1.0;
+                (a_t, tau_t.broadcast_like(&(m,)) * xt)
+            }
+        };
         let u_t = match state.take() {
-            Some((u_prev, keep)) => tau_t.broadcast_like(&(m,)) * u_prev * keep + xt,
+            Some((u_prev, keep)) => a_t.broadcast_like(&(m,)) * u_prev * keep + bx,
             None => {
-                let (_, tau_tape) = tau_t.split_tape();
-                let (xt, xt_tape) = xt.split_tape();
-                xt.put_tape(xt_tape.merge(tau_tape))
+                let (_, a_tape) = a_t.split_tape();
+                let (bx, bx_tape) = bx.split_tape();
+                bx.put_tape(bx_tape.merge(a_tape))
             }
         };
         let v = u_t.with_empty_tape() - vth_t.broadcast_like(&(m,));

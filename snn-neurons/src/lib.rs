@@ -13,14 +13,17 @@
 //! v_th = 0.2
 //! surrogate = { kind = "rectangular", width = 1.0 }
 //! window_center = "threshold"   # "membrane" = FSVAE's variant
+//! charge = "paper"               # "decay-input": u = h + (x - h) tau
+//! tau_param = "raw"              # "sigmoid": tau = sigmoid(w)
+//! detach_reset = false
 //! ```
 
 pub mod dynamics;
 pub mod lif;
 pub mod surrogate;
 
-pub use dynamics::{Dynamics, Kernel, WindowCenter};
-pub use lif::{LifLayer, LifSettings};
+pub use dynamics::{Charge, Dynamics, Kernel, WindowCenter};
+pub use lif::{LifLayer, LifSettings, TauParam};
 pub use surrogate::Surrogate;
 
 use serde::{Deserialize, Serialize};
@@ -41,8 +44,16 @@ macro_rules! lif_family_spec {
             pub learn_v_th: bool,
             pub surrogate: Surrogate,
             pub window_center: WindowCenter,
-            /// Stop the gradient through the reset term `(1 - o[t-1])`.
+            /// Stop the gradient through the reset term `(1 - o[t-1])`
+            /// (the paper's Eq. 8 and the authors' classifier runs).
             pub detach_reset: bool,
+            /// `paper` (`u = tau h + x`, Eq. 5) or `decay-input`
+            /// (`u = h + (x - h) tau`, the authors' code).
+            pub charge: Charge,
+            /// How the learned decay is stored: `raw` (tau itself) or
+            /// `sigmoid` (tau = sigmoid(w), bounded in (0, 1), as the
+            /// authors' code and Fang et al.'s PLIF).
+            pub tau_param: TauParam,
             /// `auto` (fused CPU kernel where available) or `composed`.
             pub kernel: Kernel,
         }
@@ -57,6 +68,8 @@ macro_rules! lif_family_spec {
                     surrogate: Surrogate::default(),
                     window_center: WindowCenter::Threshold,
                     detach_reset: false,
+                    charge: Charge::Paper,
+                    tau_param: TauParam::Raw,
                     kernel: Kernel::Auto,
                 }
             }
@@ -69,10 +82,12 @@ macro_rules! lif_family_spec {
                     v_th: self.v_th,
                     learn_tau: self.learn_tau,
                     learn_v_th: self.learn_v_th,
+                    tau_param: self.tau_param,
                     dynamics: Dynamics {
                         surrogate: self.surrogate,
                         window: self.window_center,
                         detach_reset: self.detach_reset,
+                        charge: self.charge,
                     },
                     kernel: self.kernel,
                 }

@@ -4,8 +4,13 @@
 use snn_core::dfdx::prelude::*;
 use snn_core::spec::NeuronSpec;
 use snn_core::{device, ParamStore, Tp};
-use snn_neurons::dynamics::{simulate, simulate_spikes};
-use snn_neurons::{AlifSpec, Kernel, LifSpec, PlifSpec, Surrogate, WindowCenter};
+use snn_neurons::dynamics::{simulate, simulate_spikes, Charge, Coefficients};
+use snn_neurons::{AlifSpec, Kernel, LifSpec, PlifSpec, Surrogate, TauParam, WindowCenter};
+
+/// The paper's form's constants for `tau`, `v_th`.
+fn paper(tau: f32, v_th: f32) -> Coefficients {
+    Coefficients::new(Charge::Paper, tau, v_th)
+}
 
 struct Grads {
     spikes: Vec<f32>,
@@ -36,8 +41,10 @@ fn run(spec: &dyn NeuronSpec, x: &[f32], steps: usize, c: &[f32]) -> Grads {
     Grads {
         spikes,
         x: get("x"),
+        // The stored decay parameter: tau itself, or its logit.
         tau: store
             .grad(&g, "n.tau")
+            .or_else(|_| store.grad(&g, "n.tau_logit"))
             .map(|t| t.as_vec()[0])
             .unwrap_or(0.0),
         v_th: store
@@ -58,6 +65,20 @@ fn tangent_reference(
     sg: &dyn Fn(f32) -> f32,
     detach_reset: bool,
 ) -> (Vec<f32>, f32, f32) {
+    tangent_reference_charged(x, steps, c, (tau, v_th), sg, detach_reset, Charge::Paper)
+}
+
+/// [`tangent_reference`] for either charge form, written out per form:
+/// the paper's `u = tau h + x` or the authors' `u = h + (x - h) tau`.
+fn tangent_reference_charged(
+    x: &[f32],
+    steps: usize,
+    c: &[f32],
+    (tau, v_th): (f32, f32),
+    sg: &dyn Fn(f32) -> f32,
+    detach_reset: bool,
+    charge: Charge,
+) -> (Vec<f32>, f32, f32) {
     let m = x.len() / steps;
     #[derive(Clone, Copy)]
     enum Seed {
@@ -76,12 +97,18 @@ fn tangent_reference(
                 let dtau = matches!(seed, Seed::Tau) as i32 as f64;
                 let dvth = matches!(seed, Seed::Vth) as i32 as f64;
                 let reset_tangent = if detach_reset { 0.0 } else { d_o };
-                // u = tau * u * (1 - o) + x
-                let new_du = dtau * u * (1.0 - o) + tau as f64 * du * (1.0 - o)
-                    - tau as f64 * u * reset_tangent
-                    + dx;
-                u = tau as f64 * u * (1.0 - o) + x[k] as f64;
-                du = new_du;
+                // h = u (1 - o) and its tangent.
+                let h = u * (1.0 - o);
+                let dh = du * (1.0 - o) - u * reset_tangent;
+                let (tau, xk) = (tau as f64, x[k] as f64);
+                (u, du) = match charge {
+                    // u = tau h + x
+                    Charge::Paper => (tau * h + xk, dtau * h + tau * dh + dx),
+                    // u = h + (x - h) tau
+                    Charge::DecayInput => {
+                        (h + (xk - h) * tau, dh + (dx - dh) * tau + (xk - h) * dtau)
+                    }
+                };
                 let uf = u as f32;
                 o = if uf - v_th >= 0.0 { 1.0 } else { 0.0 };
                 d_o = sg(uf) as f64 * (du - dvth);
@@ -110,11 +137,11 @@ fn lif_forward_matches_hand_derived_sequence() {
     // tau 0.5, v_th 1: u = 0.75, 0.875, 1.0625 (fire), 1.5 (after reset; fire),
     // 0.125 (after reset). All values exact in binary.
     let x = [0.75, 0.5, 0.625, 1.5, 0.125];
-    let (u, o) = simulate(&x, 5, 1, 0.5, 1.0);
+    let (u, o) = simulate(&x, 5, 1, paper(0.5, 1.0));
     assert_eq!(u, vec![0.75, 0.875, 1.0625, 1.5, 0.125]);
     assert_eq!(o, vec![0.0, 0.0, 1.0, 1.0, 0.0]);
     // Exactly at threshold fires (H(0) = 1).
-    let (_, o) = simulate(&[1.0, 0.0], 2, 1, 0.5, 1.0);
+    let (_, o) = simulate(&[1.0, 0.0], 2, 1, paper(0.5, 1.0));
     assert_eq!(o, vec![1.0, 0.0]);
     // The layer gives the same spikes, fused and composed.
     for kernel in [Kernel::Auto, Kernel::Composed] {
@@ -134,7 +161,7 @@ fn multi_neuron_layout_is_time_major() {
     // Two neurons side by side: [T=3, M=2]; neuron 1 gets the same input as
     // the single-neuron case, neuron 0 stays silent.
     let x = [0.0, 0.75, 0.0, 0.5, 0.0, 0.625];
-    let (u, o) = simulate(&x, 3, 2, 0.5, 1.0);
+    let (u, o) = simulate(&x, 3, 2, paper(0.5, 1.0));
     assert_eq!(u, vec![0.0, 0.75, 0.0, 0.875, 0.0, 1.0625]);
     assert_eq!(o, vec![0.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
 }
@@ -157,7 +184,7 @@ fn bptt_gradients_match_tangent_reference_with_resets() {
     let c: Vec<f32> = (0..x.len())
         .map(|k| 0.3 + 0.17 * (k as f32) - 0.02 * (k * k) as f32)
         .collect();
-    let (_, o) = simulate(&x, steps, 3, 0.5, 0.25);
+    let (_, o) = simulate(&x, steps, 3, paper(0.5, 0.25));
     assert!(o.iter().sum::<f32>() >= 4.0, "the case must fire: {o:?}");
     for detach_reset in [false, true] {
         for kernel in [Kernel::Auto, Kernel::Composed] {
@@ -204,7 +231,7 @@ fn detached_gradients_match_paper_eq_8_and_9() {
     let x = [0.3, 0.1, 0.35, 0.05, 0.2];
     let c = [1.0, -0.5, 2.0, 0.25, -1.5];
     let (tau, vth, width) = (0.6f32, 0.4f32, 0.8f32);
-    let (u, o) = simulate(&x, steps, 1, tau, vth);
+    let (u, o) = simulate(&x, steps, 1, paper(tau, vth));
     assert!(o.contains(&1.0));
     let sg = |uu: f32| {
         if (uu - vth).abs() < width / 2.0 {
@@ -390,13 +417,13 @@ fn spikes_without_membrane_history_equal_the_full_simulation() {
     let mut rng = snn_core::init::rng(11);
     let x = snn_core::init::uniform(&mut rng, steps * m, -0.3, 0.8);
     for input in [&x[..], &x[..m]] {
-        let (_, full) = simulate(input, steps, m, 0.6, 0.5);
+        let (_, full) = simulate(input, steps, m, paper(0.6, 0.5));
         let fired = full.iter().filter(|&&o| o == 1.0).count();
         assert!(
             fired > steps * m / 10 && fired < steps * m * 9 / 10,
             "{fired}"
         );
-        assert_eq!(simulate_spikes(input, steps, m, 0.6, 0.5), full);
+        assert_eq!(simulate_spikes(input, steps, m, paper(0.6, 0.5)), full);
     }
 }
 
@@ -504,5 +531,188 @@ fn host_step_backward_matches_the_composed_twin() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn decay_input_charge_matches_hand_derived_values_and_tangent_gradients() {
+    // tau 0.5, v_th 1, u = h + (x - h) / 2: u = 0.75, 0.875, 1.6875 (fire),
+    // then from h = 0: 0.125. All exact in binary.
+    let x = [1.5, 1.0, 2.5, 0.25];
+    let (u, o) = simulate(&x, 4, 1, Coefficients::new(Charge::DecayInput, 0.5, 1.0));
+    assert_eq!(u, vec![0.75, 0.875, 1.6875, 0.125]);
+    assert_eq!(o, vec![0.0, 0.0, 1.0, 0.0]);
+    // Gradients on a firing multi-neuron case, fused and composed, with
+    // and without the reset detached, against the unrolled tangent
+    // reference written directly in the authors' form.
+    let steps = 5;
+    let x: Vec<f32> = (0..steps * 3)
+        .map(|k| 0.9 * ((k as f32) * 1.3).sin() + 0.45)
+        .collect();
+    let c: Vec<f32> = (0..x.len()).map(|k| 0.5 - 0.11 * k as f32).collect();
+    let (tau, vth) = (0.6f32, 0.5f32);
+    let (_, o) = simulate(
+        &x,
+        steps,
+        3,
+        Coefficients::new(Charge::DecayInput, tau, vth),
+    );
+    assert!(o.iter().sum::<f32>() >= 3.0, "the case must fire: {o:?}");
+    let s = Surrogate::Rectangular { width: 1.0 };
+    for detach_reset in [false, true] {
+        let (gx, gtau, gvth) = tangent_reference_charged(
+            &x,
+            steps,
+            &c,
+            (tau, vth),
+            &|u| s.grad(u - vth),
+            detach_reset,
+            Charge::DecayInput,
+        );
+        assert!(gtau.abs() > 1e-3, "the case must exercise dtau: {gtau}");
+        for kernel in [Kernel::Auto, Kernel::Composed] {
+            let spec = AlifSpec {
+                tau,
+                v_th: vth,
+                detach_reset,
+                charge: Charge::DecayInput,
+                kernel,
+                ..Default::default()
+            };
+            let g = run(&spec, &x, steps, &c);
+            let tag = format!("{kernel:?} detach={detach_reset}");
+            assert_eq!(g.spikes, o, "{tag}");
+            assert_all_close(&format!("dx {tag}"), &g.x, &gx, 1e-5);
+            assert!(close(g.tau, gtau, 1e-5), "dtau {tag}: {} vs {gtau}", g.tau);
+            assert!(
+                close(g.v_th, gvth, 1e-5),
+                "dvth {tag}: {} vs {gvth}",
+                g.v_th
+            );
+        }
+    }
+}
+
+#[test]
+fn sigmoid_tau_starts_at_tau_and_its_gradient_is_the_chain_rule() {
+    // tau = sigmoid(w), w = logit(0.5) = 0: the same dynamics as tau 0.5,
+    // and dL/dw = dL/dtau * tau (1 - tau) = dL/dtau / 4, in both forms.
+    let steps = 4;
+    let x = [0.3, 0.8, -0.2, 0.6, 0.9, 0.1, 0.4, 0.7];
+    let c = [1.0, -0.5, 0.25, 2.0, -1.0, 0.5, 1.5, -0.75];
+    for charge in [Charge::Paper, Charge::DecayInput] {
+        for kernel in [Kernel::Auto, Kernel::Composed] {
+            let raw = AlifSpec {
+                tau: 0.5,
+                v_th: 0.3,
+                charge,
+                kernel,
+                ..Default::default()
+            };
+            let sig = AlifSpec {
+                tau_param: TauParam::Sigmoid,
+                ..raw.clone()
+            };
+            let (a, b) = (run(&raw, &x, steps, &c), run(&sig, &x, steps, &c));
+            let tag = format!("{charge:?} {kernel:?}");
+            assert_eq!(a.spikes, b.spikes, "{tag}");
+            assert_eq!(a.x, b.x, "{tag}");
+            assert!(a.tau.abs() > 1e-3, "{tag}: the case must exercise dtau");
+            assert!(
+                close(b.tau, a.tau * 0.25, 1e-6),
+                "{tag}: {} vs {}",
+                b.tau,
+                a.tau / 4.0
+            );
+            assert_eq!(a.v_th, b.v_th, "{tag}");
+        }
+    }
+    // The stored value is the logit; the reported constant is tau.
+    let dev = device::create(0).unwrap();
+    let mut store = ParamStore::new(dev);
+    let spec = AlifSpec {
+        tau: 0.25,
+        tau_param: TauParam::Sigmoid,
+        ..Default::default()
+    };
+    let n = spec.build("n", &mut store).unwrap();
+    let w = store.values("n.tau_logit").unwrap()[0];
+    assert!((w - (1.0f32 / 3.0).ln()).abs() < 1e-6, "{w}");
+    let tau = n.constants(&store).unwrap()[0].1;
+    assert!((tau - 0.25).abs() < 1e-6, "{tau}");
+}
+
+#[test]
+fn host_step_backward_follows_the_charge_form_and_tau_parametrisation() {
+    // The fused spike + pool kernels train through HostStep::backward;
+    // it must give the tangent reference's gradients, dL/dw for a
+    // sigmoid-parametrised tau.
+    let (steps, m) = (5, 3);
+    let x: Vec<f32> = (0..steps * m)
+        .map(|k| 0.8 * ((k as f32) * 0.9).cos() + 0.4)
+        .collect();
+    let c: Vec<f32> = (0..x.len()).map(|k| 0.7 - 0.09 * k as f32).collect();
+    let s = Surrogate::Rectangular { width: 1.0 };
+    for charge in [Charge::Paper, Charge::DecayInput] {
+        for tau_param in [TauParam::Raw, TauParam::Sigmoid] {
+            let spec = AlifSpec {
+                tau: 0.5,
+                v_th: 0.4,
+                charge,
+                tau_param,
+                ..Default::default()
+            };
+            let dev = device::create(0).unwrap();
+            let mut store = ParamStore::new(dev);
+            let n = spec.build("n", &mut store).unwrap();
+            let step = n.host_step(&store).unwrap().unwrap();
+            let mut gx = vec![0.0f32; x.len()];
+            let g = step.backward(&x, steps, &c, &mut gx);
+            let (rx, rtau, rvth) = tangent_reference_charged(
+                &x,
+                steps,
+                &c,
+                (0.5, 0.4),
+                &|u| s.grad(u - 0.4),
+                false,
+                charge,
+            );
+            let slope = if tau_param == TauParam::Sigmoid {
+                0.25
+            } else {
+                1.0
+            };
+            let tag = format!("{charge:?} {tau_param:?}");
+            assert_all_close(&format!("dx {tag}"), &gx, &rx, 1e-5);
+            assert!(
+                close(g[0] as f32, rtau * slope, 1e-5),
+                "dtau {tag}: {} vs {}",
+                g[0],
+                rtau * slope
+            );
+            assert!(close(g[1] as f32, rvth, 1e-5), "dvth {tag}");
+        }
+    }
+}
+
+#[test]
+fn a_tau_that_is_not_a_decay_factor_is_refused() {
+    let dev = device::create(0).unwrap();
+    for (tau, param) in [
+        (7.0, TauParam::Raw),
+        (-0.1, TauParam::Raw),
+        (1.0, TauParam::Sigmoid),
+    ] {
+        let mut store = ParamStore::new(dev.clone());
+        let spec = LifSpec {
+            tau,
+            tau_param: param,
+            ..Default::default()
+        };
+        let e = spec.build("n", &mut store).unwrap_err().to_string();
+        assert!(
+            e.contains("neuron.tau") && e.contains("not a decay factor"),
+            "{e}"
+        );
     }
 }
