@@ -225,6 +225,67 @@ pub fn generate(
     Ok(())
 }
 
+/// The first `count` images of epoch `epoch` in training order, as the
+/// model receives them, augmented as the run augments them (its first
+/// batch's transforms), as a grid PNG.
+pub fn show_batch(
+    config: &Path,
+    sets: &[String],
+    out: &Path,
+    count: usize,
+    epoch: u64,
+) -> Result<()> {
+    use snn_data::{augment, BatchOrder};
+    if count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let cfg = load_config(config, sets)?;
+    let train = snn_data::load(&cfg.data, snn_data::Split::Train)?;
+    let order = BatchOrder::Shuffled {
+        seed: cfg.seed,
+        epoch,
+    };
+    // Training batches, each with its own transforms, until `count`.
+    let zero = if cfg.data.symmetric { -1.0 } else { 0.0 };
+    let mut values = Vec::new();
+    let per = train.image_len();
+    for (i, idx) in train
+        .batch_indices(cfg.train.batch_size, order)
+        .iter()
+        .enumerate()
+    {
+        if values.len() >= count * per {
+            break;
+        }
+        let mut batch = train.gather(idx);
+        let mut rng = augment::batch_rng(cfg.seed, epoch, i as u64);
+        augment::augment_batch(
+            &mut batch,
+            train.shape,
+            &cfg.data.augment,
+            &[zero],
+            &mut rng,
+        );
+        values.extend(batch.images);
+    }
+    values.truncate(count * per);
+    let bytes: Vec<u8> = values
+        .iter()
+        .map(|v| {
+            let v = if cfg.data.symmetric {
+                (v + 1.0) / 2.0
+            } else {
+                *v
+            };
+            (v.clamp(0.0, 1.0) * 255.0).round() as u8
+        })
+        .collect();
+    let images = generate::to_images(&bytes, train.shape);
+    generate::save_png(out, &generate::grid(&images, 8), train.shape[0] == 1)?;
+    say(&format!("images={} grid={}", images.len(), out.display()));
+    Ok(())
+}
+
 pub fn reconstruct(
     checkpoint: &Path,
     out: &Path,

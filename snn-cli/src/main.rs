@@ -69,6 +69,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write the first training images of an epoch as the model receives
+    /// them (shuffled, resized, augmented) as a grid PNG.
+    ShowBatch {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long = "set")]
+        sets: Vec<String>,
+        /// The grid PNG to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 32)]
+        count: usize,
+        /// Which epoch's order and transforms (0-based).
+        #[arg(long, default_value_t = 0)]
+        epoch: u64,
+    },
     /// Draw images from a trained generative model (FSVAE, ANN VAE).
     Generate {
         /// A run folder, or a parameter file inside one.
@@ -188,6 +204,13 @@ fn main() {
             json,
         } => commands::eval(&checkpoint, data, json),
         Command::Metrics(args) => commands::metrics(*args),
+        Command::ShowBatch {
+            config,
+            sets,
+            out,
+            count,
+            epoch,
+        } => commands::show_batch(&config, &sets, &out, count, epoch),
         Command::Generate {
             checkpoint,
             count,

@@ -5,6 +5,7 @@
 //! magic number or mismatched counts is one error naming the file and what
 //! was expected.
 
+pub mod augment;
 pub mod batches;
 pub mod celeba;
 pub mod cifar;

@@ -2,9 +2,11 @@
 //! and ALIF (tau and V_th learned, the paper's neuron), all following the
 //! paper's Eq. 5-9 with a hard reset and a configurable surrogate gradient.
 //!
-//! The three specs share every field; only the defaults of `learn_tau` and
-//! `learn_v_th` differ, so "which constants learn" is a config line, not a
-//! code change:
+//! The three specs share every field; only their defaults differ (LIF and
+//! ALIF: the paper's Eq. 5 with tau 0.25 / V_th 0.2, fixed or learned; PLIF:
+//! Fang et al.'s decay-input form with a sigmoid-parametrised decay), so
+//! "which constants learn" and "which form" are config lines, not code
+//! changes:
 //!
 //! ```toml
 //! [neuron]
@@ -31,7 +33,8 @@ use snn_core::spec::{Neuron, NeuronSpec};
 use snn_core::{ParamStore, Result};
 
 macro_rules! lif_family_spec {
-    ($(#[$doc:meta])* $Spec:ident, $name:literal, $learn_tau:expr, $learn_vth:expr, $about:literal) => {
+    ($(#[$doc:meta])* $Spec:ident, $name:literal, $learn_tau:expr, $learn_vth:expr,
+     [$tau:expr, $v_th:expr, $charge:expr, $tau_param:expr], $about:literal) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
         #[serde(deny_unknown_fields, default)]
@@ -61,15 +64,15 @@ macro_rules! lif_family_spec {
         impl Default for $Spec {
             fn default() -> Self {
                 Self {
-                    tau: 0.25,
-                    v_th: 0.2,
+                    tau: $tau,
+                    v_th: $v_th,
                     learn_tau: $learn_tau,
                     learn_v_th: $learn_vth,
                     surrogate: Surrogate::default(),
                     window_center: WindowCenter::Threshold,
                     detach_reset: false,
-                    charge: Charge::Paper,
-                    tau_param: TauParam::Raw,
+                    charge: $charge,
+                    tau_param: $tau_param,
                     kernel: Kernel::Auto,
                 }
             }
@@ -109,17 +112,20 @@ macro_rules! lif_family_spec {
 
 lif_family_spec!(
     /// Leaky integrate-and-fire with fixed `tau` and `v_th`.
-    LifSpec, "lif", false, false,
+    LifSpec, "lif", false, false, [0.25, 0.2, Charge::Paper, TauParam::Raw],
     "leaky integrate-and-fire, tau and v_th fixed"
 );
 lif_family_spec!(
-    /// Parametric LIF: `tau` learned, `v_th` fixed.
-    PlifSpec, "plif", true, false,
-    "parametric LIF: tau learned per layer, v_th fixed"
+    /// Fang et al.'s parametric LIF (ICCV 2021): `u = h + (x - h) k` with
+    /// `k = sigmoid(w)` learned per layer (`tau` here is `k`, their
+    /// `1 / tau`; default 0.5, their tau = 2) and `v_th` fixed at 1, as
+    /// SpikingJelly's `ParametricLIFNode`.
+    PlifSpec, "plif", true, false, [0.5, 1.0, Charge::DecayInput, TauParam::Sigmoid],
+    "Fang et al.'s PLIF: u = h + (x - h) sigmoid(w), w learned per layer, v_th fixed"
 );
 lif_family_spec!(
     /// Adaptive LIF (the paper's neuron): `tau` and `v_th` learned.
-    AlifSpec, "alif", true, true,
+    AlifSpec, "alif", true, true, [0.25, 0.2, Charge::Paper, TauParam::Raw],
     "adaptive LIF (paper Eq. 5-9): tau and v_th learned per layer"
 );
 

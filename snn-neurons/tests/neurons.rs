@@ -325,15 +325,16 @@ fn fused_and_composed_agree(m: usize, c_low: f32, sum_rel: f32) {
 #[test]
 fn learn_flags_decide_which_constants_get_gradients() {
     let dev = device::create(0).unwrap();
-    let cases: [(&dyn NeuronSpec, bool, bool); 3] = [
-        (&LifSpec::default(), false, false),
-        (&PlifSpec::default(), true, false),
-        (&AlifSpec::default(), true, true),
+    // PLIF (Fang et al.) stores its decay as a logit.
+    let cases: [(&dyn NeuronSpec, &str, bool, bool); 3] = [
+        (&LifSpec::default(), "n.tau", false, false),
+        (&PlifSpec::default(), "n.tau_logit", true, false),
+        (&AlifSpec::default(), "n.tau", true, true),
     ];
-    for (spec, tau, vth) in cases {
+    for (spec, tau_key, tau, vth) in cases {
         let mut store = ParamStore::new(dev.clone());
         spec.build("n", &mut store).unwrap();
-        assert_eq!(store.get("n.tau").unwrap().trainable, tau, "{spec:?}");
+        assert_eq!(store.get(tau_key).unwrap().trainable, tau, "{spec:?}");
         assert_eq!(store.get("n.v_th").unwrap().trainable, vth, "{spec:?}");
     }
     // And a fixed LIF made learnable by config alone.

@@ -10,7 +10,7 @@ use snn_core::init::{self, Rng};
 use snn_core::optim::{Adam, AdamConfig, Decay};
 use snn_core::spec::{Forward, Model, ModelParts};
 use snn_core::{device, fsutil, Dev, Error, ParamStore, Result};
-use snn_data::{BatchOrder, Dataset, Split};
+use snn_data::{augment, BatchOrder, Dataset, Split};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -237,6 +237,16 @@ impl Session {
         Ok(m)
     }
 
+    /// A 0 pixel in the model's input range, per channel: what
+    /// augmentation fills uncovered borders with.
+    fn background(&self) -> Vec<f32> {
+        let zero = if self.cfg.data.symmetric { -1.0 } else { 0.0 };
+        match &self.state.normalization {
+            Some(stats) => stats.iter().map(|(m, s)| (zero - m) / s).collect(),
+            None => vec![zero],
+        }
+    }
+
     /// Trains one epoch and evaluates on the test set. Returns the metrics
     /// and the test score.
     pub fn train_epoch(&mut self) -> Result<(EpochMetrics, f32)> {
@@ -259,8 +269,12 @@ impl Session {
         let mut terms = RateMeans::default();
         let mut window = (0.0f64, 0usize, RateMeans::default());
         let mut lr = self.cfg.train.lr;
-        for idx in &batches {
-            let batch = self.train.gather(idx);
+        let fill = self.background();
+        for (index, idx) in batches.iter().enumerate() {
+            let mut batch = self.train.gather(idx);
+            let mut aug_rng = augment::batch_rng(self.cfg.seed, epoch as u64, index as u64);
+            let transforms = &self.cfg.data.augment;
+            augment::augment_batch(&mut batch, [c, h, w], transforms, &fill, &mut aug_rng);
             let b = batch.labels.len();
             let x = self.dev.tensor_from_vec(batch.images, (b, c, h, w));
             let x = x.traced(self.store.new_grads()?);

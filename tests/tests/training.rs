@@ -57,6 +57,30 @@ fn killed_and_resumed_fsvae_equals_uninterrupted_run() {
     killed_and_resumed_equals_uninterrupted(&tiny_fsvae_config);
 }
 
+#[test]
+fn killed_and_resumed_augmented_run_equals_uninterrupted_run() {
+    // Augmentation draws per (seed, epoch, batch): a resumed run redraws
+    // exactly the transforms the uninterrupted one had.
+    let augmented = |extra: &str| {
+        tiny_config(&format!(
+            "{extra}\nset data.augment={{rotate=30.0,translate=0.15,scale=[0.85,1.11],crop_padding=2,hflip=true}}"
+        ))
+    };
+    killed_and_resumed_equals_uninterrupted(&augmented);
+    // And it is applied: the same run without it ends elsewhere.
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let plain = train("set train.epochs=1", a.path());
+    let mut aug = Session::new(augmented("set train.epochs=1"), b.path()).unwrap();
+    aug.progress = false;
+    aug.run().unwrap();
+    let name = "fc1.weight";
+    assert!(plain.store.contains(name), "{name}");
+    assert_ne!(
+        plain.store.values(name).unwrap(),
+        aug.store.values(name).unwrap()
+    );
+}
+
 fn killed_and_resumed_equals_uninterrupted(config: &dyn Fn(&str) -> RunConfig) {
     let full_dir = tempfile::tempdir().unwrap();
     let mut full = Session::new(config("set train.epochs=3"), full_dir.path()).unwrap();
