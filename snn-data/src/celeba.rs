@@ -1,6 +1,6 @@
 //! CelebA, aligned and cropped: `img_align_celeba/*.jpg` (178 x 218) with
 //! `list_eval_partition.txt` (`name split` per line; 0 train, 1 valid,
-//! 2 test). As FSVAE: centre-crop 148 x 148, resize to `size` (bilinear),
+//! 2 test). As FSVAE: centre-crop 148 x 148, resize to `size` (Pillow's bilinear),
 //! RGB. Unlabelled (every label is 0).
 
 use crate::{Dataset, Split};
@@ -75,10 +75,18 @@ pub fn load(root: &Path, split: Split, size: u32, limit: usize) -> Result<Datase
         }
         let crop =
             image::imageops::crop_imm(&img, (w - CROP) / 2, (h - CROP) / 2, CROP, CROP).to_image();
-        let small =
-            image::imageops::resize(&crop, size, size, image::imageops::FilterType::Triangle);
+        // Pillow's bilinear resize of each channel (torchvision's
+        // `Resize(64)` on the PIL image, antialiased when shrinking).
+        let (c, s) = (CROP as usize, size as usize);
         for ch in 0..3 {
-            images.extend(small.pixels().map(|p| p.0[ch] as f32 / 255.0));
+            let plane: Vec<u8> = crop.pixels().map(|p| p.0[ch]).collect();
+            let small = crate::resample::resize_u8(
+                &plane,
+                [c, c],
+                [s, s],
+                crate::resample::Filter::Bilinear,
+            );
+            images.extend(small.iter().map(|&b| b as f32 / 255.0));
         }
     }
     if names.is_empty() {

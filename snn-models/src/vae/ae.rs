@@ -4,7 +4,7 @@
 //! trained with MSE. Its latent is the feature map FAD compares.
 
 use super::blocks::{Activation, Block};
-use super::{ann_decode, ann_encode, check_geometry, Builder};
+use super::{ann_decode, ann_encode, check_geometry, Builder, DecoderFc};
 use crate::layers::Rows;
 use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
@@ -18,6 +18,8 @@ pub struct AutoencoderSpec {
     pub channels: Vec<usize>,
     pub latent: usize,
     pub slope: f32,
+    /// `linear` (the FSVAE repository's ANN models) or `bn-act`.
+    pub decoder_input: DecoderFc,
     pub init: WeightInit,
 }
 
@@ -27,6 +29,7 @@ impl Default for AutoencoderSpec {
             channels: vec![32, 64, 128, 256],
             latent: 64,
             slope: 0.01,
+            decoder_input: DecoderFc::Linear,
             init: WeightInit::Torch,
         }
     }
@@ -70,7 +73,7 @@ impl ModelSpec for AutoencoderSpec {
         let encoder = b.encoder(c, &self.channels)?;
         let last = self.channels[self.channels.len() - 1];
         let latent = b.fc("encoder.latent", last * 4, self.latent, 1.0, true)?;
-        let decoder = b.decoder(self.latent, &self.channels, c)?;
+        let decoder = b.decoder(self.latent, &self.channels, c, self.decoder_input)?;
         let [_, h, w] = parts.input_shape;
         Ok(Box::new(Autoencoder {
             encoder,

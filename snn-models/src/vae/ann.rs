@@ -4,7 +4,7 @@
 //! `MSE(image) + kl_weight * mean over the batch of KL(N(mu, sigma) || N(0, 1))`.
 
 use super::blocks::{Activation, Block};
-use super::{ann_decode, ann_encode, check_geometry, Builder};
+use super::{ann_decode, ann_encode, check_geometry, Builder, DecoderFc};
 use crate::layers::Rows;
 use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
@@ -22,6 +22,8 @@ pub struct AnnVaeSpec {
     pub slope: f32,
     /// Weight of the KL term (PyTorch-VAE's default for its VanillaVAE).
     pub kl_weight: f32,
+    /// `linear` (the FSVAE repository's ANN models) or `bn-act`.
+    pub decoder_input: DecoderFc,
     pub init: WeightInit,
 }
 
@@ -32,6 +34,7 @@ impl Default for AnnVaeSpec {
             latent: 128,
             slope: 0.01,
             kl_weight: 2.5e-4,
+            decoder_input: DecoderFc::Linear,
             init: WeightInit::Torch,
         }
     }
@@ -83,7 +86,7 @@ impl ModelSpec for AnnVaeSpec {
         let last = *self.channels.last().unwrap_or(&1);
         let mu = b.fc("encoder.mu", last * 4, self.latent, 1.0, true)?;
         let log_var = b.fc("encoder.log_var", last * 4, self.latent, 1.0, true)?;
-        let decoder = b.decoder(self.latent, &self.channels, c)?;
+        let decoder = b.decoder(self.latent, &self.channels, c, self.decoder_input)?;
         let [_, h, w] = parts.input_shape;
         let summary = format!(
             "ANN VAE: {c}x{h}x{w} images, encoder {:?} (BN, LeakyReLU {slope}) -> Gaussian latent {} -> mirrored decoder -> tanh",

@@ -25,7 +25,7 @@
 
 use super::blocks::{Activation, Block, Stepper};
 use super::latent::{bernoulli_kl, pick, pick_host, psp_distance, random_picks, spike_probability};
-use super::{check_geometry, clip_weights, Builder};
+use super::{check_geometry, clip_weights, Builder, DecoderFc};
 use crate::layers::{Nhwc, Rows};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -94,7 +94,7 @@ impl Default for FsvaeSpec {
             scheduled_sampling: true,
             sampling_p: [0.1, 0.3],
             sampling_start: 5,
-            weight_clip: 4.0,
+            weight_clip: 0.0,
             init: WeightInit::Torch,
         }
     }
@@ -173,7 +173,7 @@ impl ModelSpec for FsvaeSpec {
             b.fc("prior.1", 2 * latent, 4 * latent, a, false)?,
             b.fc("prior.2", 4 * latent, k * latent, a, false)?,
         ];
-        let decoder = b.decoder(latent, &self.channels, c)?;
+        let decoder = b.decoder(latent, &self.channels, c, DecoderFc::BnAct)?;
         let input = DecoderInput {
             time_steps: parts.time_steps,
             channels: c,

@@ -21,6 +21,7 @@ pub use fsvae::FsvaeSpec;
 
 use crate::layers::{BatchNorm, Conv2d, ConvTranspose2d, Linear, Nhwc, Rows};
 use blocks::{Activation, Block, Weights};
+use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{Rng, WeightInit};
 use snn_core::spec::Forward;
@@ -153,18 +154,22 @@ impl Builder<'_> {
         Ok(blocks)
     }
 
-    /// `decoder.fc` from the latent to a 2x2 map of the last channel count,
-    /// stride-2 transposed convolutions back through `channels`, one more
-    /// keeping the first channel count (`decoder.last`), and a plain
-    /// stride-1 one to the image channels (`decoder.out`).
+    /// `decoder.fc` from the latent to a 2x2 map of the last channel count
+    /// (with batch norm and the activation, or a plain linear layer where
+    /// `input` says so), stride-2 transposed convolutions back through
+    /// `channels`, one more keeping the first channel count
+    /// (`decoder.last`), and a plain stride-1 one to the image channels
+    /// (`decoder.out`).
     pub fn decoder(
         &mut self,
         latent: usize,
         channels: &[usize],
         image_channels: usize,
+        input: DecoderFc,
     ) -> Result<Vec<Block>> {
         let rev: Vec<usize> = channels.iter().rev().copied().collect();
-        let mut blocks = vec![self.fc("decoder.fc", latent, rev[0] * 4, 1.0, false)?];
+        let plain = input == DecoderFc::Linear;
+        let mut blocks = vec![self.fc("decoder.fc", latent, rev[0] * 4, 1.0, plain)?];
         for (i, pair) in rev.windows(2).enumerate() {
             blocks.push(self.conv(&format!("decoder.{i}"), pair[0], pair[1], Step::Up, false)?);
         }
@@ -173,6 +178,19 @@ impl Builder<'_> {
         blocks.push(self.conv("decoder.out", c, image_channels, Step::Same, true)?);
         Ok(blocks)
     }
+}
+
+/// What the decoder's first layer (latent -> 2x2 map) is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DecoderFc {
+    /// A plain linear layer (the FSVAE repository's ANN VAE and FAD
+    /// autoencoder: `nn.Linear`).
+    #[default]
+    Linear,
+    /// Linear, batch norm, activation (FSVAE's spiking decoder input:
+    /// `tdLinear` with tdBN and LIF).
+    BnAct,
 }
 
 /// The ANN models' encoder: checks `[B, C, H, W]` against `image`, runs the
