@@ -266,6 +266,25 @@ fn generate_from_a_classifier_is_a_clear_error() {
     );
 }
 
+/// The first `n` test images of the committed MNIST subset as 28x28 PNGs
+/// in `dir/pngs`.
+fn subset_test_pngs(dir: &Path, n: usize) -> PathBuf {
+    let cfg = snn_core::config::DataConfig {
+        root: root().join("data/mnist-subset"),
+        test_limit: n,
+        ..Default::default()
+    };
+    let test = snn_data::load(&cfg, snn_data::Split::Test).unwrap();
+    let pngs = dir.join("pngs");
+    std::fs::create_dir_all(&pngs).unwrap();
+    for (i, img) in test.images.chunks(784).enumerate() {
+        let bytes: Vec<u8> = img.iter().map(|v| (v * 255.0).round() as u8).collect();
+        let g = image::GrayImage::from_raw(28, 28, bytes).unwrap();
+        g.save(pngs.join(format!("{i:03}.png"))).unwrap();
+    }
+    pngs
+}
+
 #[test]
 fn metrics_score_a_png_folder_with_fad_and_classifier_is() {
     let dir = tempfile::tempdir().unwrap();
@@ -302,20 +321,7 @@ fn metrics_score_a_png_folder_with_fad_and_classifier_is() {
     // The "samples" are the 40 real test images themselves, as 28x28 PNGs:
     // resized to the autoencoder's 32x32 as its data pipeline resizes
     // them, they are exactly its reference set, so FAD is 0 up to rounding.
-    let cfg = snn_core::config::DataConfig {
-        dataset: "mnist".into(),
-        root: root().join("data/mnist-subset"),
-        test_limit: 40,
-        ..Default::default()
-    };
-    let test = snn_data::load(&cfg, snn_data::Split::Test).unwrap();
-    let pngs = dir.path().join("pngs");
-    std::fs::create_dir_all(&pngs).unwrap();
-    for (i, img) in test.images.chunks(784).enumerate() {
-        let bytes: Vec<u8> = img.iter().map(|v| (v * 255.0).round() as u8).collect();
-        let g = image::GrayImage::from_raw(28, 28, bytes).unwrap();
-        g.save(pngs.join(format!("{i:03}.png"))).unwrap();
-    }
+    let pngs = subset_test_pngs(dir.path(), 40);
     let o = snn(&[
         "metrics",
         "--samples",
@@ -568,19 +574,7 @@ fn fid_in_the_default_clean_mode_matches_clean_fid() {
 #[test]
 fn fad_defaults_to_the_authors_network_for_mnist() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = snn_core::config::DataConfig {
-        root: root().join("data/mnist-subset"),
-        test_limit: 300,
-        ..Default::default()
-    };
-    let test = snn_data::load(&cfg, snn_data::Split::Test).unwrap();
-    let pngs = dir.path().join("pngs");
-    std::fs::create_dir_all(&pngs).unwrap();
-    for (i, img) in test.images.chunks(784).enumerate() {
-        let bytes: Vec<u8> = img.iter().map(|v| (v * 255.0).round() as u8).collect();
-        let g = image::GrayImage::from_raw(28, 28, bytes).unwrap();
-        g.save(pngs.join(format!("{i:03}.png"))).unwrap();
-    }
+    let pngs = subset_test_pngs(dir.path(), 300);
     let run = |extra: &[&str]| {
         let mut args = vec![
             "metrics",

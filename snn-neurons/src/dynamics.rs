@@ -449,6 +449,24 @@ impl Bptt {
         &self,
         gu: &mut [f32],
         gu_next: &[f32],
+        rows: [&[f32]; 3],
+        g_out: &[f32],
+        sg: &mut [f32],
+    ) -> (f64, f64) {
+        // Monomorphised per form, so the paper's never reads x.
+        match self.d.charge {
+            Charge::Paper => self.step_form::<false>(gu, gu_next, rows, g_out, sg),
+            Charge::DecayInput => self.step_form::<true>(gu, gu_next, rows, g_out, sg),
+        }
+    }
+
+    /// [`Bptt::step`] for one charge form: `READS_X` where `db/dtau` is
+    /// not 0 (decay-input).
+    #[inline(always)]
+    fn step_form<const READS_X: bool>(
+        &self,
+        gu: &mut [f32],
+        gu_next: &[f32],
         [u, u_prev, x]: [&[f32]; 3],
         g_out: &[f32],
         sg: &mut [f32],
@@ -462,9 +480,10 @@ impl Bptt {
             // u[t+1] = a * u[t] * (1 - o[t]) + b * x[t+1].
             let go = go - gn * reset * u;
             let g = gn * a * (1.0 - fires(u, v_th)) + go * s;
-            // du[t]/dtau = da * h[t-1] + db * x[t].
+            // du[t]/dtau = da * h[t-1] + db * x[t] (h[t-1] in the paper's form).
             let h = up * (1.0 - fires(up, v_th));
-            (g, g * (da * h + db * x), -go * s)
+            let slope = if READS_X { da * h + db * x } else { h };
+            (g, g * slope, -go * s)
         };
         // Whole groups of 8 as fixed-size arrays, so the lanes vectorise
         // wherever this is inlined; then the tail.
@@ -478,7 +497,7 @@ impl Bptt {
         let arr = |c: &[f32]| -> [f32; 8] { std::array::from_fn(|j| c[j]) };
         for ((((g8, gn8), (u8, up8)), (go8, sg8)), x8) in lanes {
             let (u8, up8, gn8, go8, sg8) = (arr(u8), arr(up8), arr(gn8), arr(go8), arr(sg8));
-            let x8 = arr(x8);
+            let x8 = if READS_X { arr(x8) } else { [0.0; 8] };
             let mut out = [0.0f32; 8];
             for j in 0..8 {
                 let (g, dt, dv) = neuron(u8[j], up8[j], x8[j], gn8[j], go8[j], sg8[j]);
@@ -489,7 +508,8 @@ impl Bptt {
             g8.copy_from_slice(&out);
         }
         for i in n8..gu.len() {
-            let (g, dt, dv) = neuron(u[i], u_prev[i], x[i], gu_next[i], g_out[i], sg[i]);
+            let xi = if READS_X { x[i] } else { 0.0 };
+            let (g, dt, dv) = neuron(u[i], u_prev[i], xi, gu_next[i], g_out[i], sg[i]);
             gu[i] = g;
             lane_tau[0] += dt;
             lane_vth[0] += dv;
