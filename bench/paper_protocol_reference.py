@@ -21,11 +21,12 @@ implementations (Pillow, PyTorch, scipy, clean-fid):
   it is saved where clean-fid looks for its download.
 
 Writes tests/fixtures/paper-protocol.json. Needs torch, torchvision,
-Pillow, scipy and clean-fid (`bench/.venv/bin/pip install torch torchvision
-pillow scipy clean-fid`):
+Pillow, scipy and clean-fid; bench/run-paper-protocol.sh installs them
+into bench/.venv on first use and runs this script:
 
-    bench/.venv/bin/python bench/paper_protocol_reference.py \
-        ../shared/fsvae-fad data/inception/default_1.pt
+    bench/run-paper-protocol.sh
+    # or: bench/.venv/bin/python bench/paper_protocol_reference.py \
+    #         ../shared/fsvae-fad data/inception/default_1.pt
 """
 
 import gzip
