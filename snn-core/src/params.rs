@@ -298,7 +298,36 @@ pub fn write_safetensors(
         path: path.to_path_buf(),
         msg: format!("cannot serialise: {e:?}"),
     })?;
-    fsutil::atomic_write(path, &out)
+    fsutil::atomic_write(path, &canonical_header(out, path)?)
+}
+
+/// A serialised safetensors file with its JSON header's keys sorted (the
+/// crate writes metadata in hash-map order, which differs from run to
+/// run): identical contents give identical bytes, so a checksum can prove
+/// a reproduction. Offsets are explicit in the header, so reordering its
+/// entries changes nothing else.
+pub fn canonical_header(bytes: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
+    let bad = |msg: &str| Error::Checkpoint {
+        path: path.to_path_buf(),
+        msg: format!("cannot serialise: {msg}"),
+    };
+    let n = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .ok_or_else(|| bad("no header"))? as usize;
+    let head = bytes.get(8..8 + n).ok_or_else(|| bad("short header"))?;
+    // serde_json's map is ordered by key.
+    let value: serde_json::Value = serde_json::from_slice(head).map_err(|e| bad(&e.to_string()))?;
+    let mut text = serde_json::to_string(&value).map_err(|e| bad(&e.to_string()))?;
+    while text.len() % 8 != 0 {
+        text.push(' ');
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    out.extend((text.len() as u64).to_le_bytes());
+    out.extend(text.as_bytes());
+    out.extend(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// Reads every tensor of a safetensors file as f32, with its metadata.

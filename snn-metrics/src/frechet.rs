@@ -91,6 +91,7 @@ impl Gaussian {
         ]);
         let bytes = safetensors::serialize(tensors, &Some(meta))
             .map_err(|e| Error::invalid("gaussian", e.to_string()))?;
+        let bytes = snn_core::params::canonical_header(bytes, path)?;
         snn_core::fsutil::atomic_write(path, &bytes)
     }
 

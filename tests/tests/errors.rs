@@ -171,6 +171,40 @@ fn parameter_store_round_trips_through_safetensors() {
 }
 
 #[test]
+fn identical_contents_give_byte_identical_safetensors_files() {
+    // Eight metadata entries: written in hash-map order they would come
+    // out the same twice with probability 1 / 8! only.
+    let dir = tempfile::tempdir().unwrap();
+    let tensors = vec![
+        ("b.weight".to_string(), vec![2], vec![1.0, 2.0]),
+        ("a.bias".to_string(), vec![1], vec![-3.0]),
+    ];
+    let meta: std::collections::HashMap<String, String> = (0..8)
+        .map(|i| (format!("key{i}"), format!("value {i}")))
+        .collect();
+    let paths: Vec<_> = (0..2)
+        .map(|i| {
+            let p = dir.path().join(format!("{i}.safetensors"));
+            // A fresh map each time (its own hash seed).
+            let m: std::collections::HashMap<_, _> = meta.clone().into_iter().collect();
+            snn_core::params::write_safetensors(&p, &tensors, m).unwrap();
+            p
+        })
+        .collect();
+    let (a, b) = (
+        std::fs::read(&paths[0]).unwrap(),
+        std::fs::read(&paths[1]).unwrap(),
+    );
+    assert_eq!(a, b);
+    // Still a valid file with everything in it.
+    let (raw, read_meta) = snn_core::params::read_safetensors(&paths[0]).unwrap();
+    assert_eq!(raw.len(), 2);
+    assert_eq!(read_meta, meta);
+    let header = u64::from_le_bytes(a[..8].try_into().unwrap());
+    assert_eq!(header % 8, 0, "header padded to 8 bytes");
+}
+
+#[test]
 fn optimizer_state_round_trips() {
     use snn_core::dfdx::prelude::{Backward, Rank0, SplitTape, SumTo, Trace};
     let dev = device::create(0).unwrap();
