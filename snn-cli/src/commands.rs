@@ -82,6 +82,17 @@ pub fn train(
             .unwrap_or_else(|| "run".into());
         PathBuf::from("runs").join(stem)
     });
+    if dir.exists() && !dir.is_dir() {
+        bail!(
+            "--out {}: is a file, not a folder; name a new or existing run folder",
+            dir.display()
+        );
+    }
+    // Held until this function returns: one run per folder.
+    let (_lock, warning) = snn_train::lock::RunLock::acquire(&dir)?;
+    if let Some(w) = warning {
+        eprintln!("{w}");
+    }
     let mut session = if resume && dir.join("state.json").exists() {
         if !sets.is_empty() {
             bail!(

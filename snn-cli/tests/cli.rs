@@ -634,3 +634,88 @@ fn fad_defaults_to_the_authors_network_for_mnist() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn train_into_a_file_is_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-folder");
+    std::fs::write(&file, b"keep me").unwrap();
+    let o = snn(&[
+        "train",
+        "--config",
+        "configs/quickstart.toml",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("not-a-folder") && err.contains("is a file"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+}
+
+#[test]
+fn one_run_per_folder_and_a_dead_holder_is_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out_s = out.to_str().unwrap();
+    let args = [
+        "train",
+        "--config",
+        "configs/quickstart.toml",
+        "--out",
+        out_s,
+        "--quiet",
+        "--set",
+        "train.epochs=1000",
+    ];
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_snn"))
+        .args(args)
+        .current_dir(root())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run snn");
+    let lock = out.join("run.lock");
+    let t0 = std::time::Instant::now();
+    while !lock.exists() && t0.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(lock.exists(), "the running train holds a lock");
+    // A second run into the folder, fresh or resuming, is refused.
+    for extra in [&[][..], &["--resume"][..]] {
+        let mut a = args.to_vec();
+        a.extend_from_slice(extra);
+        let o = snn(&a);
+        let (_, err) = text(&o);
+        assert!(!o.status.success(), "{err}");
+        assert!(
+            err.contains("in use by a running snn") && err.contains(&holder.id().to_string()),
+            "{err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    // kill -9: the lock stays behind, names a dead process, and is taken over.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(lock.exists());
+    let o = snn(&[
+        "train",
+        "--config",
+        "configs/quickstart.toml",
+        "--out",
+        out_s,
+        "--quiet",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "data.train_limit=32",
+        "--set",
+        "data.test_limit=16",
+    ]);
+    let (_, err) = text(&o);
+    assert!(err.contains("no longer running; taking it over"), "{err}");
+    assert!(!lock.exists(), "released at exit");
+}

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod curves;
 pub mod generate;
+pub mod lock;
 pub mod scores;
 pub use snn_core::loss;
 pub mod session;
