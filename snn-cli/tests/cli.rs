@@ -719,3 +719,84 @@ fn one_run_per_folder_and_a_dead_holder_is_taken_over() {
     assert!(err.contains("no longer running; taking it over"), "{err}");
     assert!(!lock.exists(), "released at exit");
 }
+
+#[test]
+fn divergence_stops_cleanly_and_never_saves_nan() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |out: &Path, mode: &str| {
+        let mode = format!("train.on_divergence=\"{mode}\"");
+        snn(&[
+            "train",
+            "--config",
+            "configs/annvae-mnist.toml",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+            "--set",
+            "data.root=\"data/mnist-subset\"",
+            "--set",
+            "data.train_limit=256",
+            "--set",
+            "data.test_limit=64",
+            "--set",
+            "train.batch_size=32",
+            "--set",
+            "train.epochs=2",
+            "--set",
+            "model.channels=[4, 4, 8, 8]",
+            // The KL term's exp(log_var) overflows within a few steps.
+            "--set",
+            "train.lr=1e3",
+            "--set",
+            &mode,
+        ])
+    };
+    let params = |d: &Path| -> Vec<String> {
+        std::fs::read_dir(d)
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .filter(|n| n.ends_with(".safetensors"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Stop (default): step and loss named, nothing saved.
+    let stop = dir.path().join("stop");
+    let o = run(&stop, "stop");
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("the loss became") && err.contains("step"),
+        "{err}"
+    );
+    assert!(err.contains("no checkpoint yet"), "{err}");
+    assert_eq!(
+        err.trim().lines().count(),
+        2,
+        "the training line and the error: {err}"
+    );
+    assert!(params(&stop).is_empty(), "{:?}", params(&stop));
+    // Skip: bad batches counted; once every batch diverges it stops,
+    // naming the last good checkpoint; no checkpoint with a NaN test
+    // score is marked best.
+    let skip = dir.path().join("skip");
+    let o = run(&skip, "skip");
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("every batch of epoch 2"), "{err}");
+    assert!(err.contains("params-e1.safetensors"), "{err}");
+    let metrics = std::fs::read_to_string(skip.join("metrics.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
+    assert!(first["skipped_batches"].as_u64().unwrap() > 0, "{metrics}");
+    if first["test_loss"].is_null() {
+        assert!(!skip.join("best.safetensors").exists());
+    }
+    for f in params(&skip) {
+        let (raw, _) = snn_core::params::read_safetensors(&skip.join(&f)).unwrap();
+        assert!(
+            raw.iter().all(|(_, _, d)| d.iter().all(|v| v.is_finite())),
+            "{f}"
+        );
+    }
+}

@@ -172,6 +172,19 @@ pub struct TrainConfig {
     /// Append the mean loss (and loss terms) of every this many optimizer
     /// steps to `steps.jsonl` (0 = off): curves within long epochs.
     pub log_every: usize,
+    /// What a non-finite loss does: `stop` (the default: stop with the
+    /// step, the loss and the last good checkpoint named) or `skip` (skip
+    /// the batch and count it in `metrics.jsonl`).
+    pub on_divergence: OnDivergence,
+}
+
+/// What training does when a batch's loss is not finite.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDivergence {
+    #[default]
+    Stop,
+    Skip,
 }
 
 impl Default for TrainConfig {
@@ -185,6 +198,7 @@ impl Default for TrainConfig {
             schedule: Schedule::Cosine,
             loss: LossKind::Mse,
             log_every: 20,
+            on_divergence: OnDivergence::Stop,
         }
     }
 }

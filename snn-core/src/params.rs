@@ -196,6 +196,14 @@ impl ParamStore {
         Ok(grads.get(&p.value))
     }
 
+    /// The first entry (in name order) holding a NaN or an infinity.
+    pub fn first_non_finite(&self) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(_, p)| p.value.as_vec().iter().any(|v| !v.is_finite()))
+            .map(|(n, _)| n.as_str())
+    }
+
     /// Every entry as host data, in name order.
     pub fn to_raw(&self) -> Vec<RawTensor> {
         self.entries

@@ -4,7 +4,7 @@ use crate::checkpoint::{Checkpoint, CONFIG_FILE};
 use crate::{curves, learning_rate};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
-use snn_core::config::{OptimizerKind, RunConfig};
+use snn_core::config::{OnDivergence, OptimizerKind, RunConfig};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{self, Rng};
 use snn_core::optim::{Adam, AdamConfig, Decay};
@@ -58,6 +58,13 @@ pub struct EpochMetrics {
     pub lr: f32,
     pub seconds: f32,
     pub images_per_second: f32,
+    /// Batches skipped for a non-finite loss (`train.on_divergence = "skip"`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped_batches: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -270,6 +277,7 @@ impl Session {
         let mut window = (0.0f64, 0usize, RateMeans::default());
         let mut lr = self.cfg.train.lr;
         let fill = self.background();
+        let mut skipped = 0usize;
         for (index, idx) in batches.iter().enumerate() {
             let mut batch = self.train.gather(idx);
             let mut aug_rng = augment::batch_rng(self.cfg.seed, epoch as u64, index as u64);
@@ -285,6 +293,32 @@ impl Session {
             let Forward {
                 updates, rates: r, ..
             } = fwd;
+            let l = objective.loss;
+            let lv = l.array();
+            if !lv.is_finite() {
+                match self.cfg.train.on_divergence {
+                    OnDivergence::Skip => {
+                        // No update, no statistics; the schedule moves on.
+                        skipped += 1;
+                        self.state.step += 1;
+                        continue;
+                    }
+                    OnDivergence::Stop => {
+                        return Err(Error::invalid(
+                            "train",
+                            format!(
+                                "the loss became {lv} at epoch {} step {} (batch {} of the epoch); \
+                                 nothing was saved from this epoch. {}; lower train.lr, or set \
+                                 train.on_divergence = \"skip\" to skip such batches",
+                                epoch + 1,
+                                self.state.step + 1,
+                                index + 1,
+                                self.last_good()
+                            ),
+                        ));
+                    }
+                }
+            }
             if let Some(pred) = &objective.predictions {
                 let hits = pred
                     .iter()
@@ -294,18 +328,6 @@ impl Session {
             }
             window.2.add(objective.terms.clone());
             terms.add(objective.terms);
-            let l = objective.loss;
-            let lv = l.array();
-            if !lv.is_finite() {
-                return Err(Error::invalid(
-                    "train",
-                    format!(
-                        "loss became {lv} at epoch {} step {}; lower train.lr",
-                        epoch + 1,
-                        self.state.step
-                    ),
-                ));
-            }
             let mut grads = l.backward();
             lr = learning_rate(&self.cfg, self.state.step, total_steps);
             self.opt.update(&mut self.store, &mut grads, lr)?;
@@ -340,6 +362,17 @@ impl Session {
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
+        if skipped == batches.len() {
+            return Err(Error::invalid(
+                "train",
+                format!(
+                    "every batch of epoch {} had a non-finite loss (all {skipped} skipped); \
+                     nothing was saved from this epoch. {}; lower train.lr",
+                    epoch + 1,
+                    self.last_good()
+                ),
+            ));
+        }
         let train_seconds = t0.elapsed().as_secs_f32();
         let eval = self.evaluate(&self.test)?;
         self.state.epoch += 1;
@@ -363,6 +396,7 @@ impl Session {
             lr,
             seconds: t0.elapsed().as_secs_f32(),
             images_per_second: seen as f32 / train_seconds.max(1e-9),
+            skipped_batches: skipped,
         };
         Ok((m, score))
     }
@@ -441,9 +475,12 @@ impl Session {
             .unwrap_or_default()
             .lines()
             .filter(|l| {
-                serde_json::from_str::<EpochMetrics>(l)
-                    .map(|old| old.epoch < m.epoch)
-                    .unwrap_or(false)
+                // By the epoch field alone: a line with a NaN (written as
+                // null) is no EpochMetrics, but is kept all the same.
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v["epoch"].as_u64())
+                    .is_some_and(|e| (e as usize) < m.epoch)
             })
             .map(str::to_string)
             .collect();
@@ -457,13 +494,38 @@ impl Session {
         curves::write_png(&self.dir.join(CURVES_FILE), &history, &self.step_history())
     }
 
+    /// Where the last checkpoint is, for messages.
+    fn last_good(&self) -> String {
+        if self.state.params.is_empty() {
+            format!("{} has no checkpoint yet", self.dir.display())
+        } else {
+            format!(
+                "The last good checkpoint is {} (epoch {}; `--resume` continues from it)",
+                self.state.params_path(&self.dir).display(),
+                self.state.epoch
+            )
+        }
+    }
+
     fn save_checkpoint(&mut self, score: f32) -> Result<()> {
+        // A non-finite parameter is never written, nor marked best.
+        if let Some(name) = self.store.first_non_finite() {
+            return Err(Error::invalid(
+                "train",
+                format!(
+                    "parameter `{name}` is not finite after epoch {}; nothing was saved. {}",
+                    self.state.epoch,
+                    self.last_good()
+                ),
+            ));
+        }
         let e = self.state.epoch;
         self.state.params = format!("params-e{e}.safetensors");
         self.state.optimizer = format!("optim-e{e}.safetensors");
         self.store.save(&self.state.params_path(&self.dir))?;
         self.opt.save(&self.state.optimizer_path(&self.dir))?;
-        if score > self.state.best_score || self.state.best_epoch == 0 {
+        // A NaN test score never makes a checkpoint the best.
+        if score.is_finite() && (score > self.state.best_score || self.state.best_epoch == 0) {
             self.state.best_score = score;
             self.state.best_epoch = e;
             self.store.save(&self.dir.join(BEST_PARAMS))?;
