@@ -227,6 +227,9 @@ impl RunConfig {
         if self.train.batch_size == 0 {
             return Err("`train.batch_size` must be at least 1".into());
         }
+        if self.train.epochs == 0 {
+            return Err("`train.epochs` must be at least 1".into());
+        }
         let a = &self.data.augment;
         if !(a.rotate.is_finite() && (0.0..=180.0).contains(&a.rotate)) {
             return Err(format!(
@@ -329,9 +332,28 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Re
             }
             (None, None) => String::new(),
         };
+        // Name the field: the text of the line the error points at.
+        let at = e
+            .span()
+            .and_then(|sp| {
+                text[..sp.start.min(text.len())]
+                    .rsplit('\n')
+                    .next()
+                    .map(|head| (head, sp))
+            })
+            .map(|(head, sp)| {
+                let tail = text[sp.start.min(text.len())..]
+                    .split('\n')
+                    .next()
+                    .unwrap_or("");
+                format!("{head}{tail}").trim().to_string()
+            })
+            .filter(|l| !l.is_empty() && type_line.is_none())
+            .map(|l| format!(" (at `{l}`)"))
+            .unwrap_or_default();
         Error::Config {
             path: PathBuf::from(format!("{}{loc}", path.display())),
-            msg: explain(e.message()),
+            msg: format!("{}{at}", explain(e.message())),
         }
     })
 }

@@ -74,6 +74,20 @@ fn mistyped_field_names_field_file_and_line() {
 
     let err = parse(&format!("{GOOD}\n[train]\nbatch_size = 0\n")).unwrap_err();
     assert!(err.contains("train.batch_size"), "{err}");
+    let err = parse(&format!("{GOOD}\n[train]\nepochs = 0\n")).unwrap_err();
+    assert!(err.contains("train.epochs"), "{err}");
+    // A negative size: serde names the type only; the message quotes the line.
+    let err = parse(&format!("{GOOD}\n[train]\nbatch_size = -4\n")).unwrap_err();
+    assert!(err.contains("(at `batch_size = -4`)"), "{err}");
+    // A decay of 7 parses but does not build (snn check builds the model).
+    let cfg = parse(&GOOD.replace("tau = 0.5", "tau = 7.0")).unwrap();
+    let mut store = ParamStore::new(device::create(0).unwrap());
+    let neuron = cfg.neuron.as_ref().unwrap();
+    let err = neuron.build("n", &mut store).err().unwrap().to_string();
+    assert!(
+        err.contains("neuron.tau") && err.contains("not a decay factor"),
+        "{err}"
+    );
 
     let err = parse("seed = [").unwrap_err();
     assert!(err.starts_with("my.toml:1:"), "{err}");
