@@ -121,10 +121,36 @@ pub fn train(
         session.test.len(),
         session.describe().lines().next().unwrap_or_default()
     );
+    // SIGINT / SIGTERM: finish the step, checkpoint, stop; a second one
+    // quits at once (every file is written atomically, so the last
+    // checkpoint stays loadable).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let handler = ctrlc::set_handler(move || {
+        if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            eprintln!("second interrupt: exiting now");
+            std::process::exit(130);
+        }
+        eprintln!("interrupt: stopping after this step with a checkpoint (again to quit at once)");
+    });
+    if handler.is_ok() {
+        session.interrupt = Some(stop);
+    }
     let start = std::time::Instant::now();
     let mut last = None;
     while session.state.epoch < session.cfg.train.epochs {
-        let m = session.run_one_epoch()?;
+        let m = match session.run_one_epoch() {
+            Err(snn_core::Error::Interrupted(what)) => {
+                eprintln!(
+                    "{what}\nresume with: snn train --config {} --out {} --resume",
+                    config.display(),
+                    dir.display()
+                );
+                drop(_lock);
+                std::process::exit(130);
+            }
+            other => other?,
+        };
         eprintln!("{}", epoch_line(&m));
         last = Some(m);
     }

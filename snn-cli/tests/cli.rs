@@ -800,3 +800,93 @@ fn divergence_stops_cleanly_and_never_saves_nan() {
         );
     }
 }
+
+#[test]
+fn sigint_and_kill_9_inside_epochs_then_resume_end_bit_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let sets = [
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "data.train_limit=480",
+        "--set",
+        "data.test_limit=64",
+        "--set",
+        "train.checkpoint_every=\"2 steps\"",
+    ];
+    let args = |out: &Path, resume: bool| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "train",
+            "--config",
+            "configs/quickstart.toml",
+            "--quiet",
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.push(out.to_str().unwrap().to_string());
+        if resume {
+            a.push("--resume".into());
+        } else {
+            a.extend(sets.iter().map(|s| s.to_string()));
+        }
+        a
+    };
+    let full = dir.path().join("full");
+    let o = snn(&args(&full, false)
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", text(&o).1);
+
+    let run = dir.path().join("run");
+    // Interrupt once with SIGINT, once with kill -9, each after the run has
+    // written its first checkpoint inside the epoch; then let it finish.
+    let mut interrupted = 0;
+    for (round, signal) in ["INT", "KILL", ""].iter().enumerate() {
+        let child = Command::new(env!("CARGO_BIN_EXE_snn"))
+            .args(args(&run, round > 0))
+            .current_dir(root())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run snn");
+        if !signal.is_empty() {
+            let state = run.join("state.json");
+            let before = std::fs::read_to_string(&state).unwrap_or_default();
+            let t0 = std::time::Instant::now();
+            while std::fs::read_to_string(&state).unwrap_or_default() == before
+                && t0.elapsed().as_secs() < 60
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            let _ = Command::new("kill")
+                .args([format!("-{signal}"), child.id().to_string()])
+                .status();
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        match (*signal, out.status.code()) {
+            ("INT", Some(130)) => {
+                interrupted += 1;
+                assert!(err.contains("resume with: snn train"), "{err}");
+                assert!(err.contains("checkpoint written"), "{err}");
+            }
+            ("KILL", None) => interrupted += 1,
+            (_, Some(0)) => {}
+            (s, code) => panic!("signal {s:?}: exit {code:?}: {err}"),
+        }
+    }
+    eprintln!("{interrupted} of 2 interrupts landed inside the run");
+    assert!(interrupted >= 1, "no interrupt landed inside the run");
+    for f in [
+        "params-e2.safetensors",
+        "optim-e2.safetensors",
+        "best.safetensors",
+    ] {
+        let a = std::fs::read(full.join(f)).unwrap();
+        let b = std::fs::read(run.join(f)).unwrap();
+        assert!(a == b, "{f} differs from the uninterrupted run's");
+    }
+}

@@ -176,6 +176,73 @@ pub struct TrainConfig {
     /// step, the loss and the last good checkpoint named) or `skip` (skip
     /// the batch and count it in `metrics.jsonl`).
     pub on_divergence: OnDivergence,
+    /// Checkpoint inside epochs too, every this many optimizer steps
+    /// (`500`, `"500 steps"`) or minutes (`"10 min"`), so a kill loses at
+    /// most that much work; epoch ends always checkpoint.
+    pub checkpoint_every: CheckpointEvery,
+}
+
+/// How often training writes a checkpoint inside an epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "StepsOrText", into = "String")]
+pub enum CheckpointEvery {
+    Steps(u64),
+    Minutes(f64),
+}
+
+impl Default for CheckpointEvery {
+    fn default() -> Self {
+        Self::Minutes(10.0)
+    }
+}
+
+/// What a config may write for [`CheckpointEvery`].
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StepsOrText {
+    Steps(u64),
+    Text(String),
+}
+
+impl TryFrom<StepsOrText> for CheckpointEvery {
+    type Error = String;
+    fn try_from(v: StepsOrText) -> std::result::Result<Self, String> {
+        let text = match v {
+            StepsOrText::Steps(0) => return Err("checkpoint_every must be at least 1 step".into()),
+            StepsOrText::Steps(n) => return Ok(Self::Steps(n)),
+            StepsOrText::Text(t) => t,
+        };
+        let t = text.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (num, unit) = (t[..split].trim(), t[split..].trim());
+        let bad = || {
+            format!(
+                "checkpoint_every `{text}`: expected a step count (500, \"500 steps\") or minutes (\"10 min\")"
+            )
+        };
+        match unit {
+            "" | "step" | "steps" => match num.parse::<u64>() {
+                Ok(n) if n > 0 => Ok(Self::Steps(n)),
+                _ => Err(bad()),
+            },
+            "m" | "min" | "mins" | "minute" | "minutes" => match num.parse::<f64>() {
+                Ok(m) if m.is_finite() && m > 0.0 => Ok(Self::Minutes(m)),
+                _ => Err(bad()),
+            },
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl From<CheckpointEvery> for String {
+    fn from(c: CheckpointEvery) -> String {
+        match c {
+            CheckpointEvery::Steps(n) => format!("{n} steps"),
+            CheckpointEvery::Minutes(m) => format!("{m} min"),
+        }
+    }
 }
 
 /// What training does when a batch's loss is not finite.
@@ -199,6 +266,7 @@ impl Default for TrainConfig {
             loss: LossKind::Mse,
             log_every: 20,
             on_divergence: OnDivergence::Stop,
+            checkpoint_every: CheckpointEvery::default(),
         }
     }
 }

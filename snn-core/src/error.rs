@@ -24,6 +24,10 @@ pub enum Error {
     Shape { what: String, msg: String },
     #[error("device: {0}")]
     Device(String),
+    /// Training stopped on request (SIGINT / SIGTERM) after writing a
+    /// checkpoint; the message says how to resume.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

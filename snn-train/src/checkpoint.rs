@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use snn_core::{fsutil, Error, Result};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub const STATE_FILE: &str = "state.json";
@@ -30,6 +31,37 @@ pub struct Checkpoint {
     pub seed: u64,
     /// Normalisation statistics used (per channel mean, std).
     pub normalization: Option<Vec<(f32, f32)>>,
+    /// Batches of epoch `epoch + 1` already trained: 0 at an epoch
+    /// boundary, more for a checkpoint written inside an epoch.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub batch: usize,
+    /// The running sums of that epoch, where `batch > 0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<PartialEpoch>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// What an epoch has accumulated so far, so that a run resumed inside it
+/// ends exactly where an uninterrupted one does.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartialEpoch {
+    /// Word position of the epoch's generator (dropout, latent picks), as
+    /// a decimal string (a u128).
+    pub rng_word_pos: String,
+    pub loss_sum: f64,
+    pub correct: Option<usize>,
+    pub seen: usize,
+    pub skipped: usize,
+    pub rates: BTreeMap<String, (f64, usize)>,
+    pub terms: BTreeMap<String, (f64, usize)>,
+    /// The `steps.jsonl` window in progress: loss sum, steps, term sums.
+    pub window: (f64, usize, BTreeMap<String, (f64, usize)>),
+    pub lr: f32,
+    /// Training seconds of the epoch before the checkpoint.
+    pub seconds: f64,
 }
 
 impl Checkpoint {

@@ -1,10 +1,11 @@
 //! A training run: config, data, model, optimizer and progress, in one place.
 
+use crate::checkpoint::PartialEpoch;
 use crate::checkpoint::{Checkpoint, CONFIG_FILE};
 use crate::{curves, learning_rate};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
-use snn_core::config::{OnDivergence, OptimizerKind, RunConfig};
+use snn_core::config::{CheckpointEvery, OnDivergence, OptimizerKind, RunConfig};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{self, Rng};
 use snn_core::optim::{Adam, AdamConfig, Decay};
@@ -102,6 +103,9 @@ pub struct Session {
     pub state: Checkpoint,
     /// Show a progress bar (only drawn on a terminal).
     pub progress: bool,
+    /// Set (e.g. by a SIGINT handler) to stop after the current step with
+    /// a checkpoint: training then returns [`Error::Interrupted`].
+    pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Builds the config's model with fresh parameters seeded by `cfg.seed`.
@@ -171,6 +175,8 @@ impl Session {
             optimizer: String::new(),
             seed: cfg.seed,
             normalization,
+            batch: 0,
+            partial: None,
         };
         Ok(Self {
             cfg,
@@ -183,6 +189,7 @@ impl Session {
             test,
             state,
             progress: true,
+            interrupt: None,
         })
     }
 
@@ -271,14 +278,52 @@ impl Session {
         let mut rng: Rng =
             init::rng(self.cfg.seed ^ (0xD1B5_4A32_D192_ED03u64.wrapping_mul(epoch as u64 + 1)));
         let bar = self.progress_bar(batches.len(), epoch);
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, None::<usize>, 0usize);
-        let mut rates = RateMeans::default();
-        let mut terms = RateMeans::default();
-        let mut window = (0.0f64, 0usize, RateMeans::default());
-        let mut lr = self.cfg.train.lr;
+        // A checkpoint written inside this epoch: continue after its batch,
+        // with its generator position and running sums.
+        let start = self.state.batch;
+        let partial = match (start, self.state.partial.take()) {
+            (0, _) => PartialEpoch::default(),
+            (_, Some(p)) => {
+                let pos: u128 = p.rng_word_pos.parse().map_err(|_| Error::Checkpoint {
+                    path: self.dir.join(crate::checkpoint::STATE_FILE),
+                    msg: format!("`rng_word_pos` {:?} is not a number", p.rng_word_pos),
+                })?;
+                rng.set_word_pos(pos);
+                p
+            }
+            (_, None) => {
+                return Err(Error::Checkpoint {
+                    path: self.dir.join(crate::checkpoint::STATE_FILE),
+                    msg: format!("says batch {start} of an epoch but holds no `partial` sums"),
+                })
+            }
+        };
+        if let Some(bar) = &bar {
+            bar.inc(start as u64);
+        }
+        let PartialEpoch {
+            mut loss_sum,
+            mut correct,
+            mut seen,
+            mut skipped,
+            ..
+        } = partial;
+        let before = partial.seconds;
+        let mut rates = RateMeans(partial.rates);
+        let mut terms = RateMeans(partial.terms);
+        let mut window = (
+            partial.window.0,
+            partial.window.1,
+            RateMeans(partial.window.2),
+        );
+        let mut lr = if start > 0 {
+            partial.lr
+        } else {
+            self.cfg.train.lr
+        };
         let fill = self.background();
-        let mut skipped = 0usize;
-        for (index, idx) in batches.iter().enumerate() {
+        let mut last_checkpoint = Instant::now();
+        for (index, idx) in batches.iter().enumerate().skip(start) {
             let mut batch = self.train.gather(idx);
             let mut aug_rng = augment::batch_rng(self.cfg.seed, epoch as u64, index as u64);
             let transforms = &self.cfg.data.augment;
@@ -298,9 +343,8 @@ impl Session {
             if !lv.is_finite() {
                 match self.cfg.train.on_divergence {
                     OnDivergence::Skip => {
-                        // No update, no statistics; the schedule moves on.
+                        // No update, no statistics (and no optimizer step).
                         skipped += 1;
-                        self.state.step += 1;
                         continue;
                     }
                     OnDivergence::Stop => {
@@ -358,6 +402,46 @@ impl Session {
                 ));
                 bar.inc(1);
             }
+            let stop = self
+                .interrupt
+                .as_ref()
+                .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst));
+            let due = index + 1 < batches.len()
+                && match self.cfg.train.checkpoint_every {
+                    CheckpointEvery::Steps(n) => self.state.step.is_multiple_of(n),
+                    CheckpointEvery::Minutes(m) => {
+                        last_checkpoint.elapsed().as_secs_f64() >= m * 60.0
+                    }
+                };
+            if stop || due {
+                let sums = PartialEpoch {
+                    rng_word_pos: rng.get_word_pos().to_string(),
+                    loss_sum,
+                    correct,
+                    seen,
+                    skipped,
+                    rates: rates.0.clone(),
+                    terms: terms.0.clone(),
+                    window: (window.0, window.1, window.2 .0.clone()),
+                    lr,
+                    seconds: before + t0.elapsed().as_secs_f64(),
+                };
+                self.save_partial(index + 1, sums)?;
+                last_checkpoint = Instant::now();
+                if stop {
+                    if let Some(bar) = bar {
+                        bar.finish_and_clear();
+                    }
+                    return Err(Error::Interrupted(format!(
+                        "stopped after epoch {} batch {} of {} (step {}); checkpoint written to {}",
+                        epoch + 1,
+                        index + 1,
+                        batches.len(),
+                        self.state.step,
+                        self.dir.display()
+                    )));
+                }
+            }
         }
         if let Some(bar) = bar {
             bar.finish_and_clear();
@@ -373,7 +457,7 @@ impl Session {
                 ),
             ));
         }
-        let train_seconds = t0.elapsed().as_secs_f32();
+        let train_seconds = (before + t0.elapsed().as_secs_f64()) as f32;
         let eval = self.evaluate(&self.test)?;
         self.state.epoch += 1;
         let neurons = self
@@ -394,7 +478,7 @@ impl Session {
             firing_rates: rates.means(),
             neurons,
             lr,
-            seconds: t0.elapsed().as_secs_f32(),
+            seconds: (before + t0.elapsed().as_secs_f64()) as f32,
             images_per_second: seen as f32 / train_seconds.max(1e-9),
             skipped_batches: skipped,
         };
@@ -494,6 +578,36 @@ impl Session {
         curves::write_png(&self.dir.join(CURVES_FILE), &history, &self.step_history())
     }
 
+    /// A checkpoint inside the epoch: after `batch` batches of epoch
+    /// `state.epoch + 1`, with the epoch's running sums. Files as at epoch
+    /// ends (parameters, optimizer, then `state.json`, each atomic).
+    fn save_partial(&mut self, batch: usize, sums: PartialEpoch) -> Result<()> {
+        if let Some(name) = self.store.first_non_finite() {
+            return Err(Error::invalid(
+                "train",
+                format!(
+                    "parameter `{name}` is not finite in epoch {}; nothing was saved. {}",
+                    self.state.epoch + 1,
+                    self.last_good()
+                ),
+            ));
+        }
+        let e = self.state.epoch;
+        let mut next = self.state.clone();
+        next.params = format!("params-e{e}-b{batch}.safetensors");
+        next.optimizer = format!("optim-e{e}-b{batch}.safetensors");
+        next.batch = batch;
+        next.partial = Some(sums);
+        self.store.save(&next.params_path(&self.dir))?;
+        self.opt.save(&next.optimizer_path(&self.dir))?;
+        next.save(&self.dir)?;
+        next.prune(&self.dir);
+        // The epoch goes on from the in-memory sums; keep none here.
+        next.partial = None;
+        self.state = next;
+        Ok(())
+    }
+
     /// Where the last checkpoint is, for messages.
     fn last_good(&self) -> String {
         if self.state.params.is_empty() {
@@ -522,6 +636,8 @@ impl Session {
         let e = self.state.epoch;
         self.state.params = format!("params-e{e}.safetensors");
         self.state.optimizer = format!("optim-e{e}.safetensors");
+        self.state.batch = 0;
+        self.state.partial = None;
         self.store.save(&self.state.params_path(&self.dir))?;
         self.opt.save(&self.state.optimizer_path(&self.dir))?;
         // A NaN test score never makes a checkpoint the best.

@@ -206,3 +206,68 @@ fn fused_spike_pool_layers_match_the_unfused_network() {
         "the second layer fires: {twin_rates:?}"
     );
 }
+
+/// Stops `config`'s run after its first step (as SIGINT does), resumes it,
+/// stops it again one step later, resumes again: it must end with the
+/// parameters and epoch figures of an uninterrupted run.
+fn interrupted_inside_epochs_equals_uninterrupted(config: &dyn Fn(&str) -> RunConfig) {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    let extra = "set train.epochs=2\nset train.checkpoint_every=\"3 steps\"";
+    let full_dir = tempfile::tempdir().unwrap();
+    let mut full = Session::new(config(extra), full_dir.path()).unwrap();
+    full.progress = false;
+    full.run().unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Session::new(config(extra), dir.path()).unwrap();
+    s.progress = false;
+    s.interrupt = Some(Arc::new(AtomicBool::new(true)));
+    let e = s.run().unwrap_err();
+    assert!(matches!(e, snn_core::Error::Interrupted(_)), "{e}");
+    assert_eq!((s.state.epoch, s.state.batch, s.state.step), (0, 1, 1));
+    drop(s);
+    for (batch, step) in [(2, 2), (0, 0)] {
+        let mut r = Session::resume(dir.path()).unwrap();
+        r.progress = false;
+        if batch > 0 {
+            r.interrupt = Some(Arc::new(AtomicBool::new(true)));
+            assert!(r.run().is_err());
+            assert_eq!((r.state.batch, r.state.step), (batch, step));
+            continue;
+        }
+        r.run().unwrap();
+        assert_eq!(r.state.step, full.state.step);
+        for (name, p) in full.store.iter() {
+            assert_eq!(
+                p.value.as_vec(),
+                r.store.values(name).unwrap(),
+                "parameter {name} differs after two interrupts"
+            );
+        }
+        let figures = |d: &std::path::Path| -> Vec<String> {
+            let text = std::fs::read_to_string(d.join("metrics.jsonl")).unwrap();
+            text.lines()
+                .map(|l| {
+                    let mut m = serde_json_line(l);
+                    (m.seconds, m.images_per_second) = (0.0, 0.0);
+                    format!("{m:?}")
+                })
+                .collect()
+        };
+        assert_eq!(figures(full_dir.path()), figures(dir.path()));
+        // Identical training, identical checkpoint bytes.
+        let bytes = |d: &std::path::Path| std::fs::read(d.join("params-e2.safetensors")).unwrap();
+        assert_eq!(bytes(full_dir.path()), bytes(dir.path()));
+    }
+}
+
+#[test]
+fn interrupted_classifier_resumes_inside_the_epoch_bit_exact() {
+    interrupted_inside_epochs_equals_uninterrupted(&tiny_config);
+}
+
+#[test]
+fn interrupted_fsvae_resumes_inside_the_epoch_bit_exact() {
+    interrupted_inside_epochs_equals_uninterrupted(&tiny_fsvae_config);
+}
