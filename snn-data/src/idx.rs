@@ -8,14 +8,29 @@ use snn_core::{Error, Result};
 use std::io::Read;
 use std::path::Path;
 
+/// The most a gzipped IDX file may inflate to.
+const MAX_INFLATED: u64 = 4 << 30;
+
 /// Reads a whole file, gunzipping when it starts with the gzip magic.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     if raw.starts_with(&[0x1f, 0x8b]) {
+        // Bounded: a corrupt or hostile stream cannot inflate without end
+        // (the largest real file, MNIST's training images, is 47 MB).
         let mut out = Vec::new();
         GzDecoder::new(&raw[..])
+            .take(MAX_INFLATED + 1)
             .read_to_end(&mut out)
             .map_err(|e| Error::data(path, format!("corrupt or truncated gzip data: {e}")))?;
+        if out.len() as u64 > MAX_INFLATED {
+            return Err(Error::data(
+                path,
+                format!(
+                    "gzip data inflates beyond {} GiB; not an IDX file",
+                    MAX_INFLATED >> 30
+                ),
+            ));
+        }
         Ok(out)
     } else {
         Ok(raw)
@@ -45,7 +60,11 @@ pub fn parse(bytes: &[u8], path: &Path, expect_dims: u8) -> Result<(Vec<usize>, 
             u32::from_be_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]) as usize
         })
         .collect();
-    let need: usize = dims.iter().product();
+    // Checked: a corrupt header may claim more than usize can count.
+    let need = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| Error::data(path, format!("header dimensions {dims:?} overflow")))?;
     let have = bytes.len() - header;
     if have < need {
         return Err(Error::data(

@@ -308,6 +308,17 @@ fn idx_errors_name_the_file_and_expectation() {
         .to_string();
     assert!(e.contains("nope"), "{e}");
 
+    // A header whose dimensions overflow a usize when multiplied.
+    let mut huge = vec![0, 0, 8, 3];
+    for _ in 0..3 {
+        huge.extend(u32::MAX.to_be_bytes());
+    }
+    std::fs::write(d.join("huge"), &huge).unwrap();
+    let e = idx::load_pair(&d.join("huge"), &d.join("l3"), 10)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("huge") && e.contains("overflow"), "{e}");
+
     let mut corrupt = gz(&labels);
     corrupt.truncate(corrupt.len() - 6);
     std::fs::write(d.join("c.gz"), &corrupt).unwrap();
