@@ -1,11 +1,13 @@
 //! `snn`: the command line of snn-rs.
 
+mod alloc_guard;
 mod commands;
 
 // Training allocates and frees multi-megabyte buffers every step; mimalloc
-// keeps them mapped instead of faulting fresh pages in each time.
+// keeps them mapped instead of faulting fresh pages in each time. The guard
+// refuses single requests larger than the machine's memory with a message.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: alloc_guard::Guarded = alloc_guard::Guarded;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -173,6 +175,7 @@ fn main() {
     // 64: 7.0 s -> 4.6 s, peak memory +17%).
     // SAFETY: sets a process-wide allocator option before any threads exist.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    alloc_guard::set_limit_from_meminfo();
     snn_neurons::link();
     snn_decoders::link();
     snn_models::link();

@@ -890,3 +890,43 @@ fn sigint_and_kill_9_inside_epochs_then_resume_end_bit_exact() {
         assert!(a == b, "{f} differs from the uninterrupted run's");
     }
 }
+
+#[test]
+fn sizes_beyond_the_machine_are_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let huge_fc = "model.layers=\"c4k3s2-BN-SN-MPk2s2-FC2000000000-SN-APk2s2\"";
+    for args in [
+        vec!["check", "configs/quickstart.toml", "--set", huge_fc],
+        vec![
+            "train",
+            "--config",
+            "configs/quickstart.toml",
+            "--out",
+            out.to_str().unwrap(),
+            "--set",
+            "time_steps=100000000",
+        ],
+        vec![
+            "bench",
+            "--config",
+            "configs/fsvae-mnist-taid.toml",
+            "--batch",
+            "100000000",
+            "--warmup",
+            "0",
+            "--steps",
+            "1",
+        ],
+    ] {
+        let o = snn(&args);
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        let last = err.trim().lines().last().unwrap_or_default();
+        assert!(
+            last.contains("more than this machine's") && last.contains("GiB"),
+            "{err}"
+        );
+        assert!(!err.contains("memory allocation of"), "{err}");
+    }
+}
