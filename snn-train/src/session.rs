@@ -345,7 +345,6 @@ impl Session {
                     OnDivergence::Skip => {
                         // No update, no statistics (and no optimizer step).
                         skipped += 1;
-                        continue;
                     }
                     OnDivergence::Stop => {
                         return Err(Error::invalid(
@@ -363,44 +362,47 @@ impl Session {
                     }
                 }
             }
-            if let Some(pred) = &objective.predictions {
-                let hits = pred
-                    .iter()
-                    .zip(&batch.labels)
-                    .filter(|(p, l)| **p == **l as usize);
-                *correct.get_or_insert(0) += hits.count();
-            }
-            window.2.add(objective.terms.clone());
-            terms.add(objective.terms);
-            let mut grads = l.backward();
-            lr = learning_rate(&self.cfg, self.state.step, total_steps);
-            self.opt.update(&mut self.store, &mut grads, lr)?;
-            Forward::apply_updates(updates, &mut self.store)?;
-            self.model.after_step(&mut self.store)?;
-            self.state.step += 1;
-            loss_sum += lv as f64 * b as f64;
-            seen += b;
-            window.0 += lv as f64;
-            window.1 += 1;
-            let every = self.cfg.train.log_every;
-            if every > 0 && self.state.step.is_multiple_of(every as u64) {
-                let (sum, n, t) = std::mem::take(&mut window);
-                self.append_step(&StepMetrics {
-                    epoch: epoch + 1,
-                    step: self.state.step,
-                    loss: (sum / n.max(1) as f64) as f32,
-                    terms: t.means(),
-                    seconds: t0.elapsed().as_secs_f32(),
-                })?;
-            }
-            rates.add(r);
-            if let Some(bar) = &bar {
-                let ips = seen as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-                bar.set_message(format!(
-                    "loss {:.4} | {ips:.1} img/s",
-                    loss_sum / seen as f64
-                ));
-                bar.inc(1);
+            // A skipped batch trains nothing, but may still be interrupted.
+            if lv.is_finite() {
+                if let Some(pred) = &objective.predictions {
+                    let hits = pred
+                        .iter()
+                        .zip(&batch.labels)
+                        .filter(|(p, l)| **p == **l as usize);
+                    *correct.get_or_insert(0) += hits.count();
+                }
+                window.2.add(objective.terms.clone());
+                terms.add(objective.terms);
+                let mut grads = l.backward();
+                lr = learning_rate(&self.cfg, self.state.step, total_steps);
+                self.opt.update(&mut self.store, &mut grads, lr)?;
+                Forward::apply_updates(updates, &mut self.store)?;
+                self.model.after_step(&mut self.store)?;
+                self.state.step += 1;
+                loss_sum += lv as f64 * b as f64;
+                seen += b;
+                window.0 += lv as f64;
+                window.1 += 1;
+                let every = self.cfg.train.log_every;
+                if every > 0 && self.state.step.is_multiple_of(every as u64) {
+                    let (sum, n, t) = std::mem::take(&mut window);
+                    self.append_step(&StepMetrics {
+                        epoch: epoch + 1,
+                        step: self.state.step,
+                        loss: (sum / n.max(1) as f64) as f32,
+                        terms: t.means(),
+                        seconds: t0.elapsed().as_secs_f32(),
+                    })?;
+                }
+                rates.add(r);
+                if let Some(bar) = &bar {
+                    let ips = seen as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+                    bar.set_message(format!(
+                        "loss {:.4} | {ips:.1} img/s",
+                        loss_sum / seen as f64
+                    ));
+                    bar.inc(1);
+                }
             }
             let stop = self
                 .interrupt
