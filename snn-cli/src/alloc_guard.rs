@@ -17,15 +17,8 @@ static LIMIT: AtomicUsize = AtomicUsize::new(0);
 /// Sets the limit to the machine's physical memory (`MemTotal` of
 /// `/proc/meminfo`); where that cannot be read there is no limit.
 pub fn set_limit_from_meminfo() {
-    let total = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<usize>().ok())
-        })
-        .map_or(0, |kb| kb.saturating_mul(1024));
+    let total = snn_core::procfs::kib("/proc/meminfo", "MemTotal")
+        .map_or(0, |kb| (kb as usize).saturating_mul(1024));
     LIMIT.store(total, Ordering::Relaxed);
 }
 

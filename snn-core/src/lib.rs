@@ -18,6 +18,7 @@ pub mod init;
 pub mod loss;
 pub mod optim;
 pub mod params;
+pub mod procfs;
 pub mod registry;
 pub mod slices;
 pub mod spec;

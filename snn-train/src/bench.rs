@@ -163,13 +163,5 @@ pub fn run(
 
 /// The process's peak resident set size from /proc (Linux), in MiB.
 pub fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
+    snn_core::procfs::kib("/proc/self/status", "VmHWM").map_or(0.0, |kb| kb as f64 / 1024.0)
 }
