@@ -342,6 +342,14 @@ pub fn canonical_header(bytes: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
 /// Truncated, foreign or non-f32 files are errors naming the file.
 pub fn read_safetensors(path: &Path) -> Result<(Vec<RawTensor>, HashMap<String, String>)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_safetensors(&bytes, path)
+}
+
+/// [`read_safetensors`] of bytes already read; `path` names them in errors.
+pub fn parse_safetensors(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<(Vec<RawTensor>, HashMap<String, String>)> {
     let err = |msg: String| Error::Checkpoint {
         path: path.to_path_buf(),
         msg,

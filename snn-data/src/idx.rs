@@ -14,6 +14,12 @@ const MAX_INFLATED: u64 = 4 << 30;
 /// Reads a whole file, gunzipping when it starts with the gzip magic.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    inflate(raw, path)
+}
+
+/// `raw` gunzipped when it starts with the gzip magic, else unchanged;
+/// `path` names it in errors.
+pub fn inflate(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
     if raw.starts_with(&[0x1f, 0x8b]) {
         // Bounded: a corrupt or hostile stream cannot inflate without end
         // (the largest real file, MNIST's training images, is 47 MB).

@@ -144,8 +144,14 @@ impl Gaussian {
     /// format clean-fid and the FSVAE repository store statistics in),
     /// float32 or float64. The fit's count is unknown there (0).
     pub fn load_npz(path: &Path) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        Self::read_npz(std::io::BufReader::new(file), path)
+    }
+
+    /// [`Gaussian::load_npz`] from any reader; `path` names it in errors.
+    pub fn read_npz<R: std::io::Read + std::io::Seek>(reader: R, path: &Path) -> Result<Self> {
         let bad = |msg: String| Error::data(path, msg);
-        let mut npz = npyz::npz::NpzArchive::open(path)
+        let mut npz = npyz::npz::NpzArchive::new(reader)
             .map_err(|e| bad(format!("not a NumPy .npz archive: {e}")))?;
         let mut read = |name: &str| -> Result<(Vec<usize>, Vec<f64>)> {
             let arr = npz

@@ -1,5 +1,7 @@
 //! Shared helpers of the integration tests.
 
+pub mod fuzz_inputs;
+
 use snn_core::config::RunConfig;
 use std::path::{Path, PathBuf};
 

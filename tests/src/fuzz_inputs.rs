@@ -1,0 +1,34 @@
+//! What the fuzz targets (`fuzz/`) do with one input, shared with the
+//! stable replay of their corpora (`tests/tests/fuzz_corpus.rs`): each
+//! parser must answer any bytes with a value or an error, never a panic
+//! or an allocation the input does not justify.
+
+use std::path::Path;
+
+/// A run config: parse, and round-trip what parses.
+pub fn config(text: &str) {
+    crate::link_plugins();
+    if let Ok(cfg) = snn_core::config::RunConfig::parse(text, Path::new("fuzz.toml")) {
+        if let Ok(again) = cfg.to_toml() {
+            let _ = snn_core::config::RunConfig::parse(&again, Path::new("fuzz.toml"));
+        }
+    }
+}
+
+/// IDX image and label files (the gzip path included).
+pub fn idx(bytes: &[u8]) {
+    let path = Path::new("fuzz-idx");
+    let _ = snn_data::idx::parse(bytes, path, 3);
+    let _ = snn_data::idx::parse(bytes, path, 1);
+    let _ = snn_data::idx::inflate(bytes.to_vec(), path);
+}
+
+/// A safetensors checkpoint.
+pub fn safetensors(bytes: &[u8]) {
+    let _ = snn_core::params::parse_safetensors(bytes, Path::new("fuzz.safetensors"));
+}
+
+/// `.npz` reference statistics.
+pub fn npz(bytes: &[u8]) {
+    let _ = snn_metrics::Gaussian::read_npz(std::io::Cursor::new(bytes), Path::new("fuzz.npz"));
+}
