@@ -354,9 +354,9 @@ pub fn parse_safetensors(
         path: path.to_path_buf(),
         msg,
     };
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
         .map_err(|e| err(format!("not a readable safetensors file ({e:?})")))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
+    let st = safetensors::SafeTensors::deserialize(bytes)
         .map_err(|e| err(format!("not a readable safetensors file ({e:?})")))?;
     let mut out = Vec::new();
     for (name, view) in st.tensors() {

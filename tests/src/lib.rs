@@ -1,6 +1,6 @@
 //! Shared helpers of the integration tests.
 
-pub mod fuzz_inputs;
+pub mod hostile;
 
 use snn_core::config::RunConfig;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
-//! What the fuzz targets (`fuzz/`) do with one input, shared with the
-//! stable replay of their corpora (`tests/tests/fuzz_corpus.rs`): each
-//! parser must answer any bytes with a value or an error, never a panic
-//! or an allocation the input does not justify.
+//! The parsers of user files, each run on one input as a fuzzer would run
+//! it (`tests/tests/hostile_inputs.rs` feeds them seeds and thousands of
+//! seeded corruptions of them): any bytes must get a value or an error,
+//! never a panic or an allocation the input does not justify.
 
 use std::path::Path;
 

@@ -1,0 +1,122 @@
+//! Every parser of user files against hostile bytes: each seed in
+//! `tests/fixtures/seeds/<format>/` (real files of the format), then
+//! thousands of seeded corruptions of it (bytes flipped, overwritten with
+//! large numbers, cut short, spliced), through `snn_tests::hostile`. Any of
+//! them may be refused; none may panic or allocate what it claims. A
+//! mutation fuzzer without coverage feedback: cargo-fuzz cannot build
+//! here (dfdx 0.13 does not compile on the current nightly), so this runs
+//! on stable in every test run, deterministically.
+
+use rand::{Rng, SeedableRng};
+use snn_tests::{hostile, root};
+
+fn seeds(format: &str) -> Vec<Vec<u8>> {
+    let dir = root().join("tests/fixtures/seeds").join(format);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "{}: no seeds", dir.display());
+    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+}
+
+/// `count` corruptions of `seed`, the same every run.
+fn corruptions(seed: &[u8], count: usize, rng_seed: u64) -> Vec<Vec<u8>> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(rng_seed);
+    (0..count)
+        .map(|_| {
+            let mut b = seed.to_vec();
+            for _ in 0..rng.gen_range(1..4) {
+                if b.is_empty() {
+                    b.push(rng.gen());
+                    continue;
+                }
+                let at = rng.gen_range(0..b.len());
+                match rng.gen_range(0..5) {
+                    0 => b[at] ^= 1 << rng.gen_range(0..8),
+                    1 => b[at] = rng.gen(),
+                    // A length or count field claiming a huge size.
+                    2 => {
+                        let big = [0xff, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff, 0x0f];
+                        for (i, v) in big.iter().enumerate() {
+                            if let Some(x) = b.get_mut(at + i) {
+                                *x = *v;
+                            }
+                        }
+                    }
+                    3 => b.truncate(at),
+                    _ => {
+                        let from = rng.gen_range(0..b.len());
+                        let piece: Vec<u8> = b[from..(from + 16).min(b.len())].to_vec();
+                        b.splice(at..at, piece);
+                    }
+                }
+            }
+            b
+        })
+        .collect()
+}
+
+/// Runs `parse` on every seed of `format` and `count` corruptions of each
+/// (times `SNN_HOSTILE_SCALE`, default 1, for longer runs by hand).
+fn run_all(format: &str, count: usize, parse: &dyn Fn(&[u8])) {
+    let scale: usize = std::env::var("SNN_HOSTILE_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let mut runs = 0usize;
+    for (i, seed) in seeds(format).iter().enumerate() {
+        parse(seed);
+        // In rounds, so a large scale never holds all inputs at once.
+        for round in 0..scale {
+            let rng_seed = 7 + (i * 1_000_003 + round) as u64;
+            for input in corruptions(seed, count, rng_seed) {
+                parse(&input);
+            }
+            runs += count;
+        }
+    }
+    eprintln!("{format}: {runs} corrupted inputs, none panicked");
+}
+
+#[test]
+fn configs_survive_corruption() {
+    run_all("config", 3000, &|b| {
+        if let Ok(text) = std::str::from_utf8(b) {
+            hostile::config(text);
+        }
+    });
+    snn_tests::link_plugins();
+    let seed = std::fs::read_to_string(root().join("tests/fixtures/seeds/config/quickstart.toml"))
+        .unwrap();
+    snn_core::config::RunConfig::parse(&seed, std::path::Path::new("seed")).unwrap();
+}
+
+#[test]
+fn idx_files_survive_corruption() {
+    run_all("idx", 5000, &hostile::idx);
+    let seed = std::fs::read(root().join("tests/fixtures/seeds/idx/images.idx")).unwrap();
+    let (dims, _) = snn_data::idx::parse(&seed, std::path::Path::new("seed"), 3).unwrap();
+    assert_eq!(dims, vec![2, 3, 3]);
+}
+
+#[test]
+fn safetensors_checkpoints_survive_corruption() {
+    run_all("safetensors", 5000, &hostile::safetensors);
+    let seed =
+        std::fs::read(root().join("tests/fixtures/seeds/safetensors/tiny.safetensors")).unwrap();
+    let (raw, _) =
+        snn_core::params::parse_safetensors(&seed, std::path::Path::new("seed")).unwrap();
+    assert_eq!(raw.len(), 2);
+}
+
+#[test]
+fn npz_statistics_survive_corruption() {
+    run_all("npz", 1500, &hostile::npz);
+    let seed = std::fs::read(root().join("tests/fixtures/seeds/npz/mnist_test_64.npz")).unwrap();
+    let g = snn_metrics::Gaussian::read_npz(std::io::Cursor::new(seed), std::path::Path::new("s"))
+        .unwrap();
+    assert_eq!(g.dim(), 64);
+}
