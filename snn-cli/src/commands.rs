@@ -48,6 +48,9 @@ fn load_config(path: &Path, sets: &[String]) -> Result<RunConfig> {
 
 pub fn check(path: &Path, sets: &[String]) -> Result<()> {
     let cfg = load_config(path, sets)?;
+    // The estimate first: it builds the model at small sizes, so a config
+    // too large for the machine is refused before anything large exists.
+    memory_check(&cfg, path)?;
     // Build the model too: layer geometry and missing tables show up here,
     // not an hour into a run. The data is read only if its format does not
     // fix the image shape.
@@ -68,12 +71,47 @@ pub fn check(path: &Path, sets: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Estimates the config's peak memory, says it, and refuses a config that
+/// needs more than the machine has (warns past what is free now).
+fn memory_check(cfg: &RunConfig, path: &Path) -> Result<()> {
+    use snn_core::memory;
+    let Some(est) = snn_train::memory::estimate(cfg, path)
+        .with_context(|| format!("{}: estimating peak memory", path.display()))?
+    else {
+        return Ok(());
+    };
+    let machine = memory::machine_bytes();
+    let line = format!("{}: {}", path.display(), est.describe());
+    if let Some(m) = machine.filter(|&m| est.total > m) {
+        bail!(
+            "{line}, more than this machine's {:.1} GiB of memory; lower train.batch_size, \
+             time_steps or the layer sizes",
+            memory::gib(m)
+        );
+    }
+    let free = memory::available_bytes()
+        .map(|a| format!(", {:.1} GiB free now", memory::gib(a)))
+        .unwrap_or_default();
+    let of = machine
+        .map(|m| format!(" (machine: {:.1} GiB{free})", memory::gib(m)))
+        .unwrap_or_default();
+    eprintln!("{line}{of}");
+    if let Some(a) = memory::available_bytes().filter(|&a| est.total > a) {
+        eprintln!(
+            "warning: that is more than the {:.1} GiB free now; the run may be killed for memory",
+            memory::gib(a)
+        );
+    }
+    Ok(())
+}
+
 pub fn train(
     config: &Path,
     sets: &[String],
     out: Option<PathBuf>,
     resume: bool,
     quiet: bool,
+    check_memory: bool,
 ) -> Result<()> {
     let dir = out.unwrap_or_else(|| {
         let stem = config
@@ -88,12 +126,29 @@ pub fn train(
             dir.display()
         );
     }
+    // Before the lock and the folder exist: a config too large for the
+    // machine leaves nothing behind (the allocator's refusal exits at once).
+    let resuming = resume && dir.join("state.json").exists();
+    let fresh = if resuming {
+        None
+    } else {
+        Some(load_config(config, sets)?)
+    };
+    if check_memory {
+        match &fresh {
+            Some(cfg) => memory_check(cfg, config)?,
+            None => {
+                let saved = dir.join(CONFIG_FILE);
+                memory_check(&load_config(&saved, &[])?, &saved)?
+            }
+        }
+    }
     // Held until this function returns: one run per folder.
     let (_lock, warning) = snn_train::lock::RunLock::acquire(&dir)?;
     if let Some(w) = warning {
         eprintln!("{w}");
     }
-    let mut session = if resume && dir.join("state.json").exists() {
+    let mut session = if resuming {
         if !sets.is_empty() {
             bail!(
                 "--set cannot change a run being resumed; edit {}",
@@ -110,8 +165,8 @@ pub fn train(
                 dir.display()
             );
         }
-        Session::new(load_config(config, sets)?, &dir)
-            .with_context(|| format!("{}", config.display()))?
+        let cfg = fresh.context("the config is loaded for every fresh run")?;
+        Session::new(cfg, &dir).with_context(|| format!("{}", config.display()))?
     };
     session.progress = !quiet;
     eprintln!(

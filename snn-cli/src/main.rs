@@ -1,13 +1,14 @@
 //! `snn`: the command line of snn-rs.
 
-mod alloc_guard;
 mod commands;
 
 // Training allocates and frees multi-megabyte buffers every step; mimalloc
 // keeps them mapped instead of faulting fresh pages in each time. The guard
-// refuses single requests larger than the machine's memory with a message.
+// counts the bytes in use (for the peak-memory estimate) and refuses, with
+// one message, a request that would take the process past the machine.
 #[global_allocator]
-static GLOBAL: alloc_guard::Guarded = alloc_guard::Guarded;
+static GLOBAL: snn_core::memory::Guard<mimalloc::MiMalloc> =
+    snn_core::memory::Guard(mimalloc::MiMalloc);
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -49,6 +50,10 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Start without estimating the peak memory first (the estimate
+        /// runs two small training steps; a run it refuses can be forced).
+        #[arg(long)]
+        no_memory_check: bool,
     },
     /// Time training or inference steps on random inputs of the config's shape.
     Bench {
@@ -175,7 +180,9 @@ fn main() {
     // 64: 7.0 s -> 4.6 s, peak memory +17%).
     // SAFETY: sets a process-wide allocator option before any threads exist.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
-    alloc_guard::set_limit_from_meminfo();
+    if let Some(bytes) = snn_core::memory::machine_bytes() {
+        snn_core::memory::set_limit(bytes);
+    }
     snn_neurons::link();
     snn_decoders::link();
     snn_models::link();
@@ -191,7 +198,8 @@ fn main() {
             out,
             resume,
             quiet,
-        } => commands::train(&config, &sets, out, resume, quiet),
+            no_memory_check,
+        } => commands::train(&config, &sets, out, resume, quiet, !no_memory_check),
         Command::Bench {
             config,
             sets,

@@ -16,6 +16,7 @@ pub mod grad;
 pub mod host;
 pub mod init;
 pub mod loss;
+pub mod memory;
 pub mod optim;
 pub mod params;
 pub mod procfs;

@@ -5,6 +5,23 @@ use crate::Dataset;
 use snn_core::{Error, Result};
 use std::path::Path;
 
+/// How many files [`load`] would read under `root/<class>/`, without
+/// decoding them.
+pub fn count(root: &Path) -> Result<usize> {
+    let mut n = 0;
+    for class in std::fs::read_dir(root).map_err(|e| Error::io(root, e))? {
+        let dir = class.map_err(|e| Error::io(root, e))?.path();
+        if dir.is_dir() {
+            n += std::fs::read_dir(&dir)
+                .map_err(|e| Error::io(&dir, e))?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_file())
+                .count();
+        }
+    }
+    Ok(n)
+}
+
 pub fn load(root: &Path) -> Result<Dataset> {
     let mut classes: Vec<_> = std::fs::read_dir(root)
         .map_err(|e| Error::io(root, e))?

@@ -43,6 +43,33 @@ pub fn inflate(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
     }
 }
 
+/// The first dimension of an IDX file (its item count), from the header
+/// alone: a gzipped file is inflated only as far as the header.
+pub fn count(path: &Path) -> Result<usize> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut raw = std::io::BufReader::new(file);
+    let mut magic = [0u8; 2];
+    raw.read_exact(&mut magic)
+        .map_err(|_| Error::data(path, "shorter than an IDX header (8 bytes)"))?;
+    let rest = std::io::Cursor::new(magic).chain(raw);
+    let mut reader: Box<dyn Read> = if magic == [0x1f, 0x8b] {
+        Box::new(GzDecoder::new(rest))
+    } else {
+        Box::new(rest)
+    };
+    let mut header = [0u8; 8];
+    reader
+        .read_exact(&mut header)
+        .map_err(|_| Error::data(path, "shorter than an IDX header (8 bytes)"))?;
+    if header[..2] != [0, 0] || header[2] != 0x08 || header[3] == 0 {
+        return Err(Error::data(
+            path,
+            "not an IDX file of bytes (magic 0x0000080N expected)",
+        ));
+    }
+    Ok(u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize)
+}
+
 /// Parses an IDX u8 array and returns its dimensions and data.
 pub fn parse(bytes: &[u8], path: &Path, expect_dims: u8) -> Result<(Vec<usize>, Vec<u8>)> {
     let expected_magic = 0x0800 | expect_dims as u32;

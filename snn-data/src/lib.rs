@@ -211,6 +211,52 @@ pub fn load(cfg: &DataConfig, split: Split) -> Result<Dataset> {
     Ok(ds)
 }
 
+/// How many images [`load`] would return for `split` (after `*_limit`),
+/// read from headers, file sizes or file lists without decoding any image:
+/// what the memory estimate charges for the data held in memory.
+pub fn image_count(cfg: &DataConfig, split: Split) -> Result<usize> {
+    let root = &cfg.root;
+    let train = split == Split::Train;
+    let n = match cfg.dataset.as_str() {
+        "mnist" | "fmnist" => {
+            let prefix = if train { "train" } else { "t10k" };
+            idx::count(&find(root, &format!("{prefix}-labels-idx1-ubyte"))?)?
+        }
+        "cifar10" => {
+            let files: Vec<PathBuf> = if train {
+                (1..=5)
+                    .map(|i| root.join(format!("data_batch_{i}.bin")))
+                    .collect()
+            } else {
+                vec![root.join("test_batch.bin")]
+            };
+            let mut n = 0;
+            for f in files {
+                let len = std::fs::metadata(&f).map_err(|e| Error::io(&f, e))?.len();
+                n += (len / cifar::RECORD as u64) as usize;
+            }
+            n
+        }
+        "celeba" => celeba::partition(root, split)?.len(),
+        "folder" => folder::count(&root.join(if train { "train" } else { "test" }))?,
+        other => {
+            return Err(Error::invalid(
+                "data.dataset",
+                format!(
+                    "unknown dataset `{other}`; accepted: {}",
+                    DATASETS.join(", ")
+                ),
+            ))
+        }
+    };
+    let limit = if train {
+        cfg.train_limit
+    } else {
+        cfg.test_limit
+    };
+    Ok(if limit > 0 { n.min(limit) } else { n })
+}
+
 /// `root/name` or `root/name.gz`, whichever exists.
 fn find(root: &Path, name: &str) -> Result<PathBuf> {
     let plain = root.join(name);

@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod curves;
 pub mod generate;
 pub mod lock;
+pub mod memory;
 pub mod scores;
 pub use snn_core::loss;
 pub mod session;
