@@ -251,7 +251,8 @@ fn extrapolate(xs: [f64; 3], ys: [f64; 3], x: f64) -> (f64, Growth) {
     let s12 = (y2 - y1) / (x2 - x1);
     let mut curvature = ((s12 - s01) / (x2 - x0)).max(0.0);
     let growth = y2 - y0;
-    let quadratic = curvature > 0.0 && curvature * (x2 * x2 - x0 * x0) >= 0.25 * growth;
+    let quadratic =
+        growth > 0.0 && curvature > 0.0 && curvature * (x2 * x2 - x0 * x0) >= 0.25 * growth;
     if !quadratic {
         curvature = 0.0;
     }
