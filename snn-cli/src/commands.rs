@@ -49,8 +49,17 @@ fn load_config(path: &Path, sets: &[String]) -> Result<RunConfig> {
 pub fn check(path: &Path, sets: &[String]) -> Result<()> {
     let cfg = load_config(path, sets)?;
     // The estimate first: it builds the model at small sizes, so a config
-    // too large for the machine is refused before anything large exists.
-    memory_check(&cfg, path)?;
+    // too large for the machine is found before anything large exists. A
+    // config beyond this machine is still a valid config (it may be meant
+    // for a larger one), so check warns where train refuses.
+    if let Some(est) = estimate(&cfg, path)? {
+        eprintln!("{}: {}{}", path.display(), est.describe(), machine_note());
+        if let Some(refusal) = beyond_machine(&est) {
+            eprintln!("warning: {refusal}; snn train refuses it on this machine");
+        } else if let Some(w) = beyond_free(&est) {
+            eprintln!("warning: {w}");
+        }
+    }
     // Build the model too: layer geometry and missing tables show up here,
     // not an hour into a run. The data is read only if its format does not
     // fix the image shape.
@@ -71,38 +80,62 @@ pub fn check(path: &Path, sets: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Estimates the config's peak memory, says it, and refuses a config that
-/// needs more than the machine has (warns past what is free now).
-fn memory_check(cfg: &RunConfig, path: &Path) -> Result<()> {
+/// The config's estimated peak memory; `None` without the counting
+/// allocator (a library caller's own `main`).
+fn estimate(cfg: &RunConfig, path: &Path) -> Result<Option<snn_train::memory::Estimate>> {
+    snn_train::memory::estimate(cfg, path)
+        .with_context(|| format!("{}: estimating peak memory", path.display()))
+}
+
+/// ` (machine: M GiB, F GiB free now)`, or nothing where /proc says nothing.
+fn machine_note() -> String {
     use snn_core::memory;
-    let Some(est) = snn_train::memory::estimate(cfg, path)
-        .with_context(|| format!("{}: estimating peak memory", path.display()))?
-    else {
-        return Ok(());
-    };
-    let machine = memory::machine_bytes();
-    let line = format!("{}: {}", path.display(), est.describe());
-    if let Some(m) = machine.filter(|&m| est.total > m) {
-        bail!(
-            "{line}, more than this machine's {:.1} GiB of memory; lower train.batch_size, \
-             time_steps or the layer sizes",
-            memory::gib(m)
-        );
-    }
     let free = memory::available_bytes()
         .map(|a| format!(", {:.1} GiB free now", memory::gib(a)))
         .unwrap_or_default();
-    let of = machine
+    memory::machine_bytes()
         .map(|m| format!(" (machine: {:.1} GiB{free})", memory::gib(m)))
-        .unwrap_or_default();
-    eprintln!("{line}{of}");
-    if let Some(a) = memory::available_bytes().filter(|&a| est.total > a) {
-        eprintln!(
-            "warning: that is more than the {:.1} GiB free now; the run may be killed for memory",
-            memory::gib(a)
-        );
+        .unwrap_or_default()
+}
+
+/// Why the estimate cannot run on this machine at all, if it cannot.
+fn beyond_machine(est: &snn_train::memory::Estimate) -> Option<String> {
+    use snn_core::memory;
+    let m = memory::machine_bytes().filter(|&m| est.total > m)?;
+    Some(format!(
+        "that is more than this machine's {:.1} GiB of memory; lower train.batch_size, \
+         time_steps or the layer sizes",
+        memory::gib(m)
+    ))
+}
+
+/// A warning when the estimate fits the machine but not what is free now.
+fn beyond_free(est: &snn_train::memory::Estimate) -> Option<String> {
+    use snn_core::memory;
+    let a = memory::available_bytes().filter(|&a| est.total > a)?;
+    Some(format!(
+        "that is more than the {:.1} GiB free now; the run may be killed for memory",
+        memory::gib(a)
+    ))
+}
+
+/// Refuses a config that needs more memory than the machine has; returns
+/// the estimate's short form for the training line.
+fn memory_check(cfg: &RunConfig, path: &Path) -> Result<Option<String>> {
+    let Some(est) = estimate(cfg, path)? else {
+        return Ok(None);
+    };
+    if let Some(refusal) = beyond_machine(&est) {
+        bail!("{}: {}: {refusal}", path.display(), est.describe());
     }
-    Ok(())
+    if let Some(w) = beyond_free(&est) {
+        eprintln!("warning: {}: {}: {w}", path.display(), est.describe());
+    }
+    Ok(Some(format!(
+        "estimated peak memory {:.2} GiB{}",
+        snn_core::memory::gib(est.total),
+        machine_note()
+    )))
 }
 
 pub fn train(
@@ -134,7 +167,9 @@ pub fn train(
     } else {
         Some(load_config(config, sets)?)
     };
-    if check_memory {
+    let memory = if !check_memory {
+        None
+    } else {
         match &fresh {
             Some(cfg) => memory_check(cfg, config)?,
             None => {
@@ -142,7 +177,7 @@ pub fn train(
                 memory_check(&load_config(&saved, &[])?, &saved)?
             }
         }
-    }
+    };
     // Held until this function returns: one run per folder.
     let (_lock, warning) = snn_train::lock::RunLock::acquire(&dir)?;
     if let Some(w) = warning {
@@ -170,11 +205,12 @@ pub fn train(
     };
     session.progress = !quiet;
     eprintln!(
-        "training {} on {} images ({} test), {}",
+        "training {} on {} images ({} test), {}{}",
         config.display(),
         session.train.len(),
         session.test.len(),
-        session.describe().lines().next().unwrap_or_default()
+        session.describe().lines().next().unwrap_or_default(),
+        memory.map(|m| format!("; {m}")).unwrap_or_default()
     );
     // SIGINT / SIGTERM: finish the step, checkpoint, stop; a second one
     // quits at once (every file is written atomically, so the last

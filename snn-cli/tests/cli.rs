@@ -776,6 +776,13 @@ fn divergence_stops_cleanly_and_never_saves_nan() {
         2,
         "the training line and the error: {err}"
     );
+    // The training line carries the memory estimate.
+    assert!(
+        err.lines()
+            .next()
+            .is_some_and(|l| l.starts_with("training ") && l.contains("; estimated peak memory ")),
+        "{err}"
+    );
     assert!(params(&stop).is_empty(), "{:?}", params(&stop));
     // Skip: bad batches counted; once every batch diverges it stops,
     // naming the last good checkpoint; no checkpoint with a NaN test
@@ -895,30 +902,50 @@ fn sigint_and_kill_9_inside_epochs_then_resume_end_bit_exact() {
 fn sizes_beyond_the_machine_are_one_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
+    let out = out.to_str().unwrap();
     let huge_fc = "model.layers=\"c4k3s2-BN-SN-MPk2s2-FC2000000000-SN-APk2s2\"";
-    for args in [
-        vec!["check", "configs/quickstart.toml", "--set", huge_fc],
+    // 10^7 channels: its first activation alone is ~60 GiB at batch 2.
+    let wide = "model.layers=\"c10000000k3s1-BN-ALIF-MPk2s2-FC100-ALIF-APk10s10\"";
+    let train = |set: &'static str| -> Vec<&str> {
         vec![
             "train",
             "--config",
             "configs/quickstart.toml",
             "--out",
-            out.to_str().unwrap(),
+            out,
             "--set",
-            "time_steps=100000000",
-        ],
-        vec![
-            "bench",
-            "--config",
-            "configs/fsvae-mnist-taid.toml",
-            "--batch",
-            "100000000",
-            "--warmup",
-            "0",
-            "--steps",
-            "1",
-        ],
-    ] {
+            set,
+        ]
+    };
+    // (arguments, refused by the estimate rather than by one tensor)
+    let cases: Vec<(Vec<&str>, bool)> = vec![
+        (
+            vec!["check", "configs/quickstart.toml", "--set", huge_fc],
+            false,
+        ),
+        (
+            vec!["check", "configs/quickstart.toml", "--set", wide],
+            false,
+        ),
+        (train("time_steps=100000000"), true),
+        (train("train.batch_size=1000000000"), true),
+        (train(wide), false),
+        (
+            vec![
+                "bench",
+                "--config",
+                "configs/fsvae-mnist-taid.toml",
+                "--batch",
+                "100000000",
+                "--warmup",
+                "0",
+                "--steps",
+                "1",
+            ],
+            false,
+        ),
+    ];
+    for (args, by_estimate) in cases {
         let o = snn(&args);
         let (_, err) = text(&o);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
@@ -927,6 +954,78 @@ fn sizes_beyond_the_machine_are_one_clear_error() {
             last.contains("more than this machine's") && last.contains("GiB"),
             "{err}"
         );
+        if by_estimate {
+            assert!(last.contains("estimated peak memory"), "{args:?}: {err}");
+        }
         assert!(!err.contains("memory allocation of"), "{err}");
+        // Refused before the run folder (or its lock) was made.
+        assert!(!Path::new(out).exists(), "{args:?} left {out}");
     }
+}
+
+#[test]
+fn check_warns_where_train_refuses_a_config_beyond_the_machine() {
+    // A valid config for a larger machine: check says so and passes.
+    for set in ["time_steps=100000", "train.batch_size=1000000000"] {
+        let o = snn(&["check", "configs/quickstart.toml", "--set", set]);
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{set}: {err}");
+        assert!(out.contains("is valid"), "{out}");
+        let warning = err
+            .lines()
+            .find(|l| l.starts_with("warning: "))
+            .unwrap_or_else(|| panic!("{set}: no warning in {err}"));
+        assert!(
+            warning.contains("more than this machine's")
+                && warning.contains("snn train refuses it on this machine"),
+            "{warning}"
+        );
+    }
+}
+
+#[test]
+fn check_and_train_print_the_estimated_peak_memory() {
+    let o = snn(&["check", "configs/quickstart.toml"]);
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("estimated peak memory"))
+        .unwrap_or_else(|| panic!("no estimate in {err}"));
+    // `estimated peak memory X GiB at 4 time steps: F MiB fixed + P MiB per
+    // image x batch 16 + data D MiB (machine: M GiB, ...)`
+    let number_after = |key: &str| -> f64 {
+        let at = line.find(key).unwrap_or_else(|| panic!("{key} in {line}"));
+        let rest = &line[at + key.len()..];
+        rest.split_whitespace()
+            .next()
+            .unwrap()
+            .trim_end_matches(',')
+            .parse()
+            .unwrap()
+    };
+    let total_gib = number_after("estimated peak memory ");
+    let (fixed, per_image, data) = (
+        number_after("time steps: "),
+        number_after("fixed + "),
+        number_after("+ data "),
+    );
+    assert!(
+        line.contains("at 4 time steps") && line.contains("x batch 16"),
+        "{line}"
+    );
+    // The parts add up to the total (less what the process held before,
+    // which is well under 64 MiB).
+    let parts_mib = fixed + per_image * 16.0 + data;
+    let total_mib = total_gib * 1024.0;
+    assert!(
+        parts_mib <= total_mib + 10.0 && total_mib < parts_mib + 64.0,
+        "{line}"
+    );
+    // The committed subset: 4,000 images of 28x28 as f32.
+    assert!(
+        (data - 4000.0 * 784.0 * 4.0 / 1048576.0).abs() < 1.0,
+        "{line}"
+    );
+    assert!(line.contains("(machine: "), "{line}");
 }
