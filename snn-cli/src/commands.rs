@@ -49,16 +49,9 @@ fn load_config(path: &Path, sets: &[String]) -> Result<RunConfig> {
 pub fn check(path: &Path, sets: &[String]) -> Result<()> {
     let cfg = load_config(path, sets)?;
     // The estimate first: it builds the model at small sizes, so a config
-    // too large for the machine is found before anything large exists. A
-    // config beyond this machine is still a valid config (it may be meant
-    // for a larger one), so check warns where train refuses.
-    if let Some(est) = estimate(&cfg, path)? {
+    // too large for the machine is refused before anything large exists.
+    if let Some(est) = memory_check(&cfg, path)? {
         eprintln!("{}: {}{}", path.display(), est.describe(), machine_note());
-        if let Some(refusal) = beyond_machine(&est) {
-            eprintln!("warning: {refusal}; snn train refuses it on this machine");
-        } else if let Some(w) = beyond_free(&est) {
-            eprintln!("warning: {w}");
-        }
     }
     // Build the model too: layer geometry and missing tables show up here,
     // not an hour into a run. The data is read only if its format does not
@@ -119,9 +112,9 @@ fn beyond_free(est: &snn_train::memory::Estimate) -> Option<String> {
     ))
 }
 
-/// Refuses a config that needs more memory than the machine has; returns
-/// the estimate's short form for the training line.
-fn memory_check(cfg: &RunConfig, path: &Path) -> Result<Option<String>> {
+/// Refuses a config that needs more memory than the machine has (and
+/// warns past what is free now); `None` without the counting allocator.
+fn memory_check(cfg: &RunConfig, path: &Path) -> Result<Option<snn_train::memory::Estimate>> {
     let Some(est) = estimate(cfg, path)? else {
         return Ok(None);
     };
@@ -131,11 +124,7 @@ fn memory_check(cfg: &RunConfig, path: &Path) -> Result<Option<String>> {
     if let Some(w) = beyond_free(&est) {
         eprintln!("warning: {}: {}: {w}", path.display(), est.describe());
     }
-    Ok(Some(format!(
-        "estimated peak memory {:.2} GiB{}",
-        snn_core::memory::gib(est.total),
-        machine_note()
-    )))
+    Ok(Some(est))
 }
 
 pub fn train(
@@ -210,7 +199,13 @@ pub fn train(
         session.train.len(),
         session.test.len(),
         session.describe().lines().next().unwrap_or_default(),
-        memory.map(|m| format!("; {m}")).unwrap_or_default()
+        memory
+            .map(|e| format!(
+                "; estimated peak memory {:.2} GiB{}",
+                snn_core::memory::gib(e.total),
+                machine_note()
+            ))
+            .unwrap_or_default()
     );
     // SIGINT / SIGTERM: finish the step, checkpoint, stop; a second one
     // quits at once (every file is written atomically, so the last

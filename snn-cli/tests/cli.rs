@@ -79,11 +79,20 @@ fn list_shows_every_component_with_defaults() {
 
 #[test]
 fn check_resolves_every_shipped_config() {
-    let mut n = 0;
+    let (mut n, mut refused) = (0, 0);
     for e in std::fs::read_dir(root().join("configs")).unwrap().flatten() {
         let p = e.path();
         if p.extension().is_some_and(|x| x == "toml") {
-            let o = snn(&["check", p.to_str().unwrap()]);
+            let mut o = snn(&["check", p.to_str().unwrap()]);
+            let (_, err) = text(&o);
+            if !o.status.success() && err.contains("more than this machine's") {
+                // A config for a larger machine (CelebA at the paper's
+                // batch 250 on 24 GB): refused by its estimate, and valid
+                // at a batch this machine holds.
+                assert!(err.contains("estimated peak memory"), "{err}");
+                o = snn(&["check", p.to_str().unwrap(), "--set", "train.batch_size=16"]);
+                refused += 1;
+            }
             let (out, err) = text(&o);
             assert!(o.status.success(), "{}: {err}", p.display());
             assert!(out.contains("[model]") && out.contains("[train]"), "{out}");
@@ -91,7 +100,8 @@ fn check_resolves_every_shipped_config() {
             n += 1;
         }
     }
-    assert!(n >= 1);
+    // Only the CelebA configs may be beyond a CI machine.
+    assert!(n >= 1 && refused <= 2, "{n} configs, {refused} refused");
 }
 
 #[test]
@@ -924,6 +934,24 @@ fn sizes_beyond_the_machine_are_one_clear_error() {
             false,
         ),
         (
+            vec![
+                "check",
+                "configs/quickstart.toml",
+                "--set",
+                "time_steps=100000",
+            ],
+            true,
+        ),
+        (
+            vec![
+                "check",
+                "configs/quickstart.toml",
+                "--set",
+                "train.batch_size=1000000000",
+            ],
+            true,
+        ),
+        (
             vec!["check", "configs/quickstart.toml", "--set", wide],
             false,
         ),
@@ -960,26 +988,6 @@ fn sizes_beyond_the_machine_are_one_clear_error() {
         assert!(!err.contains("memory allocation of"), "{err}");
         // Refused before the run folder (or its lock) was made.
         assert!(!Path::new(out).exists(), "{args:?} left {out}");
-    }
-}
-
-#[test]
-fn check_warns_where_train_refuses_a_config_beyond_the_machine() {
-    // A valid config for a larger machine: check says so and passes.
-    for set in ["time_steps=100000", "train.batch_size=1000000000"] {
-        let o = snn(&["check", "configs/quickstart.toml", "--set", set]);
-        let (out, err) = text(&o);
-        assert!(o.status.success(), "{set}: {err}");
-        assert!(out.contains("is valid"), "{out}");
-        let warning = err
-            .lines()
-            .find(|l| l.starts_with("warning: "))
-            .unwrap_or_else(|| panic!("{set}: no warning in {err}"));
-        assert!(
-            warning.contains("more than this machine's")
-                && warning.contains("snn train refuses it on this machine"),
-            "{warning}"
-        );
     }
 }
 
@@ -1028,4 +1036,125 @@ fn check_and_train_print_the_estimated_peak_memory() {
         "{line}"
     );
     assert!(line.contains("(machine: "), "{line}");
+}
+
+#[test]
+fn kill_9_during_checkpoint_writes_then_resume_ends_bit_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    // A checkpoint every step, so writes fill much of the run's time.
+    let sets = [
+        "train.epochs=2",
+        "data.train_limit=320",
+        "data.test_limit=32",
+        "train.checkpoint_every=\"1 steps\"",
+    ];
+    let args = |out: &Path, resume: bool| -> Vec<String> {
+        let mut a: Vec<String> = ["train", "--config", "configs/quickstart.toml", "--quiet"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.extend(["--out".into(), out.to_str().unwrap().to_string()]);
+        if resume {
+            a.push("--resume".into());
+        } else {
+            for s in sets {
+                a.extend(["--set".to_string(), s.to_string()]);
+            }
+        }
+        a
+    };
+    let full = dir.path().join("full");
+    let o = Command::new(env!("CARGO_BIN_EXE_snn"))
+        .args(args(&full, false))
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+
+    let run = dir.path().join("run");
+    let partials = |d: &Path| -> Vec<String> {
+        std::fs::read_dir(d)
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .filter(|n| n.starts_with(".partial-"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Kill the moment an unfinished file appears; a kill that lands before
+    // its rename leaves the file behind, proving it hit a write.
+    let (mut torn, mut attempts, mut left_partial) = (0, 0, false);
+    while torn < 3 && attempts < 30 {
+        attempts += 1;
+        let resume = run.join("state.json").exists();
+        // What the last kill left; the new run removes it once it holds
+        // the folder, before it writes anything.
+        let stale = partials(&run);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_snn"))
+            .args(args(&run, resume))
+            .current_dir(root())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run snn");
+        let t0 = std::time::Instant::now();
+        let mut seen = std::collections::HashSet::new();
+        let finished = loop {
+            // Before the first checkpoint, a kill would only lose the
+            // config: wait for one, then watch the writes.
+            // The first new file in the first try, the second in the
+            // second, ...: kills in different files and checkpoints.
+            if run.join("state.json").exists() {
+                seen.extend(partials(&run).into_iter().filter(|p| !stale.contains(p)));
+            }
+            if seen.len() >= attempts {
+                // SIGKILL straight from this process (a `kill` subprocess
+                // takes a millisecond, longer than most writes).
+                let _ = child.kill();
+                break false;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "attempt {attempts}: {status}");
+                break true;
+            }
+            assert!(t0.elapsed().as_secs() < 120, "no write seen");
+        };
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        if resume {
+            assert!(err.contains("resuming"), "{err}");
+        }
+        if left_partial {
+            assert!(err.contains("removed 1 unfinished file"), "{err}");
+        }
+        if finished {
+            break;
+        }
+        left_partial = !partials(&run).is_empty();
+        torn += usize::from(left_partial);
+    }
+    eprintln!("{torn} of {attempts} kills landed inside a write");
+    assert!(
+        torn >= 1,
+        "no kill landed inside a write in {attempts} tries"
+    );
+    // Whatever was torn, the last checkpoint loads; the resumed run removes
+    // the unfinished files and ends with the uninterrupted run's bytes.
+    let o = snn(&args(&run, true)
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    let err = text(&o).1;
+    assert!(o.status.success(), "{err}");
+    assert!(partials(&run).is_empty(), "{:?}", partials(&run));
+    for f in [
+        "params-e2.safetensors",
+        "optim-e2.safetensors",
+        "best.safetensors",
+    ] {
+        let a = std::fs::read(full.join(f)).unwrap();
+        let b = std::fs::read(run.join(f)).unwrap();
+        assert!(a == b, "{f} differs from the uninterrupted run's");
+    }
 }

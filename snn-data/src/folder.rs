@@ -51,32 +51,21 @@ pub fn load(root: &Path) -> Result<Dataset> {
             .collect();
         files.sort();
         for f in files {
-            let img =
-                image::open(&f).map_err(|e| Error::data(&f, format!("unreadable image: {e}")))?;
-            let (w, h) = (img.width() as usize, img.height() as usize);
-            let gray = img.color().channel_count() < 3;
-            let c = if gray { 1 } else { 3 };
+            let bytes = std::fs::read(&f).map_err(|e| Error::io(&f, e))?;
+            let (shape, pixels) = decode(&bytes, &f)?;
             if ds.shape == [0, 0, 0] {
-                ds.shape = [c, h, w];
-            } else if ds.shape != [c, h, w] {
+                ds.shape = shape;
+            } else if ds.shape != shape {
                 return Err(Error::data(
                     &f,
                     format!(
-                        "image is {c}x{h}x{w}, the folder's first image is {:?}",
-                        ds.shape
+                        "image is {}x{}x{}, the folder's first image is {}x{}x{} \
+                         (every image of a folder must have one size)",
+                        shape[0], shape[1], shape[2], ds.shape[0], ds.shape[1], ds.shape[2]
                     ),
                 ));
             }
-            if gray {
-                ds.images
-                    .extend(img.to_luma8().pixels().map(|p| p.0[0] as f32 / 255.0));
-            } else {
-                let rgb = img.to_rgb8();
-                for ch in 0..3 {
-                    ds.images
-                        .extend(rgb.pixels().map(|p| p.0[ch] as f32 / 255.0));
-                }
-            }
+            ds.images.extend(pixels);
             ds.labels.push(label as u8);
         }
     }
@@ -84,4 +73,32 @@ pub fn load(root: &Path) -> Result<Dataset> {
         return Err(Error::data(root, "no images found"));
     }
     Ok(ds)
+}
+
+/// Decodes one image file's bytes (PNG or JPEG, told by content, not by
+/// name) to `[c, h, w]` (c = 1 for grey, 3 otherwise) and its pixels in
+/// [0, 1], channel-major. The decoder's default limits refuse a header
+/// claiming more than 512 MiB of pixels before anything that large exists.
+pub fn decode(bytes: &[u8], path: &Path) -> Result<([usize; 3], Vec<f32>)> {
+    let unreadable = |e: image::ImageError| Error::data(path, format!("unreadable image: {e}"));
+    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?
+        .decode()
+        .map_err(unreadable)?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    if img.color().channel_count() < 3 {
+        let pixels = img
+            .to_luma8()
+            .pixels()
+            .map(|p| p.0[0] as f32 / 255.0)
+            .collect();
+        return Ok(([1, h, w], pixels));
+    }
+    let rgb = img.to_rgb8();
+    let mut pixels = Vec::with_capacity(3 * h * w);
+    for ch in 0..3 {
+        pixels.extend(rgb.pixels().map(|p| p.0[ch] as f32 / 255.0));
+    }
+    Ok(([3, h, w], pixels))
 }

@@ -44,7 +44,21 @@ impl RunLock {
                     f.write_all(format!("{me}\n").as_bytes())
                         .and_then(|_| f.sync_all())
                         .map_err(|e| Error::io(&path, e))?;
-                    return Ok((Self { path }, warning));
+                    let lock = Self { path };
+                    // Held alone now: a file a killed run was writing is an
+                    // orphan (the target it was meant for is still whole).
+                    let removed = snn_core::fsutil::remove_partial_writes(dir)?;
+                    if removed > 0 {
+                        let note = format!(
+                            "removed {removed} unfinished file(s) a killed run was writing in {}",
+                            dir.display()
+                        );
+                        warning = Some(match warning {
+                            Some(w) => format!("{w}; {note}"),
+                            None => format!("warning: {note}"),
+                        });
+                    }
+                    return Ok((lock, warning));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let held = std::fs::read_to_string(&path).unwrap_or_default();
@@ -108,7 +122,13 @@ mod tests {
         // A lock naming a process that is not running (pid 0 is never a
         // user process).
         std::fs::write(dir.path().join(LOCK_FILE), "0 12345\n").unwrap();
+        // ... and the checkpoint file it was writing when it died.
+        let partial = format!("{}abc123", snn_core::fsutil::PARTIAL_PREFIX);
+        std::fs::write(dir.path().join(&partial), b"torn").unwrap();
         let (_lock, warning) = RunLock::acquire(dir.path()).unwrap();
-        assert!(warning.unwrap().contains("no longer running"));
+        let warning = warning.unwrap();
+        assert!(warning.contains("no longer running"), "{warning}");
+        assert!(warning.contains("removed 1 unfinished file"), "{warning}");
+        assert!(!dir.path().join(&partial).exists());
     }
 }

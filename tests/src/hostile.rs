@@ -32,3 +32,19 @@ pub fn safetensors(bytes: &[u8]) {
 pub fn npz(bytes: &[u8]) {
     let _ = snn_metrics::Gaussian::read_npz(std::io::Cursor::new(bytes), Path::new("fuzz.npz"));
 }
+
+/// A CIFAR-10 binary batch file.
+pub fn cifar(bytes: &[u8]) {
+    let mut ds = snn_data::Dataset {
+        images: Vec::new(),
+        labels: Vec::new(),
+        shape: [3, 32, 32],
+        classes: 10,
+    };
+    let _ = snn_data::cifar::parse(bytes, Path::new("fuzz.bin"), &mut ds);
+}
+
+/// One image of an image folder (PNG or JPEG).
+pub fn image(bytes: &[u8]) {
+    let _ = snn_data::folder::decode(bytes, Path::new("fuzz.png"));
+}

@@ -433,6 +433,50 @@ fn image_folder_reads_classes_in_name_order_and_rejects_bad_images() {
         e.contains("broken.png") && e.contains("unreadable image"),
         "{e}"
     );
+    std::fs::remove_file(dir.path().join("train/ship/broken.png")).unwrap();
+    // Mixed sizes: another size, or grey among colour images, named with
+    // both shapes.
+    for (name, img) in [
+        (
+            "small.png",
+            image::DynamicImage::ImageRgb8(image::RgbImage::new(16, 16)),
+        ),
+        (
+            "grey.png",
+            image::DynamicImage::ImageLuma8(image::GrayImage::new(32, 32)),
+        ),
+    ] {
+        let path = dir.path().join("train/ship").join(name);
+        img.save(&path).unwrap();
+        let e = snn_data::load(&cfg, Split::Train).unwrap_err().to_string();
+        let (c, h) = if name == "grey.png" { (1, 32) } else { (3, 16) };
+        assert!(
+            e.contains(name)
+                && e.contains(&format!("image is {c}x{h}x{h}"))
+                && e.contains("first image is 3x32x32"),
+            "{e}"
+        );
+        std::fs::remove_file(path).unwrap();
+    }
+    // A PNG under another extension is read by its content.
+    std::fs::copy(
+        fixtures.join("cifar10_02_8.png"),
+        dir.path().join("train/ship/renamed.img"),
+    )
+    .unwrap();
+    assert_eq!(snn_data::load(&cfg, Split::Train).unwrap().labels.len(), 5);
+    // Class folders with nothing in them, and no class folders at all.
+    let empty = tempfile::tempdir().unwrap();
+    let cfg = snn_core::config::DataConfig {
+        root: empty.path().to_path_buf(),
+        ..cfg
+    };
+    std::fs::create_dir_all(empty.path().join("train")).unwrap();
+    let e = snn_data::load(&cfg, Split::Train).unwrap_err().to_string();
+    assert!(e.contains("no class folders"), "{e}");
+    std::fs::create_dir_all(empty.path().join("train/cat")).unwrap();
+    let e = snn_data::load(&cfg, Split::Train).unwrap_err().to_string();
+    assert!(e.contains("no images found"), "{e}");
 }
 
 #[test]

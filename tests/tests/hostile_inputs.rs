@@ -62,12 +62,17 @@ fn corruptions(seed: &[u8], count: usize, rng_seed: u64) -> Vec<Vec<u8>> {
 /// Runs `parse` on every seed of `format` and `count` corruptions of each
 /// (times `SNN_HOSTILE_SCALE`, default 1, for longer runs by hand).
 fn run_all(format: &str, count: usize, parse: &dyn Fn(&[u8])) {
+    run_seeds(format, &seeds(format), count, parse);
+}
+
+/// [`run_all`] over seeds made in code.
+fn run_seeds(format: &str, seeds: &[Vec<u8>], count: usize, parse: &dyn Fn(&[u8])) {
     let scale: usize = std::env::var("SNN_HOSTILE_SCALE")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
     let mut runs = 0usize;
-    for (i, seed) in seeds(format).iter().enumerate() {
+    for (i, seed) in seeds.iter().enumerate() {
         parse(seed);
         // In rounds, so a large scale never holds all inputs at once.
         for round in 0..scale {
@@ -119,4 +124,80 @@ fn npz_statistics_survive_corruption() {
     let g = snn_metrics::Gaussian::read_npz(std::io::Cursor::new(seed), std::path::Path::new("s"))
         .unwrap();
     assert_eq!(g.dim(), 64);
+}
+
+#[test]
+fn cifar10_batches_survive_corruption() {
+    // Two records: labels 3 and 9, pixels a ramp.
+    let mut seed = Vec::new();
+    for label in [3u8, 9] {
+        seed.push(label);
+        seed.extend((0..3072).map(|i| (i * 7 % 256) as u8));
+    }
+    run_seeds("cifar10", &[seed.clone()], 5000, &hostile::cifar);
+    let mut ds = snn_data::Dataset {
+        images: Vec::new(),
+        labels: Vec::new(),
+        shape: [3, 32, 32],
+        classes: 10,
+    };
+    snn_data::cifar::parse(&seed, std::path::Path::new("seed"), &mut ds).unwrap();
+    assert_eq!(ds.labels, vec![3, 9]);
+}
+
+#[test]
+fn folder_images_survive_corruption() {
+    // A colour PNG, a grey PNG and a JPEG, small enough to decode fast.
+    let encode = |img: image::DynamicImage, format: image::ImageFormat| -> Vec<u8> {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut bytes, format).unwrap();
+        bytes.into_inner()
+    };
+    let rgb = image::RgbImage::from_fn(12, 10, |x, y| image::Rgb([x as u8 * 20, y as u8 * 25, 7]));
+    let grey = image::GrayImage::from_fn(8, 8, |x, y| image::Luma([(x * y) as u8 * 4]));
+    let seeds = [
+        encode(rgb.clone().into(), image::ImageFormat::Png),
+        encode(grey.into(), image::ImageFormat::Png),
+        encode(rgb.into(), image::ImageFormat::Jpeg),
+    ];
+    run_seeds("image", &seeds, 5000, &hostile::image);
+    let path = std::path::Path::new("seed");
+    let (shape, px) = snn_data::folder::decode(&seeds[0], path).unwrap();
+    assert_eq!(shape, [3, 10, 12]);
+    assert_eq!(px[12 + 2], 40.0 / 255.0); // red of (x 2, y 1)
+    assert_eq!(
+        snn_data::folder::decode(&seeds[1], path).unwrap().0,
+        [1, 8, 8]
+    );
+    assert_eq!(
+        snn_data::folder::decode(&seeds[2], path).unwrap().0,
+        [3, 10, 12]
+    );
+}
+
+#[test]
+fn an_image_header_claiming_billions_of_pixels_is_refused_unallocated() {
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(image::RgbImage::new(4, 4))
+        .write_to(&mut png, image::ImageFormat::Png)
+        .unwrap();
+    let mut png = png.into_inner();
+    // IHDR: length, "IHDR", width, height (big-endian) at 16..24, CRC of
+    // type and data at 29..33, so the claim passes the checksum.
+    assert_eq!(&png[12..16], b"IHDR");
+    png[16..20].copy_from_slice(&60_000u32.to_be_bytes());
+    png[20..24].copy_from_slice(&60_000u32.to_be_bytes());
+    let crc = crc32fast::hash(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    // 60,000^2 RGB pixels are 10 GB as bytes, 40 GB as floats.
+    let e = snn_data::folder::decode(&png, std::path::Path::new("huge.png"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("huge.png") && e.contains("unreadable image"),
+        "{e}"
+    );
+    // Refused by the decoder's allocation limit, not by running out of
+    // bytes after allocating.
+    assert!(e.contains("limit"), "{e}");
 }
