@@ -48,7 +48,7 @@ pub fn remove_partial_writes(dir: &Path) -> Result<usize> {
             .to_string_lossy()
             .starts_with(PARTIAL_PREFIX)
         {
-            std::fs::remove_file(entry.path()).map_err(|e| Error::io(&entry.path(), e))?;
+            std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
             removed += 1;
         }
     }
