@@ -689,6 +689,8 @@ pub fn metrics(a: MetricsArgs) -> Result<()> {
 pub enum BenchMode {
     Train,
     Infer,
+    /// Draw images from a generative model (images/s of `snn generate`).
+    Sample,
 }
 
 pub fn bench(
@@ -708,6 +710,7 @@ pub fn bench(
     let mode = match mode {
         BenchMode::Train => snn_train::bench::Mode::Train,
         BenchMode::Infer => snn_train::bench::Mode::Infer,
+        BenchMode::Sample => snn_train::bench::Mode::Sample,
     };
     let r = snn_train::bench::run(&cfg, batch, mode, warmup, steps)
         .with_context(|| format!("{}", config.display()))?;

@@ -1158,3 +1158,53 @@ fn kill_9_during_checkpoint_writes_then_resume_ends_bit_exact() {
         assert!(a == b, "{f} differs from the uninterrupted run's");
     }
 }
+
+#[test]
+fn bench_samples_from_a_generative_model_and_refuses_a_classifier() {
+    let o = snn(&[
+        "bench",
+        "--config",
+        "configs/fsvae-mnist-taid.toml",
+        "--mode",
+        "sample",
+        "--batch",
+        "3",
+        "--warmup",
+        "0",
+        "--steps",
+        "2",
+        "--json",
+        "--set",
+        "time_steps=4",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["mode"], "sample", "{r}");
+    assert_eq!(
+        (r["batch"].as_u64(), r["steps"].as_u64()),
+        (Some(3), Some(2))
+    );
+    let per_step = r["median_s"].as_f64().unwrap();
+    let rate = r["images_per_second"].as_f64().unwrap();
+    assert!(
+        per_step > 0.0 && (rate * per_step - 3.0).abs() < 1e-6,
+        "{r}"
+    );
+    assert!(r.get("phases").is_none(), "{r}");
+    let o = snn(&[
+        "bench",
+        "--config",
+        "configs/quickstart.toml",
+        "--mode",
+        "sample",
+        "--steps",
+        "1",
+    ]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--mode sample needs a generative model") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+}

@@ -16,6 +16,9 @@ use std::time::Instant;
 pub enum Mode {
     Train,
     Infer,
+    /// A generative model drawing `batch` images (what `snn generate`
+    /// does per batch, without writing them).
+    Sample,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -85,6 +88,12 @@ pub fn run(
     let dev = device::create(cfg.seed)?;
     let mut rng = init::rng(cfg.seed);
     let (mut store, model) = build_model(cfg, shape, classes, &dev)?;
+    if mode == Mode::Sample && model.generator().is_none() {
+        return Err(Error::invalid(
+            "model.type",
+            "--mode sample needs a generative model (fsvae, annvae); this config's model has none",
+        ));
+    }
     let mut opt = optimizer(cfg);
     let [c, h, w] = shape;
     let n = batch * c * h * w;
@@ -113,6 +122,15 @@ pub fn run(
                 let mut fwd = Forward::new(&store, false, &mut rng);
                 let out = model.forward(x, &mut fwd)?;
                 let _ = out.retaped::<NoneTape>().as_vec();
+                Ok(())
+            })?,
+            Mode::Sample => snn_core::grad::no_grad(|| -> Result<()> {
+                let generator = model
+                    .generator()
+                    .ok_or_else(|| Error::invalid("model.type", "no generative side"))?;
+                let mut fwd = Forward::new(&store, false, &mut rng);
+                let images = generator.sample(batch, &mut fwd)?;
+                let _ = images.retaped::<NoneTape>().as_vec();
                 Ok(())
             })?,
         }
