@@ -1,29 +1,10 @@
 //! The `snn` binary as a user runs it.
 
+mod common;
+
+use common::{root, snn, text};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn snn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_snn"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run snn")
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).to_string(),
-        String::from_utf8_lossy(&o.stderr).to_string(),
-    )
-}
 
 /// Trains a tiny ALIF classifier (quickstart config, one epoch, a small
 /// layer list) into `out`, with `train` / `test` images of the subset.
