@@ -73,13 +73,6 @@ pub fn check(path: &Path, sets: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The config's estimated peak memory; `None` without the counting
-/// allocator (a library caller's own `main`).
-fn estimate(cfg: &RunConfig, path: &Path) -> Result<Option<snn_train::memory::Estimate>> {
-    snn_train::memory::estimate(cfg, path)
-        .with_context(|| format!("{}: estimating peak memory", path.display()))
-}
-
 /// ` (machine: M GiB, F GiB free now)`, or nothing where /proc says nothing.
 fn machine_note() -> String {
     use snn_core::memory;
@@ -91,38 +84,33 @@ fn machine_note() -> String {
         .unwrap_or_default()
 }
 
-/// Why the estimate cannot run on this machine at all, if it cannot.
-fn beyond_machine(est: &snn_train::memory::Estimate) -> Option<String> {
-    use snn_core::memory;
-    let m = memory::machine_bytes().filter(|&m| est.total > m)?;
-    Some(format!(
-        "that is more than this machine's {:.1} GiB of memory; lower train.batch_size, \
-         time_steps or the layer sizes",
-        memory::gib(m)
-    ))
-}
-
-/// A warning when the estimate fits the machine but not what is free now.
-fn beyond_free(est: &snn_train::memory::Estimate) -> Option<String> {
-    use snn_core::memory;
-    let a = memory::available_bytes().filter(|&a| est.total > a)?;
-    Some(format!(
-        "that is more than the {:.1} GiB free now; the run may be killed for memory",
-        memory::gib(a)
-    ))
-}
-
-/// Refuses a config that needs more memory than the machine has (and
-/// warns past what is free now); `None` without the counting allocator.
+/// Estimates the config's peak memory, refuses a config that needs more
+/// than the machine has and warns past what is free now; `None` without
+/// the counting allocator (a library caller's own `main`).
 fn memory_check(cfg: &RunConfig, path: &Path) -> Result<Option<snn_train::memory::Estimate>> {
-    let Some(est) = estimate(cfg, path)? else {
+    use snn_core::memory;
+    let Some(est) = snn_train::memory::estimate(cfg, path)
+        .with_context(|| format!("{}: estimating peak memory", path.display()))?
+    else {
         return Ok(None);
     };
-    if let Some(refusal) = beyond_machine(&est) {
-        bail!("{}: {}: {refusal}", path.display(), est.describe());
+    if let Some(m) = memory::machine_bytes().filter(|&m| est.total > m) {
+        bail!(
+            "{}: {}: that is more than this machine's {:.1} GiB of memory; lower \
+             train.batch_size, time_steps or the layer sizes",
+            path.display(),
+            est.describe(),
+            memory::gib(m)
+        );
     }
-    if let Some(w) = beyond_free(&est) {
-        eprintln!("warning: {}: {}: {w}", path.display(), est.describe());
+    if let Some(a) = memory::available_bytes().filter(|&a| est.total > a) {
+        eprintln!(
+            "warning: {}: {}: that is more than the {:.1} GiB free now; the run may be killed \
+             for memory",
+            path.display(),
+            est.describe(),
+            memory::gib(a)
+        );
     }
     Ok(Some(est))
 }

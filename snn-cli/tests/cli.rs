@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{root, snn, text};
+use common::{file_names, root, snn, text};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -31,6 +31,38 @@ fn train_tiny_classifier(out: &Path, train: usize, test: usize, extra: &[&str]) 
     ];
     args.extend_from_slice(extra);
     snn(&args)
+}
+
+/// `snn train` of the quickstart config into `out`: with `sets` for a
+/// fresh run, or `--resume`.
+fn quickstart_run_args(out: &Path, resume: bool, sets: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = ["train", "--config", "configs/quickstart.toml", "--quiet"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    a.extend(["--out".into(), out.to_str().unwrap().to_string()]);
+    if resume {
+        a.push("--resume".into());
+    } else {
+        for s in sets {
+            a.extend(["--set".to_string(), s.to_string()]);
+        }
+    }
+    a
+}
+
+/// The interrupted run `run` ended with the bytes of the uninterrupted
+/// two-epoch run `full`.
+fn assert_same_checkpoints(full: &Path, run: &Path) {
+    for f in [
+        "params-e2.safetensors",
+        "optim-e2.safetensors",
+        "best.safetensors",
+    ] {
+        let a = std::fs::read(full.join(f)).unwrap();
+        let b = std::fs::read(run.join(f)).unwrap();
+        assert!(a == b, "{f} differs from the uninterrupted run's");
+    }
 }
 
 #[test]
@@ -388,13 +420,7 @@ fn metrics_score_a_png_folder_with_fad_and_classifier_is() {
         let own = v["fid"]["value"].as_f64().unwrap();
         assert!(own.abs() < 1e-2, "FID of a set against itself: {own}");
         assert!(v["fid"]["protocol"].as_str().unwrap().contains("clean"));
-        let caches = || {
-            std::fs::read_dir(&fid_dir)
-                .unwrap()
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with("reference-w-"))
-                .count()
-        };
+        let caches = || file_names(&fid_dir, |n| n.starts_with("reference-w-")).len();
         assert_eq!(caches(), 1);
         // Another 8 images as the reference (same count, same dataset
         // name): new statistics, not the cached ones.
@@ -742,16 +768,7 @@ fn divergence_stops_cleanly_and_never_saves_nan() {
             &mode,
         ])
     };
-    let params = |d: &Path| -> Vec<String> {
-        std::fs::read_dir(d)
-            .map(|r| {
-                r.flatten()
-                    .map(|e| e.file_name().to_string_lossy().to_string())
-                    .filter(|n| n.ends_with(".safetensors"))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let params = |d: &Path| file_names(d, |n| n.ends_with(".safetensors"));
     // Stop (default): step and loss named, nothing saved.
     let stop = dir.path().join("stop");
     let o = run(&stop, "stop");
@@ -803,34 +820,12 @@ fn divergence_stops_cleanly_and_never_saves_nan() {
 fn sigint_and_kill_9_inside_epochs_then_resume_end_bit_exact() {
     let dir = tempfile::tempdir().unwrap();
     let sets = [
-        "--set",
         "train.epochs=2",
-        "--set",
         "data.train_limit=480",
-        "--set",
         "data.test_limit=64",
-        "--set",
         "train.checkpoint_every=\"2 steps\"",
     ];
-    let args = |out: &Path, resume: bool| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "train",
-            "--config",
-            "configs/quickstart.toml",
-            "--quiet",
-            "--out",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        a.push(out.to_str().unwrap().to_string());
-        if resume {
-            a.push("--resume".into());
-        } else {
-            a.extend(sets.iter().map(|s| s.to_string()));
-        }
-        a
-    };
+    let args = |out: &Path, resume: bool| quickstart_run_args(out, resume, &sets);
     let full = dir.path().join("full");
     let o = snn(&args(&full, false)
         .iter()
@@ -878,15 +873,7 @@ fn sigint_and_kill_9_inside_epochs_then_resume_end_bit_exact() {
     }
     eprintln!("{interrupted} of 2 interrupts landed inside the run");
     assert!(interrupted >= 1, "no interrupt landed inside the run");
-    for f in [
-        "params-e2.safetensors",
-        "optim-e2.safetensors",
-        "best.safetensors",
-    ] {
-        let a = std::fs::read(full.join(f)).unwrap();
-        let b = std::fs::read(run.join(f)).unwrap();
-        assert!(a == b, "{f} differs from the uninterrupted run's");
-    }
+    assert_same_checkpoints(&full, &run);
 }
 
 #[test]
@@ -1029,21 +1016,7 @@ fn kill_9_during_checkpoint_writes_then_resume_ends_bit_exact() {
         "data.test_limit=32",
         "train.checkpoint_every=\"1 steps\"",
     ];
-    let args = |out: &Path, resume: bool| -> Vec<String> {
-        let mut a: Vec<String> = ["train", "--config", "configs/quickstart.toml", "--quiet"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        a.extend(["--out".into(), out.to_str().unwrap().to_string()]);
-        if resume {
-            a.push("--resume".into());
-        } else {
-            for s in sets {
-                a.extend(["--set".to_string(), s.to_string()]);
-            }
-        }
-        a
-    };
+    let args = |out: &Path, resume: bool| quickstart_run_args(out, resume, &sets);
     let full = dir.path().join("full");
     let o = Command::new(env!("CARGO_BIN_EXE_snn"))
         .args(args(&full, false))
@@ -1053,16 +1026,7 @@ fn kill_9_during_checkpoint_writes_then_resume_ends_bit_exact() {
     assert!(o.status.success(), "{}", text(&o).1);
 
     let run = dir.path().join("run");
-    let partials = |d: &Path| -> Vec<String> {
-        std::fs::read_dir(d)
-            .map(|r| {
-                r.flatten()
-                    .map(|e| e.file_name().to_string_lossy().to_string())
-                    .filter(|n| n.starts_with(".partial-"))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let partials = |d: &Path| file_names(d, |n| n.starts_with(".partial-"));
     // Kill the moment an unfinished file appears; a kill that lands before
     // its rename leaves the file behind, proving it hit a write.
     let (mut torn, mut attempts, mut left_partial) = (0, 0, false);
@@ -1129,15 +1093,7 @@ fn kill_9_during_checkpoint_writes_then_resume_ends_bit_exact() {
     let err = text(&o).1;
     assert!(o.status.success(), "{err}");
     assert!(partials(&run).is_empty(), "{:?}", partials(&run));
-    for f in [
-        "params-e2.safetensors",
-        "optim-e2.safetensors",
-        "best.safetensors",
-    ] {
-        let a = std::fs::read(full.join(f)).unwrap();
-        let b = std::fs::read(run.join(f)).unwrap();
-        assert!(a == b, "{f} differs from the uninterrupted run's");
-    }
+    assert_same_checkpoints(&full, &run);
 }
 
 #[test]

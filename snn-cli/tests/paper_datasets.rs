@@ -8,20 +8,14 @@
 
 mod common;
 
-use common::{root, snn, text};
+use common::{file_names, root, snn, text};
 use std::path::Path;
 
 /// `data_batch_1..5.bin` (16 images) and `test_batch.bin` (4), records of
 /// 1 label byte + 1024 R + 1024 G + 1024 B.
 fn write_cifar10(dir: &Path) {
     let fixtures = root().join("tests/fixtures/cifar10");
-    let mut names: Vec<_> = std::fs::read_dir(&fixtures)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| n.ends_with(".png"))
-        .collect();
-    names.sort();
+    let names = file_names(&fixtures, |n| n.ends_with(".png"));
     assert_eq!(names.len(), 20);
     let record = |name: &str| -> Vec<u8> {
         // cifar10_NN_LABEL.png
@@ -131,15 +125,9 @@ fn generates(run: &Path, side: u32) {
         dir.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}: {}", run.display(), text(&o).1);
-    let mut pngs: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "png"))
-        .collect();
-    pngs.sort();
+    let pngs = file_names(&dir, |n| n.ends_with(".png"));
     assert_eq!(pngs.len(), 2, "{pngs:?}");
-    let img = image::open(&pngs[0]).unwrap();
+    let img = image::open(dir.join(&pngs[0])).unwrap();
     assert_eq!((img.width(), img.height()), (side, side));
     assert_eq!(img.color().channel_count(), 3);
 }

@@ -88,12 +88,13 @@ pub fn run(
     let dev = device::create(cfg.seed)?;
     let mut rng = init::rng(cfg.seed);
     let (mut store, model) = build_model(cfg, shape, classes, &dev)?;
-    if mode == Mode::Sample && model.generator().is_none() {
-        return Err(Error::invalid(
+    let generator = match (mode, model.generator()) {
+        (Mode::Sample, None) => return Err(Error::invalid(
             "model.type",
             "--mode sample needs a generative model (fsvae, annvae); this config's model has none",
-        ));
-    }
+        )),
+        (_, generator) => generator,
+    };
     let mut opt = optimizer(cfg);
     let [c, h, w] = shape;
     let n = batch * c * h * w;
@@ -124,10 +125,11 @@ pub fn run(
                 let _ = out.retaped::<NoneTape>().as_vec();
                 Ok(())
             })?,
+            // `generator` is `Some` in this mode (checked above).
             Mode::Sample => snn_core::grad::no_grad(|| -> Result<()> {
-                let generator = model
-                    .generator()
-                    .ok_or_else(|| Error::invalid("model.type", "no generative side"))?;
+                let Some(generator) = generator else {
+                    return Ok(());
+                };
                 let mut fwd = Forward::new(&store, false, &mut rng);
                 let images = generator.sample(batch, &mut fwd)?;
                 let _ = images.retaped::<NoneTape>().as_vec();

@@ -1,5 +1,5 @@
 //! What every binary test needs: the repository root, `snn` run there, its
-//! output as text.
+//! output as text, a folder's file names.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -24,4 +24,19 @@ pub fn text(o: &Output) -> (String, String) {
         String::from_utf8_lossy(&o.stdout).to_string(),
         String::from_utf8_lossy(&o.stderr).to_string(),
     )
+}
+
+/// The sorted names of the files in `dir` that `keep` accepts; none where
+/// `dir` does not exist (yet).
+pub fn file_names(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| keep(n))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
