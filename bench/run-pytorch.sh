@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Runs bench/pytorch_mnist.py in a private virtual environment, installing
-# torch (CPU) with pip on first use. Not needed by the tests.
+# Runs a PyTorch twin in a private virtual environment, installing torch
+# (CPU) with pip on first use. Not needed by the tests.
+# Usage: bench/run-pytorch.sh [SCRIPT.py] ARGS...
+#   SCRIPT defaults to pytorch_mnist.py (the classifier twin);
+#   pytorch_fsvae.py is the FSVAE twin.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 venv="${TORCH_VENV:-$here/.venv}"
+script=pytorch_mnist.py
+if [ $# -gt 0 ] && [[ "$1" == *.py ]]; then
+  script="$1"
+  shift
+fi
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q torch
 fi
-exec "$venv/bin/python" -W ignore "$here/pytorch_mnist.py" "$@"
+exec "$venv/bin/python" -W ignore "$here/$script" "$@"

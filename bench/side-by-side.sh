@@ -6,7 +6,9 @@
 # median step time and peak memory, and snn-rs's speed-up.
 # Usage: bench/side-by-side.sh [steps] [rounds] [settings...]
 #   a setting is "net mode batch", e.g. "mnist train 16" (default: the five
-#   of docs/performance.md)
+#   classifier settings of docs/performance.md); net "fsvae" benchmarks
+#   configs/fsvae-mnist-taid.toml against bench/pytorch_fsvae.py, modes
+#   train and sample, e.g. "fsvae train 64" "fsvae sample 250"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps="${1:-5}"
@@ -22,12 +24,17 @@ log="$(mktemp)"
 for spec in "${settings[@]}"; do
   set -- $spec
   net=$1 mode=$2 batch=$3
-  s=$steps; [ "$net" = cifar10 ] && s=2
+  s=$steps warm=3 config="configs/$net-alif.toml" twin=(pytorch_mnist.py --net "$net")
+  [ "$net" = cifar10 ] && s=2
+  if [ "$net" = fsvae ]; then
+    # An FSVAE step takes seconds: fewer steps, one warm-up.
+    s=$(( steps < 3 ? steps : 3 )) warm=1 config=configs/fsvae-mnist-taid.toml twin=(pytorch_fsvae.py)
+  fi
   for _ in $(seq "$rounds"); do
-    line=$($snn bench --config "configs/$net-alif.toml" --mode "$mode" --batch "$batch" \
-      --warmup 3 --steps "$s" --json)
+    line=$($snn bench --config "$config" --mode "$mode" --batch "$batch" \
+      --warmup "$warm" --steps "$s" --json)
     echo "$line"; echo "$spec|snn|$line" >>"$log"
-    line=$(bench/run-pytorch.sh --net "$net" --mode "$mode" --batch "$batch" --warmup 3 --steps "$s")
+    line=$(bench/run-pytorch.sh "${twin[@]}" --mode "$mode" --batch "$batch" --warmup "$warm" --steps "$s")
     echo "$line"; echo "$spec|pytorch|$line" >>"$log"
   done
 done
