@@ -133,12 +133,20 @@ fn lif() -> snn_neurons::LifSpec {
     }
 }
 
+/// The stepper carries the state of a neuron with a host step (the fused
+/// kernel) and replays the currents of one without (the composed kernel):
+/// both must give the whole sequence's spikes at every step.
 #[test]
 fn stepping_a_spiking_stack_equals_running_the_whole_sequence() {
+    for kernel in [snn_neurons::Kernel::Auto, snn_neurons::Kernel::Composed] {
+        stepping_equals_whole_sequence(snn_neurons::LifSpec { kernel, ..lif() });
+    }
+}
+
+fn stepping_equals_whole_sequence(neuron: snn_neurons::LifSpec) {
     let (steps, batch) = (6, 2);
     let mut s = store();
     let mut r = init::rng(3);
-    let neuron = lif();
     let make = |name: &str, st: &mut ParamStore| Ok(Activation::Spike(neuron.build(name, st)?));
     let mut b = Builder {
         store: &mut s,
@@ -172,11 +180,16 @@ fn stepping_a_spiking_stack_equals_running_the_whole_sequence() {
     }
     let full = y.retaped::<NoneTape>().as_vec();
     assert!(full.contains(&1.0) && full.contains(&0.0));
-    let mut stepper = Stepper::new(&blocks, batch);
+    let mut stepper = Stepper::new(&blocks, batch, &s).unwrap();
     for t in 0..steps {
         let row = x[t * batch * 3..(t + 1) * batch * 3].to_vec();
         let out = stepper.step(row, &mut fwd, &dev).unwrap();
-        assert_eq!(out, full[t * batch * 4..(t + 1) * batch * 4], "step {t}");
+        assert_eq!(
+            out,
+            full[t * batch * 4..(t + 1) * batch * 4],
+            "step {t}, {:?}",
+            neuron.kernel
+        );
     }
 }
 

@@ -6,8 +6,8 @@
 
 use crate::layers::{BatchNorm, Conv2d, ConvTranspose2d, Linear, Nhwc};
 use snn_core::dfdx::prelude::*;
-use snn_core::spec::{Forward, Neuron};
-use snn_core::{Dev, Result};
+use snn_core::spec::{Forward, HostStep, Neuron};
+use snn_core::{Dev, ParamStore, Result};
 
 #[derive(Debug)]
 pub enum Weights {
@@ -109,26 +109,55 @@ pub fn leaky_relu(x: Nhwc, slope: f32) -> Nhwc {
 }
 
 /// Runs a stack of spiking linear blocks one time step at a time, without
-/// gradients, for autoregressive sampling: each block's input currents of
-/// the steps so far are kept, so a new step costs one row of products plus
-/// a re-run of the (cheap) neuron over the prefix. Batch norm uses its
-/// running statistics, which makes the stack causal.
+/// gradients, for autoregressive sampling. Batch norm uses its running
+/// statistics, which makes the stack causal. A neuron that offers a host
+/// step ([`Neuron::host_step`]) carries its state from step to step, so a
+/// step costs one row of products and one neuron update: `O(T)` for the
+/// sequence. A neuron without one is re-run over its currents so far (kept
+/// per block), `O(T^2)` neuron updates but still one row of products.
 pub struct Stepper<'s> {
     blocks: &'s [Block],
     batch: usize,
-    /// Per block, the currents `[steps so far, batch * features]`, time-major.
-    currents: Vec<Vec<f32>>,
+    layers: Vec<StepState>,
     steps: usize,
 }
 
+/// What a [`Stepper`] keeps of one block between steps.
+enum StepState {
+    /// A block without a neuron.
+    Plain,
+    /// The neuron's host step and its state, `state_len() * features`.
+    Carried {
+        step: Box<dyn HostStep>,
+        state: Vec<f32>,
+    },
+    /// The currents of the steps so far, `[steps, batch * features]`.
+    Replayed(Vec<f32>),
+}
+
 impl<'s> Stepper<'s> {
-    pub fn new(blocks: &'s [Block], batch: usize) -> Self {
-        Self {
+    pub fn new(blocks: &'s [Block], batch: usize, store: &ParamStore) -> Result<Self> {
+        let layers = blocks
+            .iter()
+            .map(|block| {
+                Ok(match block.neuron() {
+                    None => StepState::Plain,
+                    Some(neuron) => match neuron.host_step(store)? {
+                        Some(step) => StepState::Carried {
+                            step,
+                            state: Vec::new(),
+                        },
+                        None => StepState::Replayed(Vec::new()),
+                    },
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
             blocks,
             batch,
-            currents: vec![Vec::new(); blocks.len()],
+            layers,
             steps: 0,
-        }
+        })
     }
 
     /// Feeds one step's input `[batch, features]` (row-major) and returns
@@ -138,19 +167,25 @@ impl<'s> Stepper<'s> {
         let mut x = input;
         self.steps += 1;
         let t = self.steps;
-        for (block, cur) in self.blocks.iter().zip(&mut self.currents) {
+        for (block, layer) in self.blocks.iter().zip(&mut self.layers) {
             let f = x.len() / b.max(1);
             let xt = dev
                 .tensor_from_vec(x, (b, 1, 1, f))
                 .traced(Gradients::leaky());
-            let c = block.current(xt, fwd)?;
-            let row = c.retaped::<NoneTape>().as_vec();
-            let m = row.len();
-            cur.extend_from_slice(&row);
-            x = match block.neuron() {
-                Some(neuron) => {
+            let current = block.current(xt, fwd)?.retaped::<NoneTape>().as_vec();
+            let m = current.len();
+            x = match (layer, block.neuron()) {
+                (StepState::Carried { step, state }, _) => {
+                    // Zero state before the first step, as `forward` starts.
+                    state.resize(step.state_len() * m, 0.0);
+                    let mut spikes = vec![0.0; m];
+                    step.step(&current, state, &mut spikes);
+                    spikes
+                }
+                (StepState::Replayed(currents), Some(neuron)) => {
+                    currents.extend_from_slice(&current);
                     let seq = dev
-                        .tensor_from_vec(cur.clone(), (t, m))
+                        .tensor_from_vec(currents.clone(), (t, m))
                         .traced(Gradients::leaky());
                     let s = neuron
                         .forward(seq, fwd.store)?
@@ -158,7 +193,7 @@ impl<'s> Stepper<'s> {
                         .as_vec();
                     s[(t - 1) * m..].to_vec()
                 }
-                None => row,
+                _ => current,
             };
         }
         Ok(x)

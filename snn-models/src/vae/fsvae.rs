@@ -291,7 +291,7 @@ impl Fsvae {
         let mut z_prev = vec![0.0; steps * n];
         let mut eval = Forward::new(fwd.store, false, fwd.rng);
         snn_core::grad::no_grad(|| -> Result<()> {
-            let mut stepper = Stepper::new(&self.posterior, b);
+            let mut stepper = Stepper::new(&self.posterior, b, eval.store)?;
             for t in 0..steps - 1 {
                 let mut row = Vec::with_capacity(2 * n);
                 for i in 0..b {
@@ -325,7 +325,7 @@ impl Fsvae {
         let prob = p0 + (p1 - p0) * fwd.progress;
         let mut eval = Forward::new(fwd.store, false, fwd.rng);
         snn_core::grad::no_grad(|| -> Result<()> {
-            let mut stepper = Stepper::new(&self.prior, b);
+            let mut stepper = Stepper::new(&self.prior, b, eval.store)?;
             for t in 0..steps - 1 {
                 let out = stepper.step(p_in[t * n..(t + 1) * n].to_vec(), &mut eval, dev)?;
                 if t >= self.spec.sampling_start && eval.rng.gen::<f32>() < prob {
@@ -456,7 +456,7 @@ impl Generator for Fsvae {
         let mut z = vec![0.0; (steps + 1) * n];
         let mut eval = Forward::new(fwd.store, false, fwd.rng);
         snn_core::grad::no_grad(|| -> Result<()> {
-            let mut stepper = Stepper::new(&self.prior, count);
+            let mut stepper = Stepper::new(&self.prior, count, eval.store)?;
             for t in 0..steps {
                 let out = stepper.step(z[t * n..(t + 1) * n].to_vec(), &mut eval, &dev)?;
                 let z_t = pick_host(&out, k, &picks[t * n..(t + 1) * n]);
