@@ -468,8 +468,10 @@ fn naive_conv_transpose(
 #[test]
 fn transposed_conv_matches_definition_and_finite_differences() {
     use snn_models::layers::{ConvTranspose2d, LayerKernel};
-    // FSVAE's upsampling (k3 s2 p1 op1 doubles the size) and a stride-1 one.
-    for (k, s, p, op) in [(3, 2, 1, 1), (3, 1, 1, 0), (2, 2, 0, 0)] {
+    // FSVAE's upsampling (k3 s2 p1 op1 doubles the size) and a stride-1
+    // one, with and without the bias (added inside the CPU kernel).
+    let cases = [(3, 2, 1, 1), (3, 1, 1, 0), (2, 2, 0, 0)];
+    for ((k, s, p, op), bias) in cases.into_iter().flat_map(|c| [(c, false), (c, true)]) {
         let shape = (2, 3, 4, 2);
         let mut r = rng();
         let x = init::uniform(&mut r, 2 * 3 * 4 * 2, -1.0, 1.0);
@@ -482,14 +484,21 @@ fn transposed_conv_matches_definition_and_finite_differences() {
             s,
             p,
             op,
-            false,
+            bias,
             WeightInit::Torch,
             &mut store,
             &mut r,
         )
         .unwrap();
         let wt = store.values("ct.weight").unwrap();
-        let (want, ho, wo) = naive_conv_transpose(&x, shape, &wt, 3, k, s, p, op);
+        let (mut want, ho, wo) = naive_conv_transpose(&x, shape, &wt, 3, k, s, p, op);
+        if bias {
+            let b = store.values("ct.bias").unwrap();
+            assert!(b.iter().all(|v| *v != 0.0));
+            for (i, v) in want.iter_mut().enumerate() {
+                *v += b[i % 3];
+            }
+        }
         assert_eq!(ct.out_size(3, 4), (ho, wo));
         if (k, s, p, op) == (3, 2, 1, 1) {
             assert_eq!((ho, wo), (6, 8), "k3 s2 p1 op1 doubles");

@@ -134,8 +134,13 @@ impl Conv2d {
                 ho,
                 wo,
             };
-            let y = super::conv_cpu::conv2d(x, store.taped(&self.weight)?, geo);
-            return self.add_bias(y, store);
+            let bias = self.bias.as_ref().map(|b| store.taped(b)).transpose()?;
+            return Ok(super::conv_cpu::conv2d(
+                x,
+                store.taped(&self.weight)?,
+                bias,
+                geo,
+            ));
         }
         let k = self.kernel;
         let dev = x.device().clone();

@@ -232,18 +232,18 @@ enum Saved {
 }
 
 /// Convolution of `x` (`[N, H, W, C]`) with `weight` (`[k, k, C, O]`
-/// flattened) on the tape.
-pub fn conv2d(x: Nhwc, weight: FlatT, geo: Geometry) -> Nhwc {
+/// flattened) plus the optional per-channel `bias` (`[O]`) on the tape.
+pub fn conv2d(x: Nhwc, weight: FlatT, bias: Option<FlatT>, geo: Geometry) -> Nhwc {
     let (n, h, w, c) = *x.shape();
     // Contiguous (a copy only if it was not), so offsets below are physical.
     let x = x.reshape_like(&(n, h, w, c));
     let (x, x_tape) = x.split_tape();
     let (weight, w_tape) = weight.split_tape();
-    let mut tape = x_tape.merge(w_tape);
+    let (bias, mut tape) = Bias::split(bias, x_tape.merge(w_tape));
     let xs = host::read(&x);
     let ws = host::read(&weight);
     let spikes = geo.spike_columns(&xs);
-    let y = match &spikes {
+    let mut y = match &spikes {
         Some(cols) => {
             let mut y = vec![0.0f32; cols.rows * geo.o];
             spike_gemm::matmul(cols, &ws, geo.o, &mut y);
@@ -251,6 +251,9 @@ pub fn conv2d(x: Nhwc, weight: FlatT, geo: Geometry) -> Nhwc {
         }
         None => geo.forward(&xs, &ws),
     };
+    if let Some(b) = &bias {
+        b.add_to(&mut y);
+    }
     let out = x
         .device()
         .tensor_from_vec(y, (geo.n, geo.ho, geo.wo, geo.o));
@@ -265,6 +268,9 @@ pub fn conv2d(x: Nhwc, weight: FlatT, geo: Geometry) -> Nhwc {
     };
     tape.add_backward_op(move |grads| {
         let gy = host::take_grad(grads, &out_id)?;
+        if let Some(b) = &bias {
+            b.add_grad(grads, &gy)?;
+        }
         let (dx, dw) = match &saved {
             Saved::Input(xs) => geo.backward(xs, &ws, &gy),
             Saved::SpikeColumns(cols) => {
@@ -288,16 +294,19 @@ pub fn conv2d(x: Nhwc, weight: FlatT, geo: Geometry) -> Nhwc {
 /// `weight` is [`super::ConvTranspose2d`]'s layout, the equivalent
 /// stride-1 convolution's `[k, k, C_in, C_out]`; the adjoint convolution's
 /// kernel is that flipped in space with the channel axes swapped.
-pub fn conv_transpose2d(x: Nhwc, weight: FlatT, adjoint: Geometry) -> Nhwc {
+pub fn conv_transpose2d(x: Nhwc, weight: FlatT, bias: Option<FlatT>, adjoint: Geometry) -> Nhwc {
     let (n, h, w, c) = *x.shape();
     let x = x.reshape_like(&(n, h, w, c));
     let (x, x_tape) = x.split_tape();
     let (weight, w_tape) = weight.split_tape();
-    let mut tape = x_tape.merge(w_tape);
+    let (bias, mut tape) = Bias::split(bias, x_tape.merge(w_tape));
     let xs = host::read(&x);
     let wf = flip_swap(&host::read(&weight), adjoint.k, adjoint.o, adjoint.c);
     let g = adjoint;
-    let y = g.input_grad(&wf, &xs);
+    let mut y = g.input_grad(&wf, &xs);
+    if let Some(b) = &bias {
+        b.add_to(&mut y);
+    }
     let out = x.device().tensor_from_vec(y, (g.n, g.h, g.w, g.c));
     if !snn_core::grad::is_enabled() {
         return out.put_tape(tape);
@@ -305,6 +314,9 @@ pub fn conv_transpose2d(x: Nhwc, weight: FlatT, adjoint: Geometry) -> Nhwc {
     let out_id = out.clone();
     tape.add_backward_op(move |grads| {
         let gy = host::take_grad(grads, &out_id)?;
+        if let Some(b) = &bias {
+            b.add_grad(grads, &gy)?;
+        }
         let dx = g.forward(&gy, &wf);
         let dwf = g.weight_grad(&gy, &xs);
         host::add_grad(grads, &x, &dx)?;
@@ -312,6 +324,53 @@ pub fn conv_transpose2d(x: Nhwc, weight: FlatT, adjoint: Geometry) -> Nhwc {
         host::add_grad(grads, &weight, &flip_swap(&dwf, g.k, g.c, g.o))
     });
     out.put_tape(tape)
+}
+
+/// A per-channel bias added inside a convolution kernel: one pass over the
+/// output rows it writes anyway, and in backward the channel sums of the
+/// output gradient it already holds, instead of a broadcast op on the tape
+/// (a second pass over the output each way and a zeroed gradient buffer).
+struct Bias {
+    tensor: snn_core::Flat,
+    values: Vec<f32>,
+}
+
+impl Bias {
+    /// Splits the bias off its tape and merges that into `tape`.
+    fn split(bias: Option<FlatT>, tape: snn_core::Tp) -> (Option<Self>, snn_core::Tp) {
+        match bias {
+            None => (None, tape),
+            Some(b) => {
+                let (tensor, b_tape) = b.split_tape();
+                let values = host::read(&tensor);
+                (Some(Self { tensor, values }), tape.merge(b_tape))
+            }
+        }
+    }
+
+    /// `y[r, o] += b[o]` over rows of `b.len()` channels (NHWC).
+    fn add_to(&self, y: &mut [f32]) {
+        for row in y.chunks_exact_mut(self.values.len().max(1)) {
+            for (v, b) in row.iter_mut().zip(&self.values) {
+                *v += b;
+            }
+        }
+    }
+
+    /// Adds the channel sums of `gy` into the bias gradient.
+    fn add_grad(
+        &self,
+        grads: &mut Gradients<f32, snn_core::Dev>,
+        gy: &[f32],
+    ) -> Result<(), <snn_core::Dev as HasErr>::Err> {
+        let mut db = vec![0.0f32; self.values.len()];
+        for row in gy.chunks_exact(db.len().max(1)) {
+            for (d, g) in db.iter_mut().zip(row) {
+                *d += g;
+            }
+        }
+        host::add_grad(grads, &self.tensor, &db)
+    }
 }
 
 /// `[k, k, a, b]` -> `[k, k, b, a]` with both spatial axes reversed.

@@ -111,8 +111,14 @@ impl ConvTranspose2d {
                 ho: h,
                 wo: w,
             };
-            let y = super::conv_cpu::conv_transpose2d(x, store.taped(&self.conv.weight)?, adjoint);
-            return self.conv.add_bias(y, store);
+            let weight = store.taped(&self.conv.weight)?;
+            let bias = self
+                .conv
+                .bias
+                .as_ref()
+                .map(|b| store.taped(b))
+                .transpose()?;
+            return Ok(super::conv_cpu::conv_transpose2d(x, weight, bias, adjoint));
         }
         let lo = k - 1 - self.padding;
         let hi = lo + self.output_padding;
