@@ -11,6 +11,7 @@
 //! backward pass keeps the bit columns (1/32 of the floats) instead of the
 //! input.
 
+use super::bias::Bias;
 use super::gemm::matmul;
 use super::spike_gemm::{self, SpikeMatrix};
 use super::Nhwc;
@@ -324,53 +325,6 @@ pub fn conv_transpose2d(x: Nhwc, weight: FlatT, bias: Option<FlatT>, adjoint: Ge
         host::add_grad(grads, &weight, &flip_swap(&dwf, g.k, g.c, g.o))
     });
     out.put_tape(tape)
-}
-
-/// A per-channel bias added inside a convolution kernel: one pass over the
-/// output rows it writes anyway, and in backward the channel sums of the
-/// output gradient it already holds, instead of a broadcast op on the tape
-/// (a second pass over the output each way and a zeroed gradient buffer).
-struct Bias {
-    tensor: snn_core::Flat,
-    values: Vec<f32>,
-}
-
-impl Bias {
-    /// Splits the bias off its tape and merges that into `tape`.
-    fn split(bias: Option<FlatT>, tape: snn_core::Tp) -> (Option<Self>, snn_core::Tp) {
-        match bias {
-            None => (None, tape),
-            Some(b) => {
-                let (tensor, b_tape) = b.split_tape();
-                let values = host::read(&tensor);
-                (Some(Self { tensor, values }), tape.merge(b_tape))
-            }
-        }
-    }
-
-    /// `y[r, o] += b[o]` over rows of `b.len()` channels (NHWC).
-    fn add_to(&self, y: &mut [f32]) {
-        for row in y.chunks_exact_mut(self.values.len().max(1)) {
-            for (v, b) in row.iter_mut().zip(&self.values) {
-                *v += b;
-            }
-        }
-    }
-
-    /// Adds the channel sums of `gy` into the bias gradient.
-    fn add_grad(
-        &self,
-        grads: &mut Gradients<f32, snn_core::Dev>,
-        gy: &[f32],
-    ) -> Result<(), <snn_core::Dev as HasErr>::Err> {
-        let mut db = vec![0.0f32; self.values.len()];
-        for row in gy.chunks_exact(db.len().max(1)) {
-            for (d, g) in db.iter_mut().zip(row) {
-                *d += g;
-            }
-        }
-        host::add_grad(grads, &self.tensor, &db)
-    }
 }
 
 /// `[k, k, a, b]` -> `[k, k, b, a]` with both spatial axes reversed.

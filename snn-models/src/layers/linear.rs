@@ -65,7 +65,7 @@ impl Linear {
         }
         #[cfg(not(feature = "cuda"))]
         let x = match self.spike_product(x, store)? {
-            Ok(y) => return self.add_bias(y, store),
+            Ok(y) => return Ok(y),
             Err(x) => x,
         };
         let w = store
@@ -74,15 +74,16 @@ impl Linear {
         self.add_bias(x.matmul(w), store)
     }
 
-    /// `x W` by a spike kernel when `x` is a spike matrix and one of them
-    /// beats the dense product ([`SpikeProduct::choose`]); otherwise `x`
-    /// back unchanged.
+    /// `x W + b` by a spike kernel when `x` is a spike matrix and one of
+    /// them beats the dense product ([`SpikeProduct::choose`]); otherwise
+    /// `x` back unchanged.
     #[cfg(not(feature = "cuda"))]
     fn spike_product(
         &self,
         x: Rows,
         store: &ParamStore,
     ) -> Result<std::result::Result<Rows, Rows>> {
+        use super::bias::Bias;
         use super::spike_gemm::{self, SpikeMatrix};
         use super::spike_sparse::{self, SpikeLists};
         use snn_core::host;
@@ -105,18 +106,25 @@ impl Linear {
         };
         let (x, x_tape) = x.split_tape();
         let (weight, w_tape) = store.taped(&self.weight)?.split_tape();
-        let mut tape = x_tape.merge(w_tape);
+        let bias = self.bias.as_ref().map(|b| store.taped(b)).transpose()?;
+        let (bias, mut tape) = Bias::split(bias, x_tape.merge(w_tape));
         let ws = host::read(&weight);
         let mut y = vec![0.0f32; n * o];
         match &product {
             SpikeOperand::Bits(b) => spike_gemm::matmul(b, &ws, o, &mut y),
             SpikeOperand::Lists(l) => spike_sparse::matmul(l, &ws, o, &mut y),
         }
+        if let Some(b) = &bias {
+            b.add_to(&mut y);
+        }
         let out = x.device().tensor_from_vec(y, (n, o));
         if snn_core::grad::is_enabled() {
             let out_id = out.clone();
             tape.add_backward_op(move |grads| {
                 let gy = host::take_grad(grads, &out_id)?;
+                if let Some(b) = &bias {
+                    b.add_grad(grads, &gy)?;
+                }
                 // Both gradients add straight into the accumulator.
                 let dx = grads.get_or_alloc_mut(&x)?;
                 super::gemm::matmul(n, f, o, &gy, false, &ws, true, dx, true);

@@ -9,6 +9,8 @@
 pub mod batchnorm;
 #[cfg(not(feature = "cuda"))]
 pub mod batchnorm_cpu;
+#[cfg(not(feature = "cuda"))]
+pub mod bias;
 pub mod conv;
 #[cfg(not(feature = "cuda"))]
 pub mod conv_cpu;
