@@ -207,20 +207,41 @@ impl Geometry {
         dx
     }
 
-    /// `im2col(x)^T gy`: the weight gradient alone, `[k*k*c, o]`.
-    pub fn weight_grad(&self, x: &[f32], gy: &[f32]) -> Vec<f32> {
+    /// `(forward(x, wt), im2col(x)^T gy)` from one im2col of `x`: the
+    /// transposed convolution's backward, whose input and weight gradients
+    /// both read the columns of its output gradient.
+    pub fn forward_and_weight_grad(
+        &self,
+        x: &[f32],
+        wt: &[f32],
+        gy: &[f32],
+    ) -> (Vec<f32>, Vec<f32>) {
         let (rows_per_image, width) = (self.ho * self.wo, self.col_width());
+        let mut y = vec![0.0f32; self.n * rows_per_image * self.o];
         let mut dw = vec![0.0f32; width * self.o];
         let chunk = self.chunk();
         let mut col = vec![0.0f32; chunk * rows_per_image * width];
         for n0 in (0..self.n).step_by(chunk) {
             let n1 = (n0 + chunk).min(self.n);
             let rows = (n1 - n0) * rows_per_image;
-            let g = &gy[n0 * rows_per_image * self.o..n1 * rows_per_image * self.o];
+            let span = n0 * rows_per_image * self.o..n1 * rows_per_image * self.o;
             self.im2col(x, n0, n1, &mut col);
-            matmul(width, self.o, rows, &col, true, g, false, &mut dw, true);
+            matmul(
+                rows,
+                self.o,
+                width,
+                &col,
+                false,
+                wt,
+                false,
+                &mut y[span.clone()],
+                false,
+            );
+            matmul(
+                width, self.o, rows, &col, true, &gy[span], false, &mut dw, true,
+            );
         }
-        dw
+        (y, dw)
     }
 }
 
@@ -318,8 +339,7 @@ pub fn conv_transpose2d(x: Nhwc, weight: FlatT, bias: Option<FlatT>, adjoint: Ge
         if let Some(b) = &bias {
             b.add_grad(grads, &gy)?;
         }
-        let dx = g.forward(&gy, &wf);
-        let dwf = g.weight_grad(&gy, &xs);
+        let (dx, dwf) = g.forward_and_weight_grad(&gy, &wf, &xs);
         host::add_grad(grads, &x, &dx)?;
         // flip_swap is its own inverse (with the channel counts swapped).
         host::add_grad(grads, &weight, &flip_swap(&dwf, g.k, g.c, g.o))
