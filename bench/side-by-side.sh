@@ -3,7 +3,8 @@
 # setting `rounds` times (snn-rs, PyTorch, snn-rs, ...), so both sides see
 # the same background load; every run warms up 3 steps first. Prints one
 # JSON line per run, then per setting the median over rounds of each side's
-# median step time and peak memory, and snn-rs's speed-up.
+# median step time and peak memory, snn-rs's speed-up and the step's
+# dense-GEMM floor.
 # Usage: bench/side-by-side.sh [steps] [rounds] [settings...]
 #   a setting is "net mode batch", e.g. "mnist train 16" (default: the five
 #   classifier settings of docs/performance.md); net "fsvae" benchmarks
@@ -44,11 +45,15 @@ runs = {}
 for row in open(sys.argv[1]):
     spec, side, line = row.rstrip("\n").split("|", 2)
     runs.setdefault(spec, {}).setdefault(side, []).append(json.loads(line))
-print(f"{'setting':<18} {'snn-rs s':>9} {'PyTorch s':>10} {'speed-up':>9} {'snn MiB':>8} {'torch MiB':>10}")
+# floor: the step's layer products done densely at this machine's measured
+# GEMM peak (snn bench's dense_floor_s), the time a dense engine cannot beat.
+print(f"{'setting':<18} {'snn-rs s':>9} {'PyTorch s':>10} {'speed-up':>9} {'floor s':>8} "
+      f"{'snn MiB':>8} {'torch MiB':>10}")
 for spec, sides in runs.items():
     med = {k: statistics.median(r["median_s"] for r in v) for k, v in sides.items()}
     mem = {k: statistics.median(r["peak_rss_mib"] for r in v) for k, v in sides.items()}
+    floor = statistics.median(r["dense_floor_s"] for r in sides["snn"])
     print(f"{spec:<18} {med['snn']:>9.3f} {med['pytorch']:>10.3f} "
-          f"{med['pytorch'] / med['snn']:>8.2f}x {mem['snn']:>8.0f} {mem['pytorch']:>10.0f}")
+          f"{med['pytorch'] / med['snn']:>8.2f}x {floor:>8.3f} {mem['snn']:>8.0f} {mem['pytorch']:>10.0f}")
 EOF
 rm -f "$log"

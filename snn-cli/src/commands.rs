@@ -673,12 +673,49 @@ pub fn metrics(a: MetricsArgs) -> Result<()> {
     Ok(())
 }
 
+/// `snn bench --mode metrics`: the scoring networks' time per 1,000 images.
+fn bench_metrics(
+    config: &Path,
+    cfg: &snn_core::config::RunConfig,
+    images: usize,
+    json: bool,
+) -> Result<()> {
+    use snn_train::scores::{FAD_DIR, INCEPTION_WEIGHTS};
+    let (inception, fad) = (Path::new(INCEPTION_WEIGHTS), Path::new(FAD_DIR));
+    let r = snn_train::bench::metric_networks(cfg, images, inception, fad)
+        .with_context(|| format!("{}", config.display()))?;
+    if json {
+        say(&serde_json::to_string(&r)?);
+        return Ok(());
+    }
+    let [c, h, w] = r.shape;
+    let timing = |name: &str, t: Option<f64>| {
+        t.map(|t| format!(", {name} {t:.1} s per 1000 images"))
+            .unwrap_or_default()
+    };
+    say(&format!(
+        "{} metrics on {} random {c}x{h}x{w} images{}{}, peak RSS {:.0} MiB",
+        r.dataset,
+        r.images,
+        timing("FID (Inception-v3, clean resize to 299)", r.fid_s_per_1000),
+        timing("FAD (FSVAE authors' encoder)", r.fad_s_per_1000),
+        r.peak_rss_mib
+    ));
+    for s in &r.skipped {
+        say(&format!("  not timed: {s}"));
+    }
+    Ok(())
+}
+
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum BenchMode {
     Train,
     Infer,
     /// Draw images from a generative model (images/s of `snn generate`).
     Sample,
+    /// Time the FID and FAD networks on `--batch` images of the config's
+    /// shape (default 1,000): seconds per 1,000 images.
+    Metrics,
 }
 
 pub fn bench(
@@ -691,15 +728,16 @@ pub fn bench(
     json: bool,
 ) -> Result<()> {
     let cfg = load_config(config, sets)?;
-    let batch = batch.unwrap_or(cfg.train.batch_size);
-    if batch == 0 {
+    if batch == Some(0) {
         bail!("--batch must be at least 1");
     }
     let mode = match mode {
         BenchMode::Train => snn_train::bench::Mode::Train,
         BenchMode::Infer => snn_train::bench::Mode::Infer,
         BenchMode::Sample => snn_train::bench::Mode::Sample,
+        BenchMode::Metrics => return bench_metrics(config, &cfg, batch.unwrap_or(1000), json),
     };
+    let batch = batch.unwrap_or(cfg.train.batch_size);
     let r = snn_train::bench::run(&cfg, batch, mode, warmup, steps)
         .with_context(|| format!("{}", config.display()))?;
     if json {
@@ -724,6 +762,13 @@ pub fn bench(
                 p.forward_s, p.backward_s, p.update_s
             ));
         }
+        say(&format!(
+            "  dense floor: {:.2} GFLOP of layer products at the measured GEMM peak of {:.1} GFLOP/s = {:.3} s/step ({:.2}x of it)",
+            r.dense_gflop,
+            r.gemm_peak_gflops,
+            r.dense_floor_s,
+            r.median_s / r.dense_floor_s
+        ));
     }
     Ok(())
 }

@@ -55,13 +55,15 @@ enum Command {
         #[arg(long)]
         no_memory_check: bool,
     },
-    /// Time training or inference steps on random inputs of the config's shape.
+    /// Time training, inference or sampling steps on random inputs of the config's
+    /// shape (with the dense-GEMM floor of the step), or the scoring networks.
     Bench {
         #[arg(long)]
         config: PathBuf,
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
-        /// Batch size (default: the config's).
+        /// Batch size (default: the config's); with `--mode metrics`, the
+        /// images timed (default 1,000).
         #[arg(long)]
         batch: Option<usize>,
         #[arg(long, value_enum, default_value = "train")]

@@ -8,6 +8,7 @@
 //! caller later runs `backward()`.
 
 pub mod config;
+pub mod dense_work;
 pub mod device;
 pub mod error;
 pub mod fsutil;

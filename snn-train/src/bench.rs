@@ -9,7 +9,7 @@ use snn_core::dfdx::prelude::*;
 use snn_core::init::{self, Rng};
 use snn_core::optim::Adam;
 use snn_core::spec::{Forward, Model};
-use snn_core::{device, Dev, Error, ParamStore, Result};
+use snn_core::{dense_work, device, Dev, Error, ParamStore, Result};
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +38,15 @@ pub struct BenchReport {
     /// Peak resident memory of the process (VmHWM), MiB; 0 if unknown.
     pub peak_rss_mib: f64,
     pub device: String,
+    /// Floating-point operations of the step's layer products done densely
+    /// (forward only when inferring or sampling; forward, input gradient
+    /// and weight gradient when training), GFLOP ([`dense_work`]).
+    pub dense_gflop: f64,
+    /// This machine's measured dense GEMM rate, GFLOP/s.
+    pub gemm_peak_gflops: f64,
+    /// `dense_gflop / gemm_peak_gflops`: the step time a dense engine
+    /// running every product at peak could not beat.
+    pub dense_floor_s: f64,
     /// Median seconds of each phase of a training step (absent when
     /// inferring): where a step's time goes.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,6 +109,8 @@ pub fn run(
     let n = batch * c * h * w;
     let mut times = Vec::with_capacity(steps);
     let mut phases: [Vec<f64>; 3] = Default::default();
+    let mut macs = 0;
+    dense_work::take();
     for i in 0..warmup + steps {
         let images = init::uniform(&mut rng, n, 0.0, 1.0);
         let labels: Vec<u8> = (0..batch).map(|k| ((k * 7 + i) % classes) as u8).collect();
@@ -139,6 +150,9 @@ pub fn run(
         if i >= warmup {
             times.push(t0.elapsed().as_secs_f64());
         }
+        if i == 0 {
+            macs = dense_work::take();
+        }
     }
     if times.is_empty() {
         return Err(Error::invalid("steps", "at least one timed step is needed"));
@@ -157,6 +171,10 @@ pub fn run(
             update_s,
         }
     });
+    // A training step's backward does two products per forward one.
+    let products = if mode == Mode::Train { 3.0 } else { 1.0 };
+    let dense_gflop = 2.0 * products * macs as f64 / 1e9;
+    let gemm_peak_gflops = dense_work::gemm_peak_flops(&dev) / 1e9;
     Ok(BenchReport {
         dataset: cfg.data.dataset.clone(),
         mode: format!("{mode:?}").to_lowercase(),
@@ -170,7 +188,102 @@ pub fn run(
         images_per_second: batch as f64 / median,
         peak_rss_mib: peak_rss_mib(),
         device: device::DEVICE_NAME.into(),
+        dense_gflop,
+        gemm_peak_gflops,
+        dense_floor_s: dense_gflop / gemm_peak_gflops,
         phases,
+    })
+}
+
+/// Seconds per 1,000 images of the scoring networks, as `snn metrics` runs
+/// them on samples of the config's shape (`snn bench --mode metrics`).
+#[derive(Clone, Debug, Serialize)]
+pub struct MetricBench {
+    pub dataset: String,
+    /// `[C, H, W]` of the images fed (random pixels).
+    pub shape: [usize; 3],
+    pub images: usize,
+    /// FID: Inception-v3 pool features, images resized to 299 by the
+    /// paper's protocol (clean-fid's bicubic); `None` without the weights.
+    pub fid_s_per_1000: Option<f64>,
+    /// FAD: the FSVAE authors' encoder with its batch statistics, as their
+    /// code runs it (resize to its input, embed, fit the Gaussian and the
+    /// distance); `None` where the dataset has no such network here.
+    pub fad_s_per_1000: Option<f64>,
+    /// Why a network was not timed.
+    pub skipped: Vec<String>,
+    pub peak_rss_mib: f64,
+}
+
+/// Times the FID and FAD networks on `images` random images of `cfg`'s
+/// shape (each after an untimed batch of 8), with the Inception weights at
+/// `inception` and the authors' FAD files in `fad_dir`.
+pub fn metric_networks(
+    cfg: &RunConfig,
+    images: usize,
+    inception: &std::path::Path,
+    fad_dir: &std::path::Path,
+) -> Result<MetricBench> {
+    use crate::scores::{self, PaperFad, Pixels};
+    if images == 0 {
+        return Err(Error::invalid("--batch", "at least one image is needed"));
+    }
+    let (shape, _) = input_shape(cfg)?;
+    let mut rng = init::rng(cfg.seed);
+    let pixels = Pixels {
+        shape,
+        data: init::uniform(
+            &mut rng,
+            images * shape.iter().product::<usize>(),
+            0.0,
+            255.0,
+        ),
+    };
+    let per_1000 = |t0: Instant| t0.elapsed().as_secs_f64() * 1000.0 / images as f64;
+    let mut skipped = Vec::new();
+    let fid_s_per_1000 = if inception.exists() {
+        let net = scores::load_inception(inception)?;
+        let (resize, input) = (snn_metrics::Resize::Bicubic, snn_metrics::Input::Native);
+        scores::inception_embed(&net, &pixels.first(8), resize, input, "warm-up")?;
+        let t0 = Instant::now();
+        scores::inception_embed(&net, &pixels, resize, input, "fid network")?;
+        Some(per_1000(t0))
+    } else {
+        skipped.push(format!(
+            "fid: no Inception weights at {} (scripts/fetch-data.sh inception)",
+            inception.display()
+        ));
+        None
+    };
+    let fad_s_per_1000 = match scores::paper_files(&cfg.data.dataset, fad_dir) {
+        Some((weights, reference)) if weights.exists() => {
+            let bn = snn_metrics::fad::BatchNorm::Batch;
+            let fad = PaperFad::load(&weights, &reference, bn)?;
+            fad.score(&pixels.first(8))?;
+            let t0 = Instant::now();
+            fad.score(&pixels)?;
+            Some(per_1000(t0))
+        }
+        Some((weights, _)) => {
+            skipped.push(format!("fad: no network at {}", weights.display()));
+            None
+        }
+        None => {
+            skipped.push(format!(
+                "fad: the FSVAE authors' network exists for mnist and fmnist, not `{}`",
+                cfg.data.dataset
+            ));
+            None
+        }
+    };
+    Ok(MetricBench {
+        dataset: cfg.data.dataset.clone(),
+        shape,
+        images,
+        fid_s_per_1000,
+        fad_s_per_1000,
+        skipped,
+        peak_rss_mib: peak_rss_mib(),
     })
 }
 

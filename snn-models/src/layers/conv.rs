@@ -120,6 +120,9 @@ impl Conv2d {
             ));
         }
         let (ho, wo) = self.out_size(h, w)?;
+        snn_core::dense_work::record(
+            n * ho * wo * self.kernel * self.kernel * c * self.out_channels,
+        );
         #[cfg(not(feature = "cuda"))]
         if self.kernel_impl == LayerKernel::Auto {
             let geo = super::conv_cpu::Geometry {

@@ -87,6 +87,8 @@ impl ConvTranspose2d {
             return Err(Error::shape(&self.conv.weight, "empty input"));
         }
         let k = self.conv.kernel;
+        // Each input pixel scatters a k x k x C_out patch.
+        snn_core::dense_work::record(n * h * w * c * k * k * self.conv.out_channels);
         #[cfg(not(feature = "cuda"))]
         if self.conv.kernel_impl == LayerKernel::Auto {
             if c != self.conv.in_channels {

@@ -63,6 +63,7 @@ impl Linear {
                 format!("input has {f} features, layer expects {}", self.inputs),
             ));
         }
+        snn_core::dense_work::record(x.shape().0 * f * self.outputs);
         #[cfg(not(feature = "cuda"))]
         let x = match self.spike_product(x, store)? {
             Ok(y) => return Ok(y),

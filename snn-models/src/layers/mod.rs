@@ -15,6 +15,8 @@ pub mod conv;
 #[cfg(not(feature = "cuda"))]
 pub mod conv_cpu;
 pub mod conv_transpose;
+#[cfg(test)]
+mod dense_work_tests;
 pub mod dropout;
 pub mod gemm;
 pub mod linear;

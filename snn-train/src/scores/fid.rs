@@ -103,7 +103,7 @@ impl FidReference {
 
 /// Embeds `pixels` with an Inception network in chunks, with a progress
 /// bar: features, and logits if the network has a head.
-pub(super) fn inception_embed(
+pub fn inception_embed(
     net: &Inception,
     pixels: &Pixels,
     resize: Resize,

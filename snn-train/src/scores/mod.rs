@@ -9,7 +9,7 @@ mod is;
 mod pixels;
 
 pub use fad::{own_fad, paper_files, PaperFad, FAD_DIR};
-pub use fid::{fid, protocol as fid_protocol, FidReference, INCEPTION_WEIGHTS};
+pub use fid::{fid, inception_embed, protocol as fid_protocol, FidReference, INCEPTION_WEIGHTS};
 pub use is::{classifier_is, inception_is, load_is_network, IS_SAMPLES, IS_SPLITS};
 pub use pixels::Pixels;
 
@@ -54,7 +54,7 @@ impl Score {
 }
 
 /// Loads Inception weights, with the fetch hint when the file is absent.
-fn load_inception(weights: &Path) -> Result<Inception> {
+pub fn load_inception(weights: &Path) -> Result<Inception> {
     if !weights.exists() {
         return Err(Error::data(
             weights,
