@@ -689,18 +689,29 @@ fn bench_metrics(
         return Ok(());
     }
     let [c, h, w] = r.shape;
-    let timing = |name: &str, t: Option<f64>| {
-        t.map(|t| format!(", {name} {t:.1} s per 1000 images"))
-            .unwrap_or_default()
-    };
     say(&format!(
-        "{} metrics on {} random {c}x{h}x{w} images{}{}, peak RSS {:.0} MiB",
-        r.dataset,
-        r.images,
-        timing("FID (Inception-v3, clean resize to 299)", r.fid_s_per_1000),
-        timing("FAD (FSVAE authors' encoder)", r.fad_s_per_1000),
-        r.peak_rss_mib
+        "{} metrics on {} random {c}x{h}x{w} images (GEMM peak {:.1} GFLOP/s), peak RSS {:.0} MiB",
+        r.dataset, r.images, r.gemm_peak_gflops, r.peak_rss_mib
     ));
+    let nets = [
+        (
+            "FID: Inception-v3, clean resize to 299",
+            r.fid_s_per_1000,
+            r.fid_floor_s_per_1000,
+        ),
+        (
+            "FAD: FSVAE authors' encoder",
+            r.fad_s_per_1000,
+            r.fad_floor_s_per_1000,
+        ),
+    ];
+    for (name, t, floor) in nets {
+        if let (Some(t), Some(floor)) = (t, floor) {
+            say(&format!(
+                "  {name}: {t:.1} s per 1000 images (dense floor {floor:.1} s)"
+            ));
+        }
+    }
     for s in &r.skipped {
         say(&format!("  not timed: {s}"));
     }

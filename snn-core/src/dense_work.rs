@@ -6,7 +6,9 @@
 //! multiply-accumulates of its forward product as if its input were a dense
 //! float matrix, whichever kernel runs it (a spike product by table lookup
 //! does far less; the floor says what a dense engine could not beat).
-//! Element-wise work (neurons, batch norm, pools, decoders) is not counted.
+//! So do the scoring networks' convolutions and linear products
+//! (`snn-metrics`). Element-wise work (neurons, batch norm, pools,
+//! decoders, resizing) is not counted.
 
 use crate::Dev;
 use dfdx::prelude::*;

@@ -96,6 +96,7 @@ impl Conv {
         let width = self.kh * self.kw * self.cin;
         let rows = ho * wo;
         let mut out = vec![0.0f32; x.n * rows * self.cout];
+        snn_core::dense_work::record(x.n * rows * width * self.cout);
         let pointwise = self.kh == 1 && self.kw == 1 && self.stride == 1;
         // Several images per GEMM: the late 8x8 maps give 64 rows an image,
         // too few for the kernel to run at speed. Columns stay under ~32 MB.

@@ -268,6 +268,7 @@ impl FadEncoder {
         }
         let (latent, width) = (self.latent(), self.latent_w.len() / self.latent());
         let mut z = vec![0.0f32; n * latent];
+        snn_core::dense_work::record(n * latent * width);
         matmul(
             n,
             latent,

@@ -210,6 +210,11 @@ pub struct MetricBench {
     /// code runs it (resize to its input, embed, fit the Gaussian and the
     /// distance); `None` where the dataset has no such network here.
     pub fad_s_per_1000: Option<f64>,
+    /// Each network's dense-GEMM floor per 1,000 images: its products'
+    /// FLOPs at the measured GEMM peak (`gemm_peak_gflops`).
+    pub fid_floor_s_per_1000: Option<f64>,
+    pub fad_floor_s_per_1000: Option<f64>,
+    pub gemm_peak_gflops: f64,
     /// Why a network was not timed.
     pub skipped: Vec<String>,
     pub peak_rss_mib: f64,
@@ -239,12 +244,19 @@ pub fn metric_networks(
             255.0,
         ),
     };
-    let per_1000 = |t0: Instant| t0.elapsed().as_secs_f64() * 1000.0 / images as f64;
+    let peak = dense_work::gemm_peak_flops(&device::create(cfg.seed)?);
+    // (seconds, floor seconds) per 1,000 images of a run that started at t0.
+    let per_1000 = |t0: Instant| {
+        let scale = 1000.0 / images as f64;
+        let floor = 2.0 * dense_work::take() as f64 / peak;
+        (t0.elapsed().as_secs_f64() * scale, floor * scale)
+    };
     let mut skipped = Vec::new();
-    let fid_s_per_1000 = if inception.exists() {
+    let fid = if inception.exists() {
         let net = scores::load_inception(inception)?;
         let (resize, input) = (snn_metrics::Resize::Bicubic, snn_metrics::Input::Native);
         scores::inception_embed(&net, &pixels.first(8), resize, input, "warm-up")?;
+        dense_work::take();
         let t0 = Instant::now();
         scores::inception_embed(&net, &pixels, resize, input, "fid network")?;
         Some(per_1000(t0))
@@ -255,11 +267,12 @@ pub fn metric_networks(
         ));
         None
     };
-    let fad_s_per_1000 = match scores::paper_files(&cfg.data.dataset, fad_dir) {
+    let fad = match scores::paper_files(&cfg.data.dataset, fad_dir) {
         Some((weights, reference)) if weights.exists() => {
             let bn = snn_metrics::fad::BatchNorm::Batch;
             let fad = PaperFad::load(&weights, &reference, bn)?;
             fad.score(&pixels.first(8))?;
+            dense_work::take();
             let t0 = Instant::now();
             fad.score(&pixels)?;
             Some(per_1000(t0))
@@ -280,8 +293,11 @@ pub fn metric_networks(
         dataset: cfg.data.dataset.clone(),
         shape,
         images,
-        fid_s_per_1000,
-        fad_s_per_1000,
+        fid_s_per_1000: fid.map(|t| t.0),
+        fad_s_per_1000: fad.map(|t| t.0),
+        fid_floor_s_per_1000: fid.map(|t| t.1),
+        fad_floor_s_per_1000: fad.map(|t| t.1),
+        gemm_peak_gflops: peak / 1e9,
         skipped,
         peak_rss_mib: peak_rss_mib(),
     })

@@ -59,7 +59,10 @@ fn metric_bench_times_the_authors_fad_network_and_names_what_it_skipped() {
         ("mnist", [1, 28, 28], 20)
     );
     assert!(r.fad_s_per_1000.is_some_and(|t| t > 0.0), "{r:?}");
-    assert!(r.fid_s_per_1000.is_none());
+    assert!(r.fid_s_per_1000.is_none() && r.fid_floor_s_per_1000.is_none());
+    // The encoder's products did dense work, and it has a floor.
+    let floor = r.fad_floor_s_per_1000.expect("a floor beside the time");
+    assert!(floor > 0.0 && r.gemm_peak_gflops > 0.1, "{r:?}");
     assert_eq!(r.skipped.len(), 1, "{:?}", r.skipped);
     assert!(
         r.skipped[0].contains("no-such-dir") && r.skipped[0].contains("fetch-data.sh inception")

@@ -349,6 +349,7 @@ impl Inception {
         let head = self.head.as_ref()?;
         let n = features.len() / FEATURES;
         let mut out = vec![0.0f32; n * head.classes];
+        snn_core::dense_work::record(n * head.classes * FEATURES);
         matmul(
             n,
             head.classes,
