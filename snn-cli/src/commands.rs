@@ -15,6 +15,10 @@ pub fn list() -> Result<()> {
     section::<dyn NeuronSpec>("neurons", |s| s.about());
     section::<dyn DecoderSpec>("decoders", |s| s.about());
     section::<dyn ModelSpec>("models", |s| s.about());
+    say("\ndatasets (data.dataset):");
+    for k in snn_data::KINDS {
+        say(&format!("  {:<14} {}", k.name, k.about));
+    }
     Ok(())
 }
 
@@ -57,7 +61,7 @@ pub fn check(path: &Path, sets: &[String]) -> Result<()> {
     // not an hour into a run. The data is read only if its format does not
     // fix the image shape.
     let (shape, classes) =
-        snn_train::bench::input_shape(&cfg).with_context(|| format!("{}", path.display()))?;
+        snn_data::input_shape(&cfg.data).with_context(|| format!("{}", path.display()))?;
     let dev = snn_core::device::create(cfg.seed)?;
     let (store, _) = snn_train::session::build_model(&cfg, shape, classes, &dev)
         .with_context(|| format!("{}", path.display()))?;

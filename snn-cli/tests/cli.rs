@@ -80,6 +80,11 @@ fn list_shows_every_component_with_defaults() {
         "classifier",
         "fsvae",
         "annvae",
+        "mnist",
+        "fmnist",
+        "cifar10",
+        "celeba",
+        "folder",
     ] {
         assert!(
             out.contains(&format!("  {name} ")),
@@ -88,6 +93,8 @@ fn list_shows_every_component_with_defaults() {
     }
     assert!(out.contains("v_th = 0.2"), "{out}");
     assert!(out.contains("squeeze = \"hw\""), "{out}");
+    assert!(out.contains("datasets (data.dataset):"), "{out}");
+    assert!(out.contains("3x32x32, 10 classes"), "{out}");
 }
 
 #[test]

@@ -11,9 +11,11 @@ pub mod celeba;
 pub mod cifar;
 pub mod folder;
 pub mod idx;
+pub mod kinds;
 pub mod resample;
 
 pub use batches::{Batch, BatchOrder};
+pub use kinds::{input_shape, kind, DatasetKind, KINDS};
 
 use snn_core::config::{DataConfig, ImageResize};
 use snn_core::{Error, Result};
@@ -138,59 +140,10 @@ impl Dataset {
     }
 }
 
-/// The dataset kinds a config may name.
-pub const DATASETS: [&str; 5] = ["mnist", "fmnist", "cifar10", "celeba", "folder"];
-
 /// Loads one split as the config describes, applying `*_limit`. Normalisation
 /// is left to the caller (it must use the training split's statistics).
 pub fn load(cfg: &DataConfig, split: Split) -> Result<Dataset> {
-    let root = &cfg.root;
-    let mut ds = match cfg.dataset.as_str() {
-        "mnist" | "fmnist" => {
-            let prefix = if split == Split::Train {
-                "train"
-            } else {
-                "t10k"
-            };
-            let images = find(root, &format!("{prefix}-images-idx3-ubyte"))?;
-            let labels = find(root, &format!("{prefix}-labels-idx1-ubyte"))?;
-            idx::load_pair(&images, &labels, 10)?
-        }
-        "cifar10" => {
-            let files: Vec<PathBuf> = match split {
-                Split::Train => (1..=5)
-                    .map(|i| root.join(format!("data_batch_{i}.bin")))
-                    .collect(),
-                Split::Test => vec![root.join("test_batch.bin")],
-            };
-            cifar::load(&files)?
-        }
-        "celeba" => {
-            let limit = if split == Split::Train {
-                cfg.train_limit
-            } else {
-                cfg.test_limit
-            };
-            celeba::load(root, split, cfg.image_size as u32, limit)?
-        }
-        "folder" => {
-            let sub = if split == Split::Train {
-                "train"
-            } else {
-                "test"
-            };
-            folder::load(&root.join(sub))?
-        }
-        other => {
-            return Err(Error::invalid(
-                "data.dataset",
-                format!(
-                    "unknown dataset `{other}`; accepted: {}",
-                    DATASETS.join(", ")
-                ),
-            ))
-        }
-    };
+    let mut ds = kind(&cfg.dataset)?.read(cfg, split)?;
     let limit = if split == Split::Train {
         cfg.train_limit
     } else {
@@ -215,41 +168,8 @@ pub fn load(cfg: &DataConfig, split: Split) -> Result<Dataset> {
 /// read from headers, file sizes or file lists without decoding any image:
 /// what the memory estimate charges for the data held in memory.
 pub fn image_count(cfg: &DataConfig, split: Split) -> Result<usize> {
-    let root = &cfg.root;
-    let train = split == Split::Train;
-    let n = match cfg.dataset.as_str() {
-        "mnist" | "fmnist" => {
-            let prefix = if train { "train" } else { "t10k" };
-            idx::count(&find(root, &format!("{prefix}-labels-idx1-ubyte"))?)?
-        }
-        "cifar10" => {
-            let files: Vec<PathBuf> = if train {
-                (1..=5)
-                    .map(|i| root.join(format!("data_batch_{i}.bin")))
-                    .collect()
-            } else {
-                vec![root.join("test_batch.bin")]
-            };
-            let mut n = 0;
-            for f in files {
-                let len = std::fs::metadata(&f).map_err(|e| Error::io(&f, e))?.len();
-                n += (len / cifar::RECORD as u64) as usize;
-            }
-            n
-        }
-        "celeba" => celeba::partition(root, split)?.len(),
-        "folder" => folder::count(&root.join(if train { "train" } else { "test" }))?,
-        other => {
-            return Err(Error::invalid(
-                "data.dataset",
-                format!(
-                    "unknown dataset `{other}`; accepted: {}",
-                    DATASETS.join(", ")
-                ),
-            ))
-        }
-    };
-    let limit = if train {
+    let n = kind(&cfg.dataset)?.count(cfg, split)?;
+    let limit = if split == Split::Train {
         cfg.train_limit
     } else {
         cfg.test_limit

@@ -65,27 +65,6 @@ pub struct Phases {
     pub update_s: f64,
 }
 
-/// `[C, H, W]` of the config's dataset, without reading the data where the
-/// format fixes it.
-pub fn input_shape(cfg: &RunConfig) -> Result<([usize; 3], usize)> {
-    let side = |native: usize| {
-        if cfg.data.image_size > 0 {
-            cfg.data.image_size
-        } else {
-            native
-        }
-    };
-    match cfg.data.dataset.as_str() {
-        "mnist" | "fmnist" => Ok(([1, side(28), side(28)], 10)),
-        "cifar10" => Ok(([3, side(32), side(32)], 10)),
-        "celeba" => Ok(([3, side(64), side(64)], 1)),
-        _ => {
-            let ds = snn_data::load(&cfg.data, snn_data::Split::Test)?;
-            Ok((ds.shape, ds.classes))
-        }
-    }
-}
-
 pub fn run(
     cfg: &RunConfig,
     batch: usize,
@@ -93,7 +72,7 @@ pub fn run(
     warmup: usize,
     steps: usize,
 ) -> Result<BenchReport> {
-    let (shape, classes) = input_shape(cfg)?;
+    let (shape, classes) = snn_data::input_shape(&cfg.data)?;
     let dev = device::create(cfg.seed)?;
     let mut rng = init::rng(cfg.seed);
     let (mut store, model) = build_model(cfg, shape, classes, &dev)?;
@@ -233,7 +212,7 @@ pub fn metric_networks(
     if images == 0 {
         return Err(Error::invalid("--batch", "at least one image is needed"));
     }
-    let (shape, _) = input_shape(cfg)?;
+    let (shape, _) = snn_data::input_shape(&cfg.data)?;
     let mut rng = init::rng(cfg.seed);
     let pixels = Pixels {
         shape,

@@ -47,7 +47,7 @@ impl Trained {
         }
         let cfg = RunConfig::load(&dir.join(CONFIG_FILE))?;
         let normalization = Checkpoint::load(&dir)?.and_then(|s| s.normalization);
-        let (shape, classes) = crate::bench::input_shape(&cfg)?;
+        let (shape, classes) = snn_data::input_shape(&cfg.data)?;
         let dev = device::create(cfg.seed)?;
         let (mut store, model) = build_model(&cfg, shape, classes, &dev)?;
         store.load(&params)?;

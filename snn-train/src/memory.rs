@@ -16,7 +16,7 @@
 //! files' headers and sizes. The result is checked against measured peaks
 //! in `docs/reliability.md`.
 
-use crate::bench::{input_shape, train_step};
+use crate::bench::train_step;
 use crate::session::{build_model, optimizer};
 use snn_core::config::RunConfig;
 use snn_core::dfdx::prelude::*;
@@ -195,7 +195,7 @@ const BATCH_MULTIPLE: [usize; PHASES] = [1, 1, 1, 1, 4];
 type Peaks = [u64; PHASES];
 
 fn probe(cfg: &RunConfig) -> Result<Peaks> {
-    let (shape, classes) = input_shape(cfg)?;
+    let (shape, classes) = snn_data::input_shape(&cfg.data)?;
     let [c, h, w] = shape;
     let b = cfg.train.batch_size;
     let before = memory::live().unwrap_or(0);
@@ -270,7 +270,7 @@ fn extrapolate(xs: [f64; 3], ys: [f64; 3], x: f64) -> (f64, Growth) {
 
 /// Train and test images held as f32, from the files' headers and sizes.
 fn data_bytes(cfg: &RunConfig) -> Option<u64> {
-    let (shape, _) = input_shape(cfg).ok()?;
+    let (shape, _) = snn_data::input_shape(&cfg.data).ok()?;
     let per_image = shape.iter().product::<usize>() as u64 * 4;
     let train = snn_data::image_count(&cfg.data, Split::Train).ok()? as u64;
     let test = snn_data::image_count(&cfg.data, Split::Test).ok()? as u64;

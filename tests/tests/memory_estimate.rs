@@ -13,7 +13,7 @@ use snn_core::memory::{self, Guard};
 use snn_core::spec::Forward;
 use snn_core::{device, init};
 use snn_tests::{link_plugins, root};
-use snn_train::bench::{input_shape, train_step};
+use snn_train::bench::train_step;
 use snn_train::memory::{estimate, Growth};
 use snn_train::session::{build_model, optimizer};
 
@@ -23,7 +23,7 @@ static ALLOC: Guard<std::alloc::System> = Guard(std::alloc::System);
 /// Peak bytes above what was in use before, over building the model, one
 /// training step at the config's batch and one evaluation batch (4x).
 fn measured_peak(cfg: &RunConfig) -> u64 {
-    let (shape, classes) = input_shape(cfg).unwrap();
+    let (shape, classes) = snn_data::input_shape(&cfg.data).unwrap();
     let [c, h, w] = shape;
     let b = cfg.train.batch_size;
     let before = memory::live().unwrap();
