@@ -1,8 +1,11 @@
 //! Adam and AdamW over a [`ParamStore`].
 //!
 //! dfdx's optimizers walk a statically typed module tree; ours walk the named
-//! store, so any layer list read from a config is optimised. The update is
-//! written with dfdx tensor ops and therefore runs on every device.
+//! store, so any layer list read from a config is optimised. On the CPU each
+//! parameter is updated by one in-place pass over parameter, gradient and
+//! moments (`update_host`, parallel over chunks); the same update written
+//! with dfdx tensor ops (`update_composed`) runs on CUDA and is the kernel's
+//! test oracle (`Adam::composed`).
 
 use crate::params::{read_safetensors, write_safetensors, RawTensor};
 use crate::{Dev, Error, Flat, ParamStore, Result};

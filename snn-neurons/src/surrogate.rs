@@ -47,30 +47,13 @@ impl Surrogate {
     #[inline]
     pub fn grad(&self, v: f32) -> f32 {
         match *self {
-            Surrogate::Rectangular { width } => {
-                if v.abs() < width * 0.5 {
-                    1.0 / width
-                } else {
-                    0.0
-                }
-            }
-            Surrogate::Triangle { width } => {
-                let h = 2.0 / width;
-                (h * (1.0 - v.abs() * h)).max(0.0)
-            }
-            Surrogate::Sigmoid { alpha } => {
-                let s = 1.0 / (1.0 + (-alpha * v).exp());
-                alpha * s * (1.0 - s)
-            }
-            Surrogate::Atan { alpha } => {
-                let z = FRAC_PI_2 * alpha * v;
-                alpha * 0.5 / (1.0 + z * z)
-            }
+            Surrogate::Rectangular { width } => rectangular(width, v),
+            Surrogate::Triangle { width } => triangle(width, v),
+            Surrogate::Sigmoid { alpha } => sigmoid(alpha, v),
+            Surrogate::Atan { alpha } => atan(alpha, v),
         }
     }
 
-    /// The same derivative written with dfdx ops, for the composed path
-    /// (which also runs on CUDA). `v` carries no tape.
     /// `out[i] = grad(u[i] - shift)`, with the kind matched once so the
     /// loop vectorises.
     pub fn grad_row(&self, u: &[f32], shift: f32, out: &mut [f32]) {
@@ -80,22 +63,17 @@ impl Surrogate {
             }
         }
         match *self {
-            Surrogate::Rectangular { width } => each(u, shift, out, |v| {
-                if v.abs() < width * 0.5 {
-                    1.0 / width
-                } else {
-                    0.0
-                }
-            }),
-            s @ Surrogate::Triangle { .. } => each(u, shift, out, |v| s.grad(v)),
-            s @ Surrogate::Sigmoid { .. } => each(u, shift, out, |v| s.grad(v)),
-            Surrogate::Atan { alpha } => each(u, shift, out, |v| {
-                let z = FRAC_PI_2 * alpha * v;
-                alpha * 0.5 / (1.0 + z * z)
-            }),
+            Surrogate::Rectangular { width } => each(u, shift, out, |v| rectangular(width, v)),
+            Surrogate::Triangle { width } => each(u, shift, out, |v| triangle(width, v)),
+            Surrogate::Sigmoid { alpha } => each(u, shift, out, |v| sigmoid(alpha, v)),
+            Surrogate::Atan { alpha } => each(u, shift, out, |v| atan(alpha, v)),
         }
     }
 
+    /// The same derivative written with dfdx ops, for the composed path
+    /// (which also runs on CUDA). `v` carries no tape. Its formulas mirror
+    /// the scalar ones below; `tensor_form_matches_scalar_form` holds them
+    /// together.
     pub fn grad_tensor(&self, v: Tensor<(usize,), f32, Dev>) -> Tensor<(usize,), f32, Dev> {
         match *self {
             Surrogate::Rectangular { width } => {
@@ -116,6 +94,86 @@ impl Surrogate {
             Surrogate::Atan { alpha } => {
                 let z = v * (FRAC_PI_2 * alpha);
                 (z.square() + 1.0).recip() * (alpha * 0.5)
+            }
+        }
+    }
+}
+
+// One definition per surrogate, shared by the scalar and the row forms.
+
+#[inline(always)]
+fn rectangular(width: f32, v: f32) -> f32 {
+    if v.abs() < width * 0.5 {
+        1.0 / width
+    } else {
+        0.0
+    }
+}
+
+#[inline(always)]
+fn triangle(width: f32, v: f32) -> f32 {
+    let h = 2.0 / width;
+    (h * (1.0 - v.abs() * h)).max(0.0)
+}
+
+#[inline(always)]
+fn sigmoid(alpha: f32, v: f32) -> f32 {
+    let s = 1.0 / (1.0 + (-alpha * v).exp());
+    alpha * s * (1.0 - s)
+}
+
+#[inline(always)]
+fn atan(alpha: f32, v: f32) -> f32 {
+    let z = FRAC_PI_2 * alpha * v;
+    alpha * 0.5 / (1.0 + z * z)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use snn_core::device;
+
+    const KINDS: [Surrogate; 4] = [
+        Surrogate::Rectangular { width: 1.0 },
+        Surrogate::Triangle { width: 2.0 },
+        Surrogate::Sigmoid { alpha: 4.0 },
+        Surrogate::Atan { alpha: 2.0 },
+    ];
+
+    #[test]
+    fn scalar_values_by_hand() {
+        let [rect, tri, sig, atan] = KINDS;
+        // Inside the window 1/width; its edge is outside (strict).
+        assert_eq!(
+            (rect.grad(0.2), rect.grad(-0.49), rect.grad(0.5)),
+            (1.0, 1.0, 0.0)
+        );
+        // h = 2/width = 1: h (1 - |v| h).
+        assert_eq!(
+            (tri.grad(0.0), tri.grad(0.5), tri.grad(1.5)),
+            (1.0, 0.5, 0.0)
+        );
+        // alpha s (1 - s) at s = 1/2, and alpha/2 / (1 + (pi/2 alpha v)^2).
+        assert_eq!((sig.grad(0.0), atan.grad(0.0)), (1.0, 1.0));
+        let z = FRAC_PI_2 * 2.0 * 0.3;
+        assert!((atan.grad(0.3) - 1.0 / (1.0 + z * z)).abs() < 1e-7);
+    }
+
+    #[test]
+    fn tensor_form_matches_scalar_form() {
+        let dev = device::create(0).expect("device");
+        let u: Vec<f32> = (-40..=40).map(|i| i as f32 * 0.025).collect();
+        for s in KINDS {
+            let shift = 0.25;
+            let mut row = vec![0.0; u.len()];
+            s.grad_row(&u, shift, &mut row);
+            let v: Vec<f32> = u.iter().map(|x| x - shift).collect();
+            let tensor = s
+                .grad_tensor(dev.tensor_from_vec(v.clone(), (v.len(),)))
+                .as_vec();
+            for ((&x, r), t) in v.iter().zip(&row).zip(&tensor) {
+                assert_eq!(*r, s.grad(x), "{s:?} row at {x}");
+                assert!((t - s.grad(x)).abs() < 1e-6, "{s:?} tensor at {x}: {t}");
             }
         }
     }
