@@ -145,32 +145,40 @@ fn linear_matches_hand_case_and_finite_differences() {
 
 #[test]
 fn batchnorm_normalises_and_tracks_running_stats() {
-    // One channel, values 1..4: mean 2.5, biased var 1.25, unbiased 5/3.
-    let mut store = store_with(&[1.0, 2.0, 3.0, 4.0]);
-    let bn = BatchNorm::new("bn", 1, &mut store).unwrap();
-    let mut r = rng();
-    let mut fwd = Forward::new(&store, true, &mut r);
-    let y = bn.forward(input(&store, (4, 1, 1, 1)), &mut fwd).unwrap();
-    let sd = (1.25f32 + 1e-5).sqrt();
-    let want: Vec<f32> = [1.0f32, 2.0, 3.0, 4.0]
-        .iter()
-        .map(|v| (v - 2.5) / sd)
-        .collect();
-    for (a, b) in y.retaped::<NoneTape>().as_vec().iter().zip(&want) {
-        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    // One channel, values 1..4: mean 2.5, biased var 1.25, unbiased 5/3;
+    // the CPU kernel and the composed twin alike.
+    use snn_models::layers::LayerKernel;
+    for kernel in [LayerKernel::Auto, LayerKernel::Composed] {
+        let mut store = store_with(&[1.0, 2.0, 3.0, 4.0]);
+        let mut bn = BatchNorm::new("bn", 1, &mut store).unwrap();
+        bn.kernel_impl = kernel;
+        let mut r = rng();
+        let mut fwd = Forward::new(&store, true, &mut r);
+        let y = bn.forward(input(&store, (4, 1, 1, 1)), &mut fwd).unwrap();
+        let sd = (1.25f32 + 1e-5).sqrt();
+        let want: Vec<f32> = [1.0f32, 2.0, 3.0, 4.0]
+            .iter()
+            .map(|v| (v - 2.5) / sd)
+            .collect();
+        for (a, b) in y.retaped::<NoneTape>().as_vec().iter().zip(&want) {
+            assert!((a - b).abs() < 1e-6, "{kernel:?}: {a} vs {b}");
+        }
+        let updates = std::mem::take(&mut fwd.updates);
+        drop(fwd);
+        Forward::apply_updates(updates, &mut store).unwrap();
+        let rm = store.values("bn.running_mean").unwrap()[0];
+        let rv = store.values("bn.running_var").unwrap()[0];
+        assert!((rm - 0.25).abs() < 1e-6, "{kernel:?}: {rm}");
+        assert!(
+            (rv - (0.9 + 0.1 * 5.0 / 3.0)).abs() < 1e-6,
+            "{kernel:?}: {rv}"
+        );
+        // Evaluation uses the running statistics.
+        let mut fwd = Forward::new(&store, false, &mut r);
+        let y = bn.forward(input(&store, (4, 1, 1, 1)), &mut fwd).unwrap();
+        let v = y.retaped::<NoneTape>().as_vec();
+        assert!((v[0] - (1.0 - rm) / (rv + 1e-5).sqrt()).abs() < 1e-6);
     }
-    let updates = std::mem::take(&mut fwd.updates);
-    drop(fwd);
-    Forward::apply_updates(updates, &mut store).unwrap();
-    let rm = store.values("bn.running_mean").unwrap()[0];
-    let rv = store.values("bn.running_var").unwrap()[0];
-    assert!((rm - 0.25).abs() < 1e-6, "{rm}");
-    assert!((rv - (0.9 + 0.1 * 5.0 / 3.0)).abs() < 1e-6, "{rv}");
-    // Evaluation uses the running statistics.
-    let mut fwd = Forward::new(&store, false, &mut r);
-    let y = bn.forward(input(&store, (4, 1, 1, 1)), &mut fwd).unwrap();
-    let v = y.retaped::<NoneTape>().as_vec();
-    assert!((v[0] - (1.0 - rm) / (rv + 1e-5).sqrt()).abs() < 1e-6);
 }
 
 #[test]

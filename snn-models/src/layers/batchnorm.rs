@@ -6,7 +6,7 @@
 use super::{LayerKernel, Nhwc};
 use snn_core::dfdx::prelude::*;
 use snn_core::spec::Forward;
-use snn_core::{Error, ParamStore, Result};
+use snn_core::{Error, Flat, ParamStore, Result};
 
 #[derive(Debug, Clone)]
 pub struct BatchNorm {
@@ -71,6 +71,40 @@ impl BatchNorm {
         Ok(bn)
     }
 
+    fn check_batch(&self, rows_n: usize) -> Result<()> {
+        if rows_n < 2 {
+            return Err(Error::shape(
+                &self.name,
+                "training needs at least 2 values per channel",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Queues the running statistics' update from one batch's mean and
+    /// biased variance over `rows_n` rows, by PyTorch's rule `r = (1 - m) r
+    /// plus m b` with the variance unbiased by `n / (n - 1)`. Applied after
+    /// the step (`Forward::apply_updates`), outside the tape; both paths of
+    /// the layer use this one definition.
+    fn queue_running_update(
+        &self,
+        fwd: &mut Forward<'_>,
+        rows_n: usize,
+        mean: Flat,
+        var: Flat,
+    ) -> Result<()> {
+        let key = |s: &str| format!("{}.{s}", self.name);
+        let m = self.momentum;
+        let unbias = rows_n as f32 / (rows_n as f32 - 1.0);
+        let rm = fwd.store.get(&key("running_mean"))?.value.clone();
+        let rv = fwd.store.get(&key("running_var"))?.value.clone();
+        fwd.updates
+            .push((key("running_mean"), rm * (1.0 - m) + mean * m));
+        fwd.updates
+            .push((key("running_var"), rv * (1.0 - m) + var * (m * unbias)));
+        Ok(())
+    }
+
     pub fn forward(&self, x: Nhwc, fwd: &mut Forward<'_>) -> Result<Nhwc> {
         let shape = *x.shape();
         let c = shape.3;
@@ -89,12 +123,7 @@ impl BatchNorm {
             return self.forward_cpu(x, fwd).map(|y| y.reshape_like(&shape));
         }
         let normalised = if fwd.train {
-            if rows_n < 2 {
-                return Err(Error::shape(
-                    &self.name,
-                    "training needs at least 2 values per channel",
-                ));
-            }
+            self.check_batch(rows_n)?;
             let mean = x.with_empty_tape().mean::<_, Axis<0>>();
             let mean_plain = mean.retaped::<NoneTape>();
             let centred = x - mean.broadcast_like::<_, Axis<0>>(&(rows_n, c));
@@ -102,15 +131,7 @@ impl BatchNorm {
             let var_plain = var.retaped::<NoneTape>();
             let inv_std = (var + self.eps).sqrt().recip();
             let out = centred * inv_std.broadcast_like::<_, Axis<0>>(&(rows_n, c));
-            // Running statistics, outside the tape.
-            let m = self.momentum;
-            let unbias = rows_n as f32 / (rows_n as f32 - 1.0);
-            let rm = store.get(&key("running_mean"))?.value.clone();
-            let rv = store.get(&key("running_var"))?.value.clone();
-            let new_rm = rm * (1.0 - m) + mean_plain * m;
-            let new_rv = rv * (1.0 - m) + var_plain * (m * unbias);
-            fwd.updates.push((key("running_mean"), new_rm));
-            fwd.updates.push((key("running_var"), new_rv));
+            self.queue_running_update(fwd, rows_n, mean_plain, var_plain)?;
             out
         } else {
             let rm = store.get(&key("running_mean"))?.value.clone();
@@ -144,37 +165,15 @@ impl BatchNorm {
         let gamma = store.taped(&key("weight"))?;
         let beta = store.taped(&key("bias"))?;
         if fwd.train {
-            if rows_n < 2 {
-                return Err(Error::shape(
-                    &self.name,
-                    "training needs at least 2 values per channel",
-                ));
-            }
+            self.check_batch(rows_n)?;
             let (y, mean, var) =
                 super::batchnorm_cpu::batch_norm(x, gamma, beta, None, self.eps, self.scale);
-            let m = self.momentum;
-            let unbias = rows_n as f32 / (rows_n as f32 - 1.0);
-            let rm = store.values(&key("running_mean"))?;
-            let rv = store.values(&key("running_var"))?;
-            let new_rm: Vec<f32> = rm
-                .iter()
-                .zip(&mean)
-                .map(|(r, b)| r * (1.0 - m) + b * m)
-                .collect();
-            let new_rv: Vec<f32> = rv
-                .iter()
-                .zip(&var)
-                .map(|(r, b)| r * (1.0 - m) + b * (m * unbias))
-                .collect();
             let dev = store.dev();
-            fwd.updates.push((
-                key("running_mean"),
-                dev.tensor_from_vec(new_rm, (self.channels,)),
-            ));
-            fwd.updates.push((
-                key("running_var"),
-                dev.tensor_from_vec(new_rv, (self.channels,)),
-            ));
+            let (mean, var) = (
+                dev.tensor_from_vec(mean, (self.channels,)),
+                dev.tensor_from_vec(var, (self.channels,)),
+            );
+            self.queue_running_update(fwd, rows_n, mean, var)?;
             Ok(y)
         } else {
             let stats = (
