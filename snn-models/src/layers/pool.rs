@@ -90,8 +90,8 @@ pub fn vote(x: Rows, k: usize) -> Result<Rows> {
 }
 
 /// Max-pool on the CPU: one pass keeps the winner's offset inside its window
-/// (a byte per output), backward scatters the gradient to it. Same tie rule
-/// as [`max_pool_composed`].
+/// (a byte per output, [`max_pool_band`]), backward scatters the gradient to
+/// it. Same tie rule as [`max_pool_composed`], its test oracle.
 #[cfg(not(feature = "cuda"))]
 fn max_pool_cpu(x: Nhwc, k: usize) -> Nhwc {
     let (n, h, w, c) = *x.shape();
@@ -108,26 +108,7 @@ fn max_pool_cpu(x: Nhwc, k: usize) -> Nhwc {
     y.par_chunks_mut(out_row)
         .zip(arg.par_chunks_mut(out_row))
         .zip(xs.par_chunks(in_row))
-        .for_each(|((y_r, arg_r), x_r)| {
-            for ox in 0..wo {
-                let (y_w, arg_w) = (&mut y_r[ox * c..][..c], &mut arg_r[ox * c..][..c]);
-                y_w.copy_from_slice(&x_r[ox * k * c..][..c]);
-                for ky in 0..k {
-                    for kx in 0..k {
-                        if ky + kx == 0 {
-                            continue;
-                        }
-                        let src = &x_r[(ky * w + ox * k + kx) * c..][..c];
-                        let slot = (ky * k + kx) as u8;
-                        for ((yv, a), &v) in y_w.iter_mut().zip(arg_w.iter_mut()).zip(src) {
-                            let wins = v > *yv;
-                            *yv = if wins { v } else { *yv };
-                            *a = if wins { slot } else { *a };
-                        }
-                    }
-                }
-            }
-        });
+        .for_each(|((y_r, arg_r), x_r)| max_pool_band(x_r, y_r, Some(arg_r), w, c, k));
     drop(xs);
     let out = x.device().tensor_from_vec(y, (n, ho, wo, c));
     if !snn_core::grad::is_enabled() {
@@ -158,4 +139,45 @@ fn max_pool_cpu(x: Nhwc, k: usize) -> Nhwc {
         Ok(())
     });
     out.put_tape(tape)
+}
+
+/// Max over each `k x k` window of a band of `k` rows (`[k, w, c]`) into
+/// one pooled row (`[w / k, c]`), and with `arg` the winner's slot
+/// `ky * k + kx`: cells are visited in slot order and only a strictly
+/// larger value takes over, so the first maximum wins. The CPU max-pools'
+/// one tie rule: `max_pool` and the fused spike + pool layer both use it.
+#[cfg(not(feature = "cuda"))]
+pub(crate) fn max_pool_band(
+    band: &[f32],
+    dst: &mut [f32],
+    arg: Option<&mut [u8]>,
+    w: usize,
+    c: usize,
+    k: usize,
+) {
+    dst.fill(f32::NEG_INFINITY);
+    match arg {
+        None => {
+            for row in band.chunks_exact(w * c) {
+                for (x, src) in row.chunks_exact(c).enumerate() {
+                    let cell = &mut dst[(x / k) * c..][..c];
+                    cell.iter_mut().zip(src).for_each(|(d, &v)| *d = d.max(v));
+                }
+            }
+        }
+        Some(arg) => {
+            for (ky, row) in band.chunks_exact(w * c).enumerate() {
+                for (x, src) in row.chunks_exact(c).enumerate() {
+                    let slot = (ky * k + x % k) as u8;
+                    let cell = &mut dst[(x / k) * c..][..c];
+                    let win = &mut arg[(x / k) * c..][..c];
+                    for ((d, a), &v) in cell.iter_mut().zip(win.iter_mut()).zip(src) {
+                        let wins = v > *d;
+                        *d = if wins { v } else { *d };
+                        *a = if wins { slot } else { *a };
+                    }
+                }
+            }
+        }
+    }
 }

@@ -113,8 +113,8 @@ pub fn spike_max_pool(
 /// window won (a byte); backward scatters the pooled gradient to the
 /// winners and runs the neuron's own backward pass band by band, so
 /// neither the `T` spike maps nor their gradient ever exist whole. The
-/// winner is the first maximum in row-major window order, as in
-/// `pool::max_pool`.
+/// winner is the first maximum in row-major window order, by the same
+/// `pool::max_pool_band` as `pool::max_pool`.
 pub fn spike_max_pool_taped(
     neuron: Box<dyn HostStep>,
     x: Nhwc,
@@ -199,45 +199,13 @@ fn forward_bands(
                     neuron.step(&currents[src..src + band], state, spikes);
                     fired += spikes.iter().filter(|&&s| s != 0.0).count();
                     let arg_t = arg.as_deref_mut().map(|a| &mut a[t * out_row..][..out_row]);
-                    pool_band(spikes, dst, arg_t, w, c, k);
+                    super::pool::max_pool_band(spikes, dst, arg_t, w, c, k);
                 }
                 fired
             },
         )
         .sum();
     (out, fired)
-}
-
-/// Max over each `k x k` window of a band of `k` rows (`[k, w, c]`) into
-/// one pooled row (`[w / k, c]`), and with `arg` the winner's slot
-/// `ky * k + kx`: cells are visited in slot order and only a strictly
-/// larger value takes over, so the first maximum wins.
-fn pool_band(band: &[f32], dst: &mut [f32], arg: Option<&mut [u8]>, w: usize, c: usize, k: usize) {
-    dst.fill(f32::NEG_INFINITY);
-    match arg {
-        None => {
-            for row in band.chunks_exact(w * c) {
-                for (x, src) in row.chunks_exact(c).enumerate() {
-                    let cell = &mut dst[(x / k) * c..][..c];
-                    cell.iter_mut().zip(src).for_each(|(d, &v)| *d = d.max(v));
-                }
-            }
-        }
-        Some(arg) => {
-            for (ky, row) in band.chunks_exact(w * c).enumerate() {
-                for (x, src) in row.chunks_exact(c).enumerate() {
-                    let slot = (ky * k + x % k) as u8;
-                    let cell = &mut dst[(x / k) * c..][..c];
-                    let win = &mut arg[(x / k) * c..][..c];
-                    for ((d, a), &v) in cell.iter_mut().zip(win.iter_mut()).zip(src) {
-                        let wins = v > *d;
-                        *d = if wins { v } else { *d };
-                        *a = if wins { slot } else { *a };
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// What the backward pass reads.
