@@ -4,7 +4,7 @@
 //! `snn check`, the memory estimate), and what `snn list` prints. A new
 //! dataset is one entry in [`KINDS`] beside its reader module.
 
-use crate::{celeba, cifar, find, folder, idx, Dataset, Split};
+use crate::{celeba, cifar, find, folder, idx, split_limit, Dataset, Split};
 use snn_core::config::DataConfig;
 use snn_core::{Error, Result};
 use std::path::PathBuf;
@@ -64,11 +64,7 @@ pub const KINDS: &[DatasetKind] = &[
                 data.image_size (default 64), 3 channels, unlabelled",
         native: Some(([3, 64, 64], 1)),
         read: |cfg, split| {
-            let limit = if split == Split::Train {
-                cfg.train_limit
-            } else {
-                cfg.test_limit
-            };
+            let limit = split_limit(cfg, split);
             celeba::load(&cfg.root, split, cfg.image_size as u32, limit)
         },
         count: |cfg, split| Ok(celeba::partition(&cfg.root, split)?.len()),

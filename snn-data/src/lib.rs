@@ -144,12 +144,7 @@ impl Dataset {
 /// is left to the caller (it must use the training split's statistics).
 pub fn load(cfg: &DataConfig, split: Split) -> Result<Dataset> {
     let mut ds = kind(&cfg.dataset)?.read(cfg, split)?;
-    let limit = if split == Split::Train {
-        cfg.train_limit
-    } else {
-        cfg.test_limit
-    };
-    ds.truncate(limit);
+    ds.truncate(split_limit(cfg, split));
     if cfg.image_size > 0 && (ds.shape[1] != cfg.image_size || ds.shape[2] != cfg.image_size) {
         match cfg.resize {
             ImageResize::Pad => ds.pad_to(cfg.image_size)?,
@@ -169,12 +164,16 @@ pub fn load(cfg: &DataConfig, split: Split) -> Result<Dataset> {
 /// what the memory estimate charges for the data held in memory.
 pub fn image_count(cfg: &DataConfig, split: Split) -> Result<usize> {
     let n = kind(&cfg.dataset)?.count(cfg, split)?;
-    let limit = if split == Split::Train {
-        cfg.train_limit
-    } else {
-        cfg.test_limit
-    };
+    let limit = split_limit(cfg, split);
     Ok(if limit > 0 { n.min(limit) } else { n })
+}
+
+/// `data.train_limit` or `data.test_limit` for `split` (0 = all).
+fn split_limit(cfg: &DataConfig, split: Split) -> usize {
+    match split {
+        Split::Train => cfg.train_limit,
+        Split::Test => cfg.test_limit,
+    }
 }
 
 /// `root/name` or `root/name.gz`, whichever exists.
