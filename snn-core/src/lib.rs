@@ -24,6 +24,8 @@ pub mod procfs;
 pub mod registry;
 pub mod slices;
 pub mod spec;
+pub mod step;
+pub mod surrogate;
 
 pub use dfdx;
 pub use error::{Error, Result};

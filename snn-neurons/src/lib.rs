@@ -20,13 +20,12 @@
 //! detach_reset = false
 //! ```
 
-pub mod dynamics;
 pub mod lif;
-pub mod surrogate;
+pub mod step;
 
-pub use dynamics::{Charge, Dynamics, Kernel, WindowCenter};
-pub use lif::{LifLayer, LifSettings, TauParam};
-pub use surrogate::Surrogate;
+pub use lif::{Charge, LifSettings, LifStep, TauParam, WindowCenter};
+pub use snn_core::surrogate::{self, Surrogate};
+pub use step::{Kernel, StepNeuron, StepParam};
 
 use serde::{Deserialize, Serialize};
 use snn_core::spec::{Neuron, NeuronSpec};
@@ -85,12 +84,12 @@ macro_rules! lif_family_spec {
                     v_th: self.v_th,
                     learn_tau: self.learn_tau,
                     learn_v_th: self.learn_v_th,
-                    tau_param: self.tau_param,
-                    dynamics: Dynamics {
+                    step: LifStep {
                         surrogate: self.surrogate,
                         window: self.window_center,
                         detach_reset: self.detach_reset,
                         charge: self.charge,
+                        tau_param: self.tau_param,
                     },
                     kernel: self.kernel,
                 }

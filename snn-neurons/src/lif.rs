@@ -1,12 +1,46 @@
-//! The LIF-family neuron layer: one (tau, v_th) pair per layer, either
-//! learned or fixed.
+//! The LIF family's definition: one time step (the paper's Eq. 5-9 with a
+//! hard reset), from which [`StepNeuron`] derives every way of running it.
+//!
+//! ```text
+//! r[t-1] = u[t-1] (1 - o[t-1])        the state: membrane after reset, 0 before the first step
+//! u[t]   = a r[t-1] + b x[t]          (a, b) = (tau, 1): the paper's Eq. 5
+//!                                     (a, b) = (1 - tau, tau): decay-input,
+//!                                     the authors' u = h + (x - h) tau
+//! o[t]   = H(u[t] - v_th)             H(0) = 1
+//! ```
+//!
+//! For the paper's form `b = 1` multiplies exactly, so that form computes
+//! `tau r + x` bit for bit.
 
-use crate::dynamics::{self, Dynamics, Kernel, LifStep};
+use crate::step::{Kernel, StepNeuron, StepParam};
 use serde::{Deserialize, Serialize};
-#[cfg(not(feature = "cuda"))]
-use snn_core::dfdx::shapes::HasShape;
-use snn_core::spec::{HostStep, Neuron};
-use snn_core::{Error, Mat, ParamStore, Result};
+use snn_core::spec::Neuron;
+use snn_core::step::{HostNum, NeuronStep, Num};
+use snn_core::surrogate::Surrogate;
+use snn_core::{Error, ParamStore, Result};
+
+/// Where the surrogate window is centred.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowCenter {
+    /// On `u - v_th` (the paper's Eq. 7).
+    #[default]
+    Threshold,
+    /// On `u` itself (the FSVAE code's `abs(u) < a/2`).
+    Membrane,
+}
+
+/// How the membrane charges from the reset membrane `r` and the input `x`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Charge {
+    /// `u = tau r + x` (the paper's Eq. 5).
+    #[default]
+    Paper,
+    /// `u = r + (x - r) tau = (1 - tau) r + tau x` (the TAID and PLIF
+    /// authors' code, SpikingJelly's `decay_input`).
+    DecayInput,
+}
 
 /// How a layer's decay is held in the parameter store.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +54,96 @@ pub enum TauParam {
     Sigmoid,
 }
 
+/// One LIF step. Parameters: the stored decay (`tau` or `tau_logit`) and
+/// `v_th`; constants: `a`, `b` and `v_th`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LifStep {
+    pub surrogate: Surrogate,
+    pub window: WindowCenter,
+    /// Stop the gradient through the reset term `(1 - o[t])`.
+    pub detach_reset: bool,
+    pub charge: Charge,
+    pub tau_param: TauParam,
+}
+
+impl LifStep {
+    fn tau<N: Num>(&self, stored: &N) -> N {
+        match self.tau_param {
+            TauParam::Raw => stored.clone(),
+            TauParam::Sigmoid => stored.sigmoid(),
+        }
+    }
+}
+
+impl NeuronStep for LifStep {
+    fn constants<N: Num>(&self, p: &[N]) -> Vec<N> {
+        let tau = self.tau(&p[0]);
+        let (a, b) = match self.charge {
+            Charge::Paper => (tau.clone(), tau.lit(1.0)),
+            Charge::DecayInput => (tau.lit(1.0) - tau.clone(), tau),
+        };
+        vec![a, b, p[1].clone()]
+    }
+
+    #[inline(always)]
+    fn step<N: Num>(&self, k: &[N], state: &mut [N], x: N) -> N {
+        let u = k[0].clone() * state[0].clone() + k[1].clone() * x;
+        let v = u.clone() - k[2].clone();
+        let o = match self.window {
+            WindowCenter::Threshold => v.spike(&v, &self.surrogate),
+            WindowCenter::Membrane => v.spike(&u, &self.surrogate),
+        };
+        let keep = if self.detach_reset {
+            o.detach()
+        } else {
+            o.clone()
+        };
+        state[0] = u * (keep.lit(1.0) - keep);
+        o
+    }
+
+    /// By hand, for speed (the derived one runs the step on dual numbers
+    /// along five inputs); the twin tests hold it to the composed step.
+    #[inline(always)]
+    fn step_backward<N: HostNum>(
+        &self,
+        k: &[N],
+        state: &[N],
+        x: N,
+        g_spike: N,
+        g_state: &mut [N],
+        g_k: &mut [N],
+    ) -> N {
+        let (a, b, v_th, r) = (k[0], k[1], k[2], state[0]);
+        let u = a * r + b * x;
+        let v = u - v_th;
+        let o = v.heaviside();
+        let sg = match self.window {
+            WindowCenter::Threshold => v,
+            WindowCenter::Membrane => u,
+        }
+        .surrogate_grad(&self.surrogate);
+        // r[t] = u (1 - o): the spike's total gradient includes the reset
+        // path, unless it is detached.
+        let g_r = g_state[0];
+        let g_o = if self.detach_reset {
+            g_spike
+        } else {
+            g_spike - g_r * u
+        };
+        let g_u = g_r * (N::splat(1.0) - o) + g_o * sg;
+        g_k[0] = g_k[0] + g_u * r;
+        g_k[1] = g_k[1] + g_u * x;
+        g_k[2] = g_k[2] - g_o * sg;
+        g_state[0] = g_u * a;
+        g_u * b
+    }
+
+    fn report(&self, p: &[f32]) -> Vec<(&'static str, f32)> {
+        vec![("tau", self.tau(&p[0])), ("v_th", p[1])]
+    }
+}
+
 /// Settings shared by the LIF, PLIF and ALIF specs.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LifSettings {
@@ -28,19 +152,18 @@ pub struct LifSettings {
     pub v_th: f32,
     pub learn_tau: bool,
     pub learn_v_th: bool,
-    pub tau_param: TauParam,
-    pub dynamics: Dynamics,
+    pub step: LifStep,
     pub kernel: Kernel,
 }
 
 impl LifSettings {
     pub fn validate(&self) -> Result<()> {
-        let ok = match self.tau_param {
+        let ok = match self.step.tau_param {
             TauParam::Raw => (0.0..=1.0).contains(&self.tau),
             TauParam::Sigmoid => self.tau > 0.0 && self.tau < 1.0,
         };
         if !ok {
-            let range = match self.tau_param {
+            let range = match self.step.tau_param {
                 TauParam::Raw => "[0, 1]",
                 TauParam::Sigmoid => "(0, 1) with tau_param = \"sigmoid\"",
             };
@@ -55,121 +178,31 @@ impl LifSettings {
         if !self.v_th.is_finite() {
             return Err(Error::invalid("neuron.v_th", "must be a finite number"));
         }
-        self.dynamics.surrogate.validate("neuron.surrogate")
+        self.step.surrogate.validate("neuron.surrogate")
     }
 
     /// Registers `name.tau` (or `name.tau_logit`) and `name.v_th` and
     /// returns the layer.
     pub fn build(&self, name: &str, store: &mut ParamStore) -> Result<Box<dyn Neuron>> {
         self.validate()?;
-        let (tau_key, stored) = match self.tau_param {
-            TauParam::Raw => (format!("{name}.tau"), self.tau),
+        let decay = match self.step.tau_param {
+            TauParam::Raw => ("tau", self.tau),
             // w = logit(tau), so that sigmoid(w) starts at the configured tau.
-            TauParam::Sigmoid => (
-                format!("{name}.tau_logit"),
-                (self.tau / (1.0 - self.tau)).ln(),
-            ),
+            TauParam::Sigmoid => ("tau_logit", (self.tau / (1.0 - self.tau)).ln()),
         };
-        let vth_key = format!("{name}.v_th");
-        store.insert(&tau_key, &[], vec![stored], self.learn_tau)?;
-        store.insert(&vth_key, &[], vec![self.v_th], self.learn_v_th)?;
-        Ok(Box::new(LifLayer {
-            tau_key,
-            vth_key,
-            tau_param: self.tau_param,
-            dynamics: self.dynamics,
-            kernel: self.kernel,
-        }))
-    }
-}
-
-#[derive(Debug)]
-pub struct LifLayer {
-    tau_key: String,
-    vth_key: String,
-    tau_param: TauParam,
-    dynamics: Dynamics,
-    kernel: Kernel,
-}
-
-impl LifLayer {
-    /// The decay on the tape, from what the store holds.
-    fn tau(&self, store: &ParamStore) -> Result<snn_core::FlatT> {
-        let p = store.taped(&self.tau_key)?;
-        Ok(match self.tau_param {
-            TauParam::Raw => p,
-            TauParam::Sigmoid => p.sigmoid(),
-        })
-    }
-
-    /// The decay's value and `dtau / dp` of the stored parameter `p`.
-    fn tau_value(&self, store: &ParamStore) -> Result<(f32, f32)> {
-        let p = scalar_value(store, &self.tau_key)?;
-        Ok(match self.tau_param {
-            TauParam::Raw => (p, 1.0),
-            TauParam::Sigmoid => {
-                let tau = 1.0 / (1.0 + (-p).exp());
-                (tau, tau * (1.0 - tau))
-            }
-        })
-    }
-}
-
-impl Neuron for LifLayer {
-    fn forward(&self, x: Mat, store: &ParamStore) -> Result<Mat> {
-        let tau = self.tau(store)?;
-        let v_th = store.taped(&self.vth_key)?;
-        match self.kernel {
-            #[cfg(not(feature = "cuda"))]
-            Kernel::Auto => {
-                let steps = x.shape().0;
-                dynamics::forward_fused(x, steps, tau, v_th, self.dynamics)
-            }
-            _ => dynamics::forward_composed(x, tau, v_th, self.dynamics),
-        }
-    }
-
-    fn forward_static(&self, x: Mat, steps: usize, store: &ParamStore) -> Result<Mat> {
-        match self.kernel {
-            #[cfg(not(feature = "cuda"))]
-            Kernel::Auto => {
-                let tau = self.tau(store)?;
-                let v_th = store.taped(&self.vth_key)?;
-                dynamics::forward_fused(x, steps, tau, v_th, self.dynamics)
-            }
-            _ => self.forward(snn_core::spec::repeat_rows(x, steps)?, store),
-        }
-    }
-
-    fn host_step(&self, store: &ParamStore) -> Result<Option<Box<dyn HostStep>>> {
-        let (tau, tau_slope) = self.tau_value(store)?;
-        Ok(match self.kernel {
-            Kernel::Auto => Some(Box::new(LifStep {
-                tau,
-                tau_slope,
-                v_th: scalar_value(store, &self.vth_key)?,
-                dynamics: self.dynamics,
-                keys: [self.tau_key.clone(), self.vth_key.clone()],
-            })),
-            Kernel::Composed => None,
-        })
-    }
-
-    fn constants(&self, store: &ParamStore) -> Result<Vec<(String, f32)>> {
-        Ok(vec![
-            ("tau".into(), self.tau_value(store)?.0),
-            ("v_th".into(), scalar_value(store, &self.vth_key)?),
-        ])
-    }
-}
-
-/// The one value of scalar parameter `key`.
-fn scalar_value(store: &ParamStore, key: &str) -> Result<f32> {
-    match store.values(key)?.as_slice() {
-        [v] => Ok(*v),
-        other => Err(Error::shape(
-            key,
-            format!("expected 1 value, got {}", other.len()),
-        )),
+        let params = [
+            StepParam {
+                name: decay.0,
+                value: decay.1,
+                learn: self.learn_tau,
+            },
+            StepParam {
+                name: "v_th",
+                value: self.v_th,
+                learn: self.learn_v_th,
+            },
+        ];
+        let layer = StepNeuron::build(self.step, name, &params, self.kernel, store)?;
+        Ok(Box::new(layer))
     }
 }

@@ -4,12 +4,70 @@
 use snn_core::dfdx::prelude::*;
 use snn_core::spec::NeuronSpec;
 use snn_core::{device, ParamStore, Tp};
-use snn_neurons::dynamics::{simulate, simulate_spikes, Charge, Coefficients};
-use snn_neurons::{AlifSpec, Kernel, LifSpec, PlifSpec, Surrogate, TauParam, WindowCenter};
+use snn_neurons::step::HostRun;
+use snn_neurons::{
+    AlifSpec, Charge, Kernel, LifSpec, LifStep, PlifSpec, Surrogate, TauParam, WindowCenter,
+};
+use std::sync::Arc;
 
-/// The paper's form's constants for `tau`, `v_th`.
-fn paper(tau: f32, v_th: f32) -> Coefficients {
-    Coefficients::new(Charge::Paper, tau, v_th)
+/// A LIF layer's charge form, decay and threshold.
+type Lif = (Charge, f32, f32);
+
+/// The paper's form with `tau`, `v_th`.
+fn paper(tau: f32, v_th: f32) -> Lif {
+    (Charge::Paper, tau, v_th)
+}
+
+fn lif_step(charge: Charge) -> LifStep {
+    LifStep {
+        surrogate: Surrogate::default(),
+        window: WindowCenter::Threshold,
+        detach_reset: false,
+        charge,
+        tau_param: TauParam::Raw,
+    }
+}
+
+/// The LIF step's host kernel for `(charge, tau, v_th)`.
+fn lif_run((charge, tau, v_th): Lif) -> HostRun<LifStep> {
+    let keys = vec!["tau".into(), "v_th".into()];
+    HostRun::new(Arc::new(lif_step(charge)), &[tau, v_th], keys)
+}
+
+/// The host kernel driven one step at a time on `x` (`[T, M]`, or `[M]`
+/// repeated): the membranes before reset `u` (from the charge formula
+/// `u = a r + b x`, written here) and the kernel's spikes, both `[T, M]`.
+/// Checks at every step that the kernel's state is the reset membrane
+/// `u (1 - o)`.
+fn simulate(x: &[f32], steps: usize, m: usize, lif: Lif) -> (Vec<f32>, Vec<f32>) {
+    let run = lif_run(lif);
+    let (a, b) = match lif.0 {
+        Charge::Paper => (lif.1, 1.0),
+        Charge::DecayInput => (1.0 - lif.1, lif.1),
+    };
+    let (mut us, mut spikes) = (vec![0.0; steps * m], vec![0.0; steps * m]);
+    let mut state = vec![0.0f32; m];
+    for t in 0..steps {
+        let xt = if x.len() == m {
+            x
+        } else {
+            &x[t * m..(t + 1) * m]
+        };
+        for i in 0..m {
+            us[t * m + i] = a * state[i] + b * xt[i];
+        }
+        run.step_run(xt, &mut state, &mut spikes[t * m..(t + 1) * m]);
+        for i in 0..m {
+            let (u, o) = (us[t * m + i], spikes[t * m + i]);
+            assert_eq!(state[i], u * (1.0 - o), "state at t {t}, neuron {i}");
+        }
+    }
+    (us, spikes)
+}
+
+/// The kernel's spikes of a whole sequence, in parallel over chunks.
+fn simulate_spikes(x: &[f32], steps: usize, m: usize, lif: Lif) -> Vec<f32> {
+    lif_run(lif).simulate(x, steps, m)
 }
 
 struct Grads {
@@ -540,7 +598,7 @@ fn decay_input_charge_matches_hand_derived_values_and_tangent_gradients() {
     // tau 0.5, v_th 1, u = h + (x - h) / 2: u = 0.75, 0.875, 1.6875 (fire),
     // then from h = 0: 0.125. All exact in binary.
     let x = [1.5, 1.0, 2.5, 0.25];
-    let (u, o) = simulate(&x, 4, 1, Coefficients::new(Charge::DecayInput, 0.5, 1.0));
+    let (u, o) = simulate(&x, 4, 1, (Charge::DecayInput, 0.5, 1.0));
     assert_eq!(u, vec![0.75, 0.875, 1.6875, 0.125]);
     assert_eq!(o, vec![0.0, 0.0, 1.0, 0.0]);
     // Gradients on a firing multi-neuron case, fused and composed, with
@@ -552,12 +610,7 @@ fn decay_input_charge_matches_hand_derived_values_and_tangent_gradients() {
         .collect();
     let c: Vec<f32> = (0..x.len()).map(|k| 0.5 - 0.11 * k as f32).collect();
     let (tau, vth) = (0.6f32, 0.5f32);
-    let (_, o) = simulate(
-        &x,
-        steps,
-        3,
-        Coefficients::new(Charge::DecayInput, tau, vth),
-    );
+    let (_, o) = simulate(&x, steps, 3, (Charge::DecayInput, tau, vth));
     assert!(o.iter().sum::<f32>() >= 3.0, "the case must fire: {o:?}");
     let s = Surrogate::Rectangular { width: 1.0 };
     for detach_reset in [false, true] {

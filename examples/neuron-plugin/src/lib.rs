@@ -6,16 +6,36 @@
 //! o[t] = H(u[t] - v_th)
 //! ```
 //!
-//! Registering it takes one attribute, `#[typetag::serde(name = "if-soft")]`;
-//! once this crate is linked into a binary, a config selects it with
+//! The neuron is its step function ([`NeuronStep`]); `StepNeuron` derives
+//! everything else from it: the fused host kernel and its backward pass
+//! through time (from dual numbers), the fused spike + pool layer, the
+//! FSVAE's stepper and the composed dfdx twin. Registering the config type
+//! takes one attribute, `#[typetag::serde(name = "if-soft")]`; once this
+//! crate is linked into a binary, a config selects it with
 //! `type = "if-soft"` in its `[neuron]` table. Nothing in snn-rs changes.
 
 use serde::{Deserialize, Serialize};
-use snn_core::dfdx::prelude::*;
 use snn_core::spec::{Neuron, NeuronSpec};
-use snn_core::{Error, FlatT, Mat, ParamStore, Result, Tp};
-use snn_neurons::dynamics::spike;
-use snn_neurons::Surrogate;
+use snn_core::step::{NeuronStep, Num};
+use snn_core::{Error, ParamStore, Result};
+use snn_neurons::{Kernel, StepNeuron, StepParam, Surrogate};
+
+/// The step: state is the membrane `u`, the one parameter `v_th`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SoftResetIf {
+    pub surrogate: Surrogate,
+}
+
+impl NeuronStep for SoftResetIf {
+    fn step<N: Num>(&self, k: &[N], state: &mut [N], x: N) -> N {
+        let v_th = k[0].clone();
+        let u = state[0].clone() + x;
+        let v = u.clone() - v_th.clone();
+        let o = v.spike(&v, &self.surrogate);
+        state[0] = u - v_th * o.clone();
+        o
+    }
+}
 
 /// Config of the soft-reset IF neuron.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -24,6 +44,8 @@ pub struct SoftResetIfSpec {
     pub v_th: f32,
     pub learn_v_th: bool,
     pub surrogate: Surrogate,
+    /// `auto` (the derived host kernels) or `composed` (dfdx ops).
+    pub kernel: Kernel,
 }
 
 impl Default for SoftResetIfSpec {
@@ -32,6 +54,7 @@ impl Default for SoftResetIfSpec {
             v_th: 1.0,
             learn_v_th: false,
             surrogate: Surrogate::default(),
+            kernel: Kernel::Auto,
         }
     }
 }
@@ -43,63 +66,25 @@ impl NeuronSpec for SoftResetIfSpec {
             return Err(Error::invalid("neuron.v_th", "must be a positive number"));
         }
         self.surrogate.validate("neuron.surrogate")?;
-        let key = format!("{name}.v_th");
-        store.insert(&key, &[], vec![self.v_th], self.learn_v_th)?;
-        Ok(Box::new(SoftResetIf {
-            key,
+        let v_th = StepParam {
+            name: "v_th",
+            value: self.v_th,
+            learn: self.learn_v_th,
+        };
+        let step = SoftResetIf {
             surrogate: self.surrogate,
-        }))
+        };
+        Ok(Box::new(StepNeuron::build(
+            step,
+            name,
+            &[v_th],
+            self.kernel,
+            store,
+        )?))
     }
 
     fn about(&self) -> &'static str {
         "example plugin: integrate-and-fire with soft reset (u -= v_th on a spike)"
-    }
-}
-
-#[derive(Debug)]
-pub struct SoftResetIf {
-    key: String,
-    surrogate: Surrogate,
-}
-
-impl Neuron for SoftResetIf {
-    fn forward(&self, x: Mat, store: &ParamStore) -> Result<Mat> {
-        let (steps, m) = *x.shape();
-        let dev = x.device().clone();
-        let v_th = store.taped(&self.key)?.reshape_like(&());
-        let mut u: Option<FlatT> = None;
-        let mut outs = Vec::with_capacity(steps);
-        // Every step reads row t of x and v_th through copies on empty tapes
-        // (same ids, gradients add up); the histories of x and v_th ride on
-        // the final output.
-        let (x, x_tape) = x.split_tape();
-        for t in 0..steps {
-            let xt: FlatT = x.retaped::<Tp>().select(dev.tensor(t));
-            let th = || v_th.retaped::<Tp>().broadcast_like(&(m,));
-            let u_t = match u.take() {
-                None => xt,
-                Some(prev) => prev + xt,
-            };
-            let v = u_t.with_empty_tape() - th();
-            let centre = v.retaped::<NoneTape>();
-            let (o, _) = spike(v, centre, self.surrogate);
-            // Soft reset: subtract v_th where the neuron fired.
-            let u_after = u_t - o.with_empty_tape() * th();
-            outs.push(o);
-            u = Some(u_after);
-        }
-        let out: Mat = outs.stack();
-        let (out, mut tape) = out.split_tape();
-        let (_, vth_tape) = v_th.split_tape();
-        tape = tape.merge(x_tape).merge(vth_tape);
-        if let Some(u) = u {
-            tape = tape.merge(u.split_tape().1);
-        }
-        Ok(out.put_tape(tape))
-    }
-
-    fn constants(&self, store: &ParamStore) -> Result<Vec<(String, f32)>> {
-        Ok(vec![("v_th".into(), store.values(&self.key)?[0])])
     }
 }
 

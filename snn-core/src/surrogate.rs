@@ -3,9 +3,9 @@
 //! The forward pass always fires `o = H(v)` (with `H(0) = 1`); only the
 //! backward pass uses the surrogate `do/dv`.
 
+use crate::{Dev, Error, Result};
+use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
-use snn_core::dfdx::prelude::*;
-use snn_core::{Dev, Error, Result};
 use std::f32::consts::FRAC_PI_2;
 
 /// `do/dv` as a function of `v` (the membrane relative to the window centre).
@@ -54,19 +54,15 @@ impl Surrogate {
         }
     }
 
-    /// `out[i] = grad(u[i] - shift)`, with the kind matched once so the
-    /// loop vectorises.
-    pub fn grad_row(&self, u: &[f32], shift: f32, out: &mut [f32]) {
-        fn each(u: &[f32], shift: f32, out: &mut [f32], f: impl Fn(f32) -> f32) {
-            for (o, &v) in out.iter_mut().zip(u) {
-                *o = f(v - shift);
-            }
-        }
+    /// [`Surrogate::grad`] of each lane, with the kind matched once for
+    /// all of them so the lanes vectorise.
+    #[inline(always)]
+    pub fn grad_lanes<const L: usize>(&self, v: [f32; L]) -> [f32; L] {
         match *self {
-            Surrogate::Rectangular { width } => each(u, shift, out, |v| rectangular(width, v)),
-            Surrogate::Triangle { width } => each(u, shift, out, |v| triangle(width, v)),
-            Surrogate::Sigmoid { alpha } => each(u, shift, out, |v| sigmoid(alpha, v)),
-            Surrogate::Atan { alpha } => each(u, shift, out, |v| atan(alpha, v)),
+            Surrogate::Rectangular { width } => v.map(|v| rectangular(width, v)),
+            Surrogate::Triangle { width } => v.map(|v| triangle(width, v)),
+            Surrogate::Sigmoid { alpha } => v.map(|v| sigmoid(alpha, v)),
+            Surrogate::Atan { alpha } => v.map(|v| atan(alpha, v)),
         }
     }
 
@@ -99,7 +95,7 @@ impl Surrogate {
     }
 }
 
-// One definition per surrogate, shared by the scalar and the row forms.
+// One definition per surrogate, shared by the scalar and the lane forms.
 
 #[inline(always)]
 fn rectangular(width: f32, v: f32) -> f32 {
@@ -131,7 +127,7 @@ fn atan(alpha: f32, v: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use snn_core::device;
+    use crate::device;
 
     const KINDS: [Surrogate; 4] = [
         Surrogate::Rectangular { width: 1.0 },
@@ -165,9 +161,11 @@ mod tests {
         let u: Vec<f32> = (-40..=40).map(|i| i as f32 * 0.025).collect();
         for s in KINDS {
             let shift = 0.25;
-            let mut row = vec![0.0; u.len()];
-            s.grad_row(&u, shift, &mut row);
             let v: Vec<f32> = u.iter().map(|x| x - shift).collect();
+            let row: Vec<f32> = v
+                .chunks(8)
+                .flat_map(|c| s.grad_lanes::<8>(std::array::from_fn(|i| c[i % c.len()])))
+                .collect();
             let tensor = s
                 .grad_tensor(dev.tensor_from_vec(v.clone(), (v.len(),)))
                 .as_vec();

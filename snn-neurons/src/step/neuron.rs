@@ -1,0 +1,145 @@
+//! [`StepNeuron`]: a [`NeuronStep`] made into a neuron layer. Every way of
+//! running the layer derives from the step: the fused host kernel with its
+//! backward pass through time, the no-gradient simulation, the host step
+//! models fuse with what follows (spike + pool, the FSVAE's stepper) and
+//! the composed twin.
+
+use super::run::HostRun;
+use serde::{Deserialize, Serialize};
+use snn_core::dfdx::shapes::HasShape;
+use snn_core::spec::{HostStep, Neuron, NeuronConstants};
+use snn_core::step::NeuronStep;
+use snn_core::{Error, FlatT, Mat, ParamStore, Result};
+use std::sync::Arc;
+
+/// Which implementation runs a neuron layer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kernel {
+    /// The host kernels where tensors live in host memory, composed ops
+    /// elsewhere.
+    #[default]
+    Auto,
+    /// Always the dfdx-composed implementation.
+    Composed,
+}
+
+/// One scalar parameter of a neuron layer, as registered in the store.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepParam {
+    /// Short name: the store key is `layer.name`.
+    pub name: &'static str,
+    /// The stored (initial) value.
+    pub value: f32,
+    pub learn: bool,
+}
+
+/// A neuron layer defined by its step.
+#[derive(Debug)]
+pub struct StepNeuron<S> {
+    step: Arc<S>,
+    /// `(short name, store key)` of each parameter, in the step's order.
+    params: Vec<(&'static str, String)>,
+    kernel: Kernel,
+}
+
+impl<S: NeuronStep> StepNeuron<S> {
+    /// Registers `params` under `name.` and returns the layer.
+    pub fn build(
+        step: S,
+        name: &str,
+        params: &[StepParam],
+        kernel: Kernel,
+        store: &mut ParamStore,
+    ) -> Result<Self> {
+        snn_core::step::check(&step, params.len(), &format!("neuron `{name}`"))?;
+        let mut keys = Vec::with_capacity(params.len());
+        for p in params {
+            let key = format!("{name}.{}", p.name);
+            store.insert(&key, &[], vec![p.value], p.learn)?;
+            keys.push((p.name, key));
+        }
+        Ok(Self {
+            step: Arc::new(step),
+            params: keys,
+            kernel,
+        })
+    }
+
+    /// The step itself.
+    pub fn step(&self) -> &S {
+        &self.step
+    }
+
+    fn values(&self, store: &ParamStore) -> Result<Vec<f32>> {
+        self.params
+            .iter()
+            .map(|(_, key)| match store.values(key)?.as_slice() {
+                [v] => Ok(*v),
+                other => Err(Error::shape(
+                    key,
+                    format!("expected 1 value, got {}", other.len()),
+                )),
+            })
+            .collect()
+    }
+
+    fn taped(&self, store: &ParamStore) -> Result<Vec<FlatT>> {
+        self.params
+            .iter()
+            .map(|(_, key)| store.taped(key))
+            .collect()
+    }
+
+    /// The host kernels at the store's current parameter values.
+    pub fn host_run(&self, store: &ParamStore) -> Result<HostRun<S>> {
+        let keys = self.params.iter().map(|(_, k)| k.clone()).collect();
+        Ok(HostRun::new(self.step.clone(), &self.values(store)?, keys))
+    }
+
+    /// The layer on `rows` = `steps` or 1 (repeated) rows of input.
+    fn run(&self, x: Mat, steps: usize, store: &ParamStore) -> Result<Mat> {
+        // The one place a neuron layer picks its implementation: builds
+        // whose tensors live off the host have no fused kernel yet.
+        #[cfg(not(feature = "cuda"))]
+        if self.kernel == Kernel::Auto {
+            return super::fused::forward(self.host_run(store)?, x, steps, self.taped(store)?);
+        }
+        super::composed::forward(&*self.step, x, steps, self.taped(store)?)
+    }
+}
+
+impl<S: NeuronStep> Neuron for StepNeuron<S> {
+    fn forward(&self, x: Mat, store: &ParamStore) -> Result<Mat> {
+        let steps = x.shape().0;
+        self.run(x, steps, store)
+    }
+
+    fn forward_static(&self, x: Mat, steps: usize, store: &ParamStore) -> Result<Mat> {
+        self.run(x, steps, store)
+    }
+
+    fn host_step(&self, store: &ParamStore) -> Result<Option<Box<dyn HostStep>>> {
+        Ok(match self.kernel {
+            Kernel::Auto => Some(Box::new(self.host_run(store)?)),
+            Kernel::Composed => None,
+        })
+    }
+
+    fn constants(&self, store: &ParamStore) -> Result<NeuronConstants> {
+        let values = self.values(store)?;
+        let reported = self.step.report(&values);
+        Ok(if reported.is_empty() {
+            self.params
+                .iter()
+                .zip(values)
+                .map(|((name, _), v)| (name.to_string(), v))
+                .collect()
+        } else {
+            reported
+                .into_iter()
+                .map(|(n, v)| (n.to_string(), v))
+                .collect()
+        })
+    }
+}
