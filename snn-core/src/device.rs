@@ -1,8 +1,25 @@
-//! Which dfdx device the workspace computes on, chosen at build time.
+//! Which dfdx device the workspace computes on, chosen at build time, and
+//! the one kernel seam: the only file that reads the `cuda` feature.
 //!
 //! The default build uses dfdx's CPU device. `--features cuda` switches every
-//! crate to dfdx's CUDA device; the CPU-only fast kernels then fall back to
-//! their composed-of-dfdx-ops twins.
+//! crate to dfdx's CUDA device.
+//!
+//! Every op with a fast kernel of its own (neuron layers, convolution,
+//! transposed convolution, batch norm, max-pool, spike products, Adam) has
+//! two implementations: a **host kernel** (plain slices in host memory,
+//! registered on dfdx's tape as a custom op) and its **composed** twin (dfdx
+//! ops, any device; the test oracle). Each takes one switch, [`Impl`], and
+//! asks [`Impl::host`] which to run; the host kernels' code is wrapped in
+//! [`host_kernels!`], which compiles it only where tensors live in host
+//! memory. So a CUDA build runs every op composed, and that fallback is
+//! decided here, once. The kernels themselves live in one `host` module per
+//! crate (`snn_core::host`, `snn_neurons::step::fused`, `snn_nn::host`,
+//! the classifier's `fused`), whose declaration is that crate's one other
+//! reading of the feature.
+//!
+//! A CUDA kernel for a fused op would go beside its host kernel, compiled
+//! by a `cuda_kernels!` twin of [`host_kernels!`] defined here, and be
+//! chosen where the op asks [`Impl::host`] today.
 
 use dfdx::tensor::OwnedTape;
 
@@ -37,4 +54,41 @@ pub fn create(seed: u64) -> crate::Result<Dev> {
         Dev::try_seed_from_u64(seed)
             .map_err(|e| crate::Error::Device(format!("cannot open CUDA device 0: {e:?}")))
     }
+}
+
+/// Which implementation runs an op that has a host kernel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Impl {
+    /// The host kernel where tensors live in host memory, the composed ops
+    /// elsewhere.
+    #[default]
+    Auto,
+    /// Always the composed implementation (the kernels' test oracle).
+    Composed,
+}
+
+impl Impl {
+    /// Whether the op runs its host kernel: `Auto` in a build whose tensors
+    /// live in host memory. The one place a missing device kernel falls
+    /// back to the composed op.
+    pub const fn host(self) -> bool {
+        matches!(self, Impl::Auto) && HOST_MEMORY
+    }
+}
+
+/// Compiles the items or statements inside only in builds whose tensors
+/// live in host memory: the host kernels and the code that calls them.
+#[cfg(not(feature = "cuda"))]
+#[macro_export]
+macro_rules! host_kernels {
+    ($($code:tt)*) => { $($code)* };
+}
+
+/// Compiles the items or statements inside only in builds whose tensors
+/// live in host memory: the host kernels and the code that calls them.
+#[cfg(feature = "cuda")]
+#[macro_export]
+macro_rules! host_kernels {
+    ($($code:tt)*) => {};
 }

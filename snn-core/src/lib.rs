@@ -13,6 +13,7 @@ pub mod device;
 pub mod error;
 pub mod fsutil;
 pub mod grad;
+// The one gate of this crate's host kernels (see `device`).
 #[cfg(not(feature = "cuda"))]
 pub mod host;
 pub mod init;
@@ -32,7 +33,7 @@ pub use error::{Error, Result};
 pub use params::{Param, ParamStore};
 pub use typetag;
 
-pub use device::{Dev, Tp};
+pub use device::{Dev, Impl, Tp};
 
 /// A flat parameter or buffer tensor without a tape.
 pub type Flat = dfdx::tensor::Tensor<(usize,), f32, Dev>;

@@ -3,15 +3,13 @@
 //! dfdx's optimizers walk a statically typed module tree; ours walk the named
 //! store, so any layer list read from a config is optimised. On the CPU each
 //! parameter is updated by one in-place pass over parameter, gradient and
-//! moments (`update_host`, parallel over chunks); the same update written
-//! with dfdx tensor ops (`update_composed`) runs on CUDA and is the kernel's
-//! test oracle (`Adam::composed`).
+//! moments (`host::adam::update`, parallel over chunks); the same update
+//! written with dfdx tensor ops (`update_composed`) runs on CUDA and is the
+//! kernel's test oracle (`Adam::kernel = Impl::Composed`).
 
 use crate::params::{read_safetensors, write_safetensors, RawTensor};
-use crate::{Dev, Error, Flat, ParamStore, Result};
+use crate::{Dev, Error, Flat, Impl, ParamStore, Result};
 use dfdx::prelude::*;
-#[cfg(not(feature = "cuda"))]
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -60,7 +58,7 @@ impl AdamConfig {
 
 /// One moment vector, where the last update left it.
 #[derive(Clone, Debug)]
-enum Moment {
+pub(crate) enum Moment {
     /// Host memory, updated in place by the CPU kernel.
     Host(Vec<f32>),
     /// A device tensor, updated by the composed path.
@@ -68,14 +66,6 @@ enum Moment {
 }
 
 impl Moment {
-    #[cfg(not(feature = "cuda"))]
-    fn into_host(self) -> Vec<f32> {
-        match self {
-            Moment::Host(v) => v,
-            Moment::Device(t) => t.as_vec(),
-        }
-    }
-
     fn into_device(self, dev: &Dev) -> Flat {
         match self {
             Moment::Device(t) => t,
@@ -98,19 +88,19 @@ impl Moment {
 #[derive(Clone, Debug)]
 pub struct Adam {
     pub cfg: AdamConfig,
-    /// Use the dfdx-composed update even where the CPU kernel is available
-    /// (the kernel's test oracle; always the case on CUDA).
-    pub composed: bool,
+    /// The host kernel (`auto`) or the dfdx-composed update (the kernel's
+    /// test oracle; always the case on CUDA).
+    pub kernel: Impl,
     step: u64,
-    m: BTreeMap<String, Moment>,
-    v: BTreeMap<String, Moment>,
+    pub(crate) m: BTreeMap<String, Moment>,
+    pub(crate) v: BTreeMap<String, Moment>,
 }
 
 impl Adam {
     pub fn new(cfg: AdamConfig) -> Self {
         Self {
             cfg,
-            composed: false,
+            kernel: Impl::Auto,
             step: 0,
             m: BTreeMap::new(),
             v: BTreeMap::new(),
@@ -137,77 +127,20 @@ impl Adam {
             .map(|(n, _)| n.clone())
             .collect();
         for name in names {
-            #[cfg(not(feature = "cuda"))]
-            if !self.composed {
-                self.update_host(store, grads, lr, &name)?;
-                continue;
+            crate::host_kernels! {
+                if self.kernel.host() {
+                    crate::host::adam::update(self, store, grads, lr, &name)?;
+                    continue;
+                }
             }
             self.update_composed(store, grads, lr, &name)?;
         }
         Ok(())
     }
 
-    fn bias_corrections(&self) -> (f32, f32) {
+    pub(crate) fn bias_corrections(&self) -> (f32, f32) {
         let t = self.step as i32;
         (1.0 - self.cfg.beta1.powi(t), 1.0 - self.cfg.beta2.powi(t))
-    }
-
-    /// The CPU kernel: one pass over parameter, gradient and moments, in
-    /// place, with the same arithmetic (and order) as the composed path.
-    #[cfg(not(feature = "cuda"))]
-    fn update_host(
-        &mut self,
-        store: &mut ParamStore,
-        grads: &mut Gradients<f32, Dev>,
-        lr: f32,
-        name: &str,
-    ) -> Result<()> {
-        let c = self.cfg.clone();
-        let (bc1, bc2) = self.bias_corrections();
-        let param = store.get(name)?.value.clone();
-        let n = param.shape().0;
-        let mut p = crate::host::read(&param);
-        let g = grads
-            .get_or_alloc_mut(&param)
-            .map_err(|e| Error::Device(format!("{e:?}")))?;
-        let mut m = self
-            .m
-            .remove(name)
-            .map_or_else(|| vec![0.0; n], Moment::into_host);
-        let mut v = self
-            .v
-            .remove(name)
-            .map_or_else(|| vec![0.0; n], Moment::into_host);
-        let l2 = c.decay == Decay::L2 && c.weight_decay != 0.0;
-        let decoupled = c.decay == Decay::Decoupled && c.weight_decay != 0.0;
-        // Element-wise, so chunks run on all cores and each chunk's loop
-        // vectorises (constants in locals, zipped slices, the decay variant
-        // chosen outside the loop); per-element arithmetic is unchanged.
-        let k = AdamConsts {
-            beta1: c.beta1,
-            beta2: c.beta2,
-            eps: c.eps,
-            wd: c.weight_decay,
-            bc1,
-            bc2,
-            lr,
-        };
-        type Chunk = fn(AdamConsts, &mut [f32], &mut [f32], &mut [f32], &[f32]);
-        let kernel: Chunk = match (l2, decoupled) {
-            (true, _) => adam_chunk::<true, false>,
-            (false, true) => adam_chunk::<false, true>,
-            (false, false) => adam_chunk::<false, false>,
-        };
-        const CHUNK: usize = 1 << 16;
-        p.par_chunks_mut(CHUNK)
-            .zip(m.par_chunks_mut(CHUNK))
-            .zip(v.par_chunks_mut(CHUNK))
-            .zip(g[..n].par_chunks(CHUNK))
-            .for_each(|(((p, m), v), g)| kernel(k, p, m, v, g));
-        store.set_values(name, p)?;
-        self.m.insert(name.to_string(), Moment::Host(m));
-        self.v.insert(name.to_string(), Moment::Host(v));
-        Ok(())
     }
 
     /// The update written with dfdx tensor ops (any device).
@@ -289,41 +222,6 @@ impl Adam {
     }
 }
 
-/// Adam's constants for one step, by value so the loop keeps them in
-/// registers.
-#[cfg(not(feature = "cuda"))]
-#[derive(Clone, Copy)]
-struct AdamConsts {
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    wd: f32,
-    bc1: f32,
-    bc2: f32,
-    lr: f32,
-}
-
-/// One chunk of the host Adam update; `L2` adds the decay to the gradient,
-/// `DECOUPLED` to the step (AdamW).
-#[cfg(not(feature = "cuda"))]
-fn adam_chunk<const L2: bool, const DECOUPLED: bool>(
-    k: AdamConsts,
-    p: &mut [f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    g: &[f32],
-) {
-    for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
-        let gi = if L2 { g + *p * k.wd } else { g };
-        *m = *m * k.beta1 + gi * (1.0 - k.beta1);
-        *v = *v * k.beta2 + gi * gi * (1.0 - k.beta2);
-        let denom = (*v / k.bc2).sqrt() + k.eps;
-        let step = (*m / k.bc1) / denom;
-        let step = if DECOUPLED { step + *p * k.wd } else { step };
-        *p -= step * k.lr;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,60 +281,5 @@ mod tests {
         };
         let w = run(l2, &[2.0], &[0.0], 0.1, 1);
         assert!((w[0] - 1.9).abs() < 1e-6, "{}", w[0]);
-    }
-}
-
-#[cfg(all(test, not(feature = "cuda")))]
-mod kernel_tests {
-    use super::*;
-    use crate::{device, init};
-
-    /// The CPU kernel and the composed update agree over several steps, for
-    /// Adam with L2 and AdamW, including after a save / load round trip.
-    #[test]
-    fn host_kernel_matches_composed_update() {
-        let dev = device::create(0).unwrap();
-        // 70,000 entries: more than one of the kernel's parallel chunks.
-        const N: usize = 70_000;
-        for cfg in [
-            AdamConfig {
-                weight_decay: 0.01,
-                ..AdamConfig::default()
-            },
-            AdamConfig::adamw(0.05),
-            AdamConfig::default(),
-        ] {
-            let mut r = init::rng(4);
-            let w0 = init::uniform(&mut r, N, -1.0, 1.0);
-            let mut results = Vec::new();
-            for composed in [false, true] {
-                let mut s = ParamStore::new(dev.clone());
-                s.insert("w", &[N], w0.clone(), true).unwrap();
-                let mut opt = Adam::new(cfg.clone());
-                opt.composed = composed;
-                for step in 0..4 {
-                    let (p, _) = s.taped("w").unwrap().split_tape();
-                    let c = init::uniform(&mut init::rng(step), N, -1.0, 1.0);
-                    let cw = dev.tensor_from_vec(c, (N,));
-                    let mut g = (p.traced(s.new_grads().unwrap()).square() * cw)
-                        .sum::<Rank0, _>()
-                        .backward();
-                    opt.update(&mut s, &mut g, 0.05).unwrap();
-                    if step == 1 {
-                        let dir = tempfile::tempdir().unwrap();
-                        let path = dir.path().join("o.safetensors");
-                        opt.save(&path).unwrap();
-                        let mut again = Adam::new(cfg.clone());
-                        again.composed = composed;
-                        again.load(&path).unwrap();
-                        opt = again;
-                    }
-                }
-                results.push(s.values("w").unwrap());
-            }
-            for (a, b) in results[0].iter().zip(&results[1]) {
-                assert!((a - b).abs() < 1e-6, "{cfg:?}: {a} vs {b}");
-            }
-        }
     }
 }

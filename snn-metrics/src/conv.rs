@@ -2,7 +2,7 @@
 //! scoring networks (Inception-v3, the FAD autoencoder): one im2col and one
 //! GEMM per group of images.
 
-use snn_models::layers::gemm::matmul;
+use snn_nn::gemm::matmul;
 
 /// Channels-last activations of a batch, `[n, h, w, c]`.
 #[derive(Clone, Debug)]

@@ -17,7 +17,7 @@
 
 use crate::conv::{Act, Conv};
 use snn_core::{params, Error, Result};
-use snn_models::layers::gemm::matmul;
+use snn_nn::gemm::matmul;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

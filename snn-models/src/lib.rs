@@ -1,7 +1,7 @@
-//! Models of snn-rs, built from config specs, and the layers they use.
+//! Models of snn-rs, built from config specs out of `snn-nn`'s layers and
+//! the configured neurons and decoders.
 
 pub mod classifier;
-pub mod layers;
 pub mod vae;
 
 pub use classifier::ClassifierSpec;

@@ -2,17 +2,15 @@
 //! autoregressive stepping against the full-sequence pass, and the models
 //! end to end on tiny shapes.
 
-mod common;
-
-use common::{check_fd, scalar_grads, LossGrads};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{self, WeightInit};
 use snn_core::spec::{DecoderSpec, Forward, ModelParts, ModelSpec, NeuronSpec};
 use snn_core::{device, ParamStore};
-use snn_models::layers::Rows;
 use snn_models::vae::blocks::{Activation, Stepper};
 use snn_models::vae::latent::{bernoulli_kl, pick, psp_distance, psp_matrix};
 use snn_models::vae::{AnnVaeSpec, Builder, FsvaeSpec};
+use snn_nn::testing::{check_fd, scalar_grads, LossGrads};
+use snn_nn::Rows;
 
 fn store() -> ParamStore {
     ParamStore::new(device::create(0).unwrap())
@@ -138,7 +136,7 @@ fn lif() -> snn_neurons::LifSpec {
 /// both must give the whole sequence's spikes at every step.
 #[test]
 fn stepping_a_spiking_stack_equals_running_the_whole_sequence() {
-    for kernel in [snn_neurons::Kernel::Auto, snn_neurons::Kernel::Composed] {
+    for kernel in [snn_core::Impl::Auto, snn_core::Impl::Composed] {
         stepping_equals_whole_sequence(snn_neurons::LifSpec { kernel, ..lif() });
     }
 }

@@ -25,7 +25,8 @@ pub mod step;
 
 pub use lif::{Charge, LifSettings, LifStep, TauParam, WindowCenter};
 pub use snn_core::surrogate::{self, Surrogate};
-pub use step::{Kernel, StepNeuron, StepParam};
+pub use snn_core::Impl;
+pub use step::{StepNeuron, StepParam};
 
 use serde::{Deserialize, Serialize};
 use snn_core::spec::{Neuron, NeuronSpec};
@@ -57,7 +58,7 @@ macro_rules! lif_family_spec {
             /// authors' code and Fang et al.'s PLIF).
             pub tau_param: TauParam,
             /// `auto` (fused CPU kernel where available) or `composed`.
-            pub kernel: Kernel,
+            pub kernel: Impl,
         }
 
         impl Default for $Spec {
@@ -72,7 +73,7 @@ macro_rules! lif_family_spec {
                     detach_reset: false,
                     charge: $charge,
                     tau_param: $tau_param,
-                    kernel: Kernel::Auto,
+                    kernel: Impl::Auto,
                 }
             }
         }

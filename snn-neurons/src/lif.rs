@@ -12,12 +12,12 @@
 //! For the paper's form `b = 1` multiplies exactly, so that form computes
 //! `tau r + x` bit for bit.
 
-use crate::step::{Kernel, StepNeuron, StepParam};
+use crate::step::{StepNeuron, StepParam};
 use serde::{Deserialize, Serialize};
 use snn_core::spec::Neuron;
 use snn_core::step::{HostNum, NeuronStep, Num};
 use snn_core::surrogate::Surrogate;
-use snn_core::{Error, ParamStore, Result};
+use snn_core::{Error, Impl, ParamStore, Result};
 
 /// Where the surrogate window is centred.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,7 +153,7 @@ pub struct LifSettings {
     pub learn_tau: bool,
     pub learn_v_th: bool,
     pub step: LifStep,
-    pub kernel: Kernel,
+    pub kernel: Impl,
 }
 
 impl LifSettings {

@@ -6,7 +6,7 @@ use snn_core::spec::NeuronSpec;
 use snn_core::{device, ParamStore, Tp};
 use snn_neurons::step::HostRun;
 use snn_neurons::{
-    AlifSpec, Charge, Kernel, LifSpec, LifStep, PlifSpec, Surrogate, TauParam, WindowCenter,
+    AlifSpec, Charge, Impl, LifSpec, LifStep, PlifSpec, Surrogate, TauParam, WindowCenter,
 };
 use std::sync::Arc;
 
@@ -202,7 +202,7 @@ fn lif_forward_matches_hand_derived_sequence() {
     let (_, o) = simulate(&[1.0, 0.0], 2, 1, paper(0.5, 1.0));
     assert_eq!(o, vec![1.0, 0.0]);
     // The layer gives the same spikes, fused and composed.
-    for kernel in [Kernel::Auto, Kernel::Composed] {
+    for kernel in [Impl::Auto, Impl::Composed] {
         let spec = LifSpec {
             tau: 0.5,
             v_th: 1.0,
@@ -245,7 +245,7 @@ fn bptt_gradients_match_tangent_reference_with_resets() {
     let (_, o) = simulate(&x, steps, 3, paper(0.5, 0.25));
     assert!(o.iter().sum::<f32>() >= 4.0, "the case must fire: {o:?}");
     for detach_reset in [false, true] {
-        for kernel in [Kernel::Auto, Kernel::Composed] {
+        for kernel in [Impl::Auto, Impl::Composed] {
             let spec = AlifSpec {
                 tau: 0.5,
                 v_th: 0.25,
@@ -312,7 +312,7 @@ fn detached_gradients_match_paper_eq_8_and_9() {
         }
         eq8 += c[t] * sg(u[t]) * du_dtau;
     }
-    for kernel in [Kernel::Auto, Kernel::Composed] {
+    for kernel in [Impl::Auto, Impl::Composed] {
         let spec = AlifSpec {
             tau,
             v_th: vth,
@@ -368,8 +368,8 @@ fn fused_and_composed_agree(m: usize, c_low: f32, sum_rel: f32) {
                 kernel,
                 ..Default::default()
             };
-            let a = run(&mk(Kernel::Auto), &x, steps, &c);
-            let b = run(&mk(Kernel::Composed), &x, steps, &c);
+            let a = run(&mk(Impl::Auto), &x, steps, &c);
+            let b = run(&mk(Impl::Composed), &x, steps, &c);
             let tag = format!("{s:?} {window_center:?} m={m}");
             assert_eq!(a.spikes, b.spikes, "{tag}");
             assert_all_close(&format!("dx {tag}"), &a.x, &b.x, 1e-5);
@@ -434,9 +434,9 @@ fn static_input_path_equals_repeating_the_input() {
     let dev = device::create(0).unwrap();
     let mut results = Vec::new();
     for (kernel, use_static) in [
-        (Kernel::Auto, true),
-        (Kernel::Composed, false),
-        (Kernel::Composed, true),
+        (Impl::Auto, true),
+        (Impl::Composed, false),
+        (Impl::Composed, true),
     ] {
         let spec = AlifSpec {
             kernel,
@@ -524,7 +524,7 @@ fn host_step_reproduces_the_layers_spikes_bit_for_bit() {
     );
     // The composed kernel offers none: models fall back to `forward`.
     let composed = AlifSpec {
-        kernel: Kernel::Composed,
+        kernel: Impl::Composed,
         ..spec
     };
     let layer = composed.build("c", &mut store).unwrap();
@@ -550,7 +550,7 @@ fn host_step_backward_matches_the_composed_twin() {
                 ..Default::default()
             };
             let composed = AlifSpec {
-                kernel: Kernel::Composed,
+                kernel: Impl::Composed,
                 ..spec.clone()
             };
             let dev = device::create(0).unwrap();
@@ -624,7 +624,7 @@ fn decay_input_charge_matches_hand_derived_values_and_tangent_gradients() {
             Charge::DecayInput,
         );
         assert!(gtau.abs() > 1e-3, "the case must exercise dtau: {gtau}");
-        for kernel in [Kernel::Auto, Kernel::Composed] {
+        for kernel in [Impl::Auto, Impl::Composed] {
             let spec = AlifSpec {
                 tau,
                 v_th: vth,
@@ -655,7 +655,7 @@ fn sigmoid_tau_starts_at_tau_and_its_gradient_is_the_chain_rule() {
     let x = [0.3, 0.8, -0.2, 0.6, 0.9, 0.1, 0.4, 0.7];
     let c = [1.0, -0.5, 0.25, 2.0, -1.0, 0.5, 1.5, -0.75];
     for charge in [Charge::Paper, Charge::DecayInput] {
-        for kernel in [Kernel::Auto, Kernel::Composed] {
+        for kernel in [Impl::Auto, Impl::Composed] {
             let raw = AlifSpec {
                 tau: 0.5,
                 v_th: 0.3,

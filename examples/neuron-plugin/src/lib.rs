@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use snn_core::spec::{Neuron, NeuronSpec};
 use snn_core::step::{NeuronStep, Num};
 use snn_core::{Error, ParamStore, Result};
-use snn_neurons::{Kernel, StepNeuron, StepParam, Surrogate};
+use snn_neurons::{Impl, StepNeuron, StepParam, Surrogate};
 
 /// The step: state is the membrane `u`, the one parameter `v_th`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -45,7 +45,7 @@ pub struct SoftResetIfSpec {
     pub learn_v_th: bool,
     pub surrogate: Surrogate,
     /// `auto` (the derived host kernels) or `composed` (dfdx ops).
-    pub kernel: Kernel,
+    pub kernel: Impl,
 }
 
 impl Default for SoftResetIfSpec {
@@ -54,7 +54,7 @@ impl Default for SoftResetIfSpec {
             v_th: 1.0,
             learn_v_th: false,
             surrogate: Surrogate::default(),
-            kernel: Kernel::Auto,
+            kernel: Impl::Auto,
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::conv::{Act, Conv};
 use crate::resize::resize_plane;
 pub use crate::resize::Resize;
 use snn_core::{params, Error, Result};
-use snn_models::layers::gemm::matmul;
+use snn_nn::gemm::matmul;
 use std::collections::HashMap;
 use std::path::Path;
 

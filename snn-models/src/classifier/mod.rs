@@ -6,9 +6,12 @@
 //! image once (`[B, ...]`); their output is repeated over `T` at the first
 //! neuron, since it would be the same at every step.
 
+// The fused spike + pool layer; its declaration is this crate's one gate of
+// host kernels (see `snn_core::device`).
+#[cfg(not(feature = "cuda"))]
+mod fused;
 pub mod notation;
 
-use crate::layers::{pool, BatchNorm, Conv2d, Dropout, Linear, Nhwc};
 use notation::Atom;
 use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
@@ -18,6 +21,7 @@ use snn_core::spec::{
     Objective,
 };
 use snn_core::{Error, Img, Mat, ParamStore, Result};
+use snn_nn::{pool, BatchNorm, Conv2d, Dropout, Linear, Nhwc};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -196,7 +200,6 @@ fn repeat_over_time(x: Nhwc, steps: usize) -> Nhwc {
         .reshape_like(&(steps * b, h, w, c))
 }
 
-#[cfg(not(feature = "cuda"))]
 impl Classifier {
     /// The window of a max-pool directly after layer `i`.
     fn pool_after(&self, i: usize) -> Option<usize> {
@@ -205,64 +208,6 @@ impl Classifier {
             _ => None,
         }
     }
-}
-
-/// The neuron's host step where [`spike_pool_fused`] can use it: without
-/// gradients any step, in training one that has a backward pass.
-#[cfg(not(feature = "cuda"))]
-fn fusable_step(
-    neuron: &dyn Neuron,
-    store: &ParamStore,
-) -> Result<Option<Box<dyn snn_core::spec::HostStep>>> {
-    let step = neuron.host_step(store)?;
-    Ok(step.filter(|s| !snn_core::grad::is_enabled() || s.param_keys().is_some()))
-}
-
-/// A spiking layer and the `k x k` max-pool after it, fused (CPU): `x`
-/// holds the layer's input currents, `[B, H, W, C]` before the time loop
-/// exists (`timed == false`) or `[T x B, H, W, C]`. Records the layer's
-/// firing rate before pooling, as the unfused layers do.
-#[cfg(not(feature = "cuda"))]
-#[allow(clippy::too_many_arguments)]
-fn spike_pool_fused(
-    step: Box<dyn snn_core::spec::HostStep>,
-    x: Nhwc,
-    timed: bool,
-    steps: usize,
-    k: usize,
-    fwd: &mut Forward<'_>,
-    name: &str,
-) -> Result<Nhwc> {
-    use crate::layers::spike_pool::{spike_max_pool, spike_max_pool_taped, SpikePool};
-    let (n, h, w, c) = *x.shape();
-    let images = if timed { n / steps.max(1) } else { n };
-    let shape = SpikePool {
-        steps,
-        images,
-        h,
-        w,
-        c,
-        k,
-    };
-    let (y, fired) = if snn_core::grad::is_enabled() {
-        let keys = step.param_keys().unwrap_or_default();
-        let params = keys
-            .iter()
-            .map(|key| fwd.store.taped(key))
-            .collect::<Result<Vec<_>>>()?;
-        spike_max_pool_taped(step, x, params, shape)?
-    } else {
-        let currents = snn_core::host::read(&x.retaped::<NoneTape>().reshape_like(&(n, h, w, c)));
-        let (pooled, fired) = spike_max_pool(step.as_ref(), &currents, shape)?;
-        let y = x
-            .device()
-            .tensor_from_vec(pooled, (steps * images, h / k, w / k, c));
-        (y.traced(Gradients::leaky()), fired)
-    };
-    let neurons = (steps * images * h * w * c).max(1);
-    fwd.rates
-        .push((name.to_string(), (fired as f64 / neurons as f64) as f32));
-    Ok(y)
 }
 
 impl Model for Classifier {
@@ -275,7 +220,6 @@ impl Model for Classifier {
             .reshape_like(&(b, h, w, c));
         let mut timed = false;
         let mut skip_pool = false;
-        #[cfg_attr(feature = "cuda", allow(unused_variables))]
         for (i, layer) in self.layers.iter().enumerate() {
             if std::mem::take(&mut skip_pool) {
                 continue;
@@ -283,13 +227,15 @@ impl Model for Classifier {
             // A spiking layer and the max-pool after it run fused where
             // the neuron offers a host step: its `T` full-size spike maps
             // (and in training their gradient) never exist.
-            #[cfg(not(feature = "cuda"))]
             if let (Layer::Spike { name, neuron }, Some(k)) = (layer, self.pool_after(i)) {
-                if let Some(step) = fusable_step(neuron.as_ref(), fwd.store)? {
-                    x = spike_pool_fused(step, x, timed, steps, k, fwd, name)?;
-                    (timed, skip_pool) = (true, true);
-                    continue;
+                snn_core::host_kernels! {
+                    if let Some(step) = fused::fusable_step(neuron.as_ref(), fwd.store)? {
+                        x = fused::spike_pool(step, x, timed, steps, k, fwd, name)?;
+                        (timed, skip_pool) = (true, true);
+                        continue;
+                    }
                 }
+                let _ = (name, neuron, k);
             }
             x = match layer {
                 Layer::Conv(conv) => conv.forward(x, fwd.store)?,
@@ -310,7 +256,7 @@ impl Model for Classifier {
                     fwd.record_rate(name, &spikes);
                     spikes.reshape_like(&(rows, h, w, c))
                 }
-                Layer::MaxPool(k) => pool::max_pool(x, *k)?,
+                Layer::MaxPool(k) => pool::max_pool(x, *k, snn_core::Impl::Auto)?,
                 Layer::AvgPool(k) => pool::avg_pool(x, *k)?,
                 Layer::Vote(k) => {
                     let (n, _, _, c) = *x.shape();

@@ -5,12 +5,12 @@
 
 use super::blocks::{Activation, Block};
 use super::{ann_decode, ann_encode, check_geometry, Builder, DecoderFc};
-use crate::layers::Rows;
 use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{Rng, WeightInit};
 use snn_core::spec::{Forward, Generator, Model, ModelParts, ModelSpec, Objective};
 use snn_core::{Error, Img, Mat, ParamStore, Result};
+use snn_nn::Rows;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

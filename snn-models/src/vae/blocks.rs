@@ -4,10 +4,10 @@
 //!
 //! Spiking blocks see time folded into the batch, time-major: `[T * B, ...]`.
 
-use crate::layers::{BatchNorm, Conv2d, ConvTranspose2d, Linear, Nhwc};
 use snn_core::dfdx::prelude::*;
 use snn_core::spec::{Forward, HostStep, Neuron};
 use snn_core::{Dev, ParamStore, Result};
+use snn_nn::{BatchNorm, Conv2d, ConvTranspose2d, Linear, Nhwc};
 
 #[derive(Debug)]
 pub enum Weights {

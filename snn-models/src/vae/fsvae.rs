@@ -26,7 +26,6 @@
 use super::blocks::{Activation, Block, Stepper};
 use super::latent::{bernoulli_kl, pick, pick_host, psp_distance, random_picks, spike_probability};
 use super::{check_geometry, clip_weights, Builder, DecoderFc};
-use crate::layers::{Nhwc, Rows};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
@@ -36,6 +35,7 @@ use snn_core::spec::{
     Objective,
 };
 use snn_core::{Dev, Error, Img, Mat, ParamStore, Result, Scalar};
+use snn_nn::{Nhwc, Rows};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -5,11 +5,11 @@
 //! of latent `c` are features `c * k .. (c + 1) * k`, as in the FSVAE code's
 //! `(B, C, k, T)` view.
 
-use crate::layers::Rows;
 use rand::Rng as _;
 use snn_core::dfdx::prelude::*;
 use snn_core::init::Rng;
 use snn_core::{Dev, Scalar};
+use snn_nn::Rows;
 
 /// Random picks: for each of `n` latents, one of `k` spikes.
 pub fn random_picks(rng: &mut Rng, n: usize, k: usize) -> Vec<usize> {

@@ -19,13 +19,13 @@ pub use ae::AutoencoderSpec;
 pub use ann::AnnVaeSpec;
 pub use fsvae::FsvaeSpec;
 
-use crate::layers::{BatchNorm, Conv2d, ConvTranspose2d, Linear, Nhwc, Rows};
 use blocks::{Activation, Block, Weights};
 use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{Rng, WeightInit};
 use snn_core::spec::Forward;
 use snn_core::{Error, Img, ParamStore, Result};
+use snn_nn::{BatchNorm, Conv2d, ConvTranspose2d, Linear, Nhwc, Rows};
 
 /// Checks that `[c, h, w]` images shrink to 2x2 through `channels.len()`
 /// stride-2 layers.

@@ -4,10 +4,11 @@
 //! twin built from dfdx ops.
 
 pub mod composed;
+// The one gate of this crate's host kernels (see `snn_core::device`).
 #[cfg(not(feature = "cuda"))]
 pub mod fused;
 mod neuron;
 pub mod run;
 
-pub use neuron::{Kernel, StepNeuron, StepParam};
+pub use neuron::{StepNeuron, StepParam};
 pub use run::HostRun;

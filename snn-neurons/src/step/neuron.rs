@@ -5,24 +5,11 @@
 //! the composed twin.
 
 use super::run::HostRun;
-use serde::{Deserialize, Serialize};
 use snn_core::dfdx::shapes::HasShape;
 use snn_core::spec::{HostStep, Neuron, NeuronConstants};
 use snn_core::step::NeuronStep;
-use snn_core::{Error, FlatT, Mat, ParamStore, Result};
+use snn_core::{Error, FlatT, Impl, Mat, ParamStore, Result};
 use std::sync::Arc;
-
-/// Which implementation runs a neuron layer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kernel {
-    /// The host kernels where tensors live in host memory, composed ops
-    /// elsewhere.
-    #[default]
-    Auto,
-    /// Always the dfdx-composed implementation.
-    Composed,
-}
 
 /// One scalar parameter of a neuron layer, as registered in the store.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,7 +27,7 @@ pub struct StepNeuron<S> {
     step: Arc<S>,
     /// `(short name, store key)` of each parameter, in the step's order.
     params: Vec<(&'static str, String)>,
-    kernel: Kernel,
+    kernel: Impl,
 }
 
 impl<S: NeuronStep> StepNeuron<S> {
@@ -49,7 +36,7 @@ impl<S: NeuronStep> StepNeuron<S> {
         step: S,
         name: &str,
         params: &[StepParam],
-        kernel: Kernel,
+        kernel: Impl,
         store: &mut ParamStore,
     ) -> Result<Self> {
         snn_core::step::check(&step, params.len(), &format!("neuron `{name}`"))?;
@@ -99,11 +86,10 @@ impl<S: NeuronStep> StepNeuron<S> {
 
     /// The layer on `rows` = `steps` or 1 (repeated) rows of input.
     fn run(&self, x: Mat, steps: usize, store: &ParamStore) -> Result<Mat> {
-        // The one place a neuron layer picks its implementation: builds
-        // whose tensors live off the host have no fused kernel yet.
-        #[cfg(not(feature = "cuda"))]
-        if self.kernel == Kernel::Auto {
-            return super::fused::forward(self.host_run(store)?, x, steps, self.taped(store)?);
+        snn_core::host_kernels! {
+            if self.kernel.host() {
+                return super::fused::forward(self.host_run(store)?, x, steps, self.taped(store)?);
+            }
         }
         super::composed::forward(&*self.step, x, steps, self.taped(store)?)
     }
@@ -121,8 +107,8 @@ impl<S: NeuronStep> Neuron for StepNeuron<S> {
 
     fn host_step(&self, store: &ParamStore) -> Result<Option<Box<dyn HostStep>>> {
         Ok(match self.kernel {
-            Kernel::Auto => Some(Box::new(self.host_run(store)?)),
-            Kernel::Composed => None,
+            Impl::Auto => Some(Box::new(self.host_run(store)?)),
+            Impl::Composed => None,
         })
     }
 

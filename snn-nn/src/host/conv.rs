@@ -12,11 +12,11 @@
 //! input.
 
 use super::bias::Bias;
-use super::gemm::matmul;
-use super::spike_gemm::{self, SpikeMatrix};
-use super::Nhwc;
+use crate::gemm::matmul;
+use crate::spike_gemm::{self, SpikeMatrix};
+use crate::{Conv2d, ConvTranspose2d, Nhwc};
 use snn_core::dfdx::prelude::*;
-use snn_core::{host, FlatT};
+use snn_core::{host, Error, FlatT, ParamStore, Result};
 
 /// Geometry of one convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -362,4 +362,68 @@ fn flip_swap(w: &[f32], k: usize, a: usize, b: usize) -> Vec<f32> {
         }
     }
     out
+}
+
+/// [`Conv2d::forward`] through the host kernel, output `ho x wo`.
+pub fn conv2d_layer(
+    layer: &Conv2d,
+    x: Nhwc,
+    store: &ParamStore,
+    (ho, wo): (usize, usize),
+) -> Result<Nhwc> {
+    let (n, h, w, c) = *x.shape();
+    let geo = Geometry {
+        n,
+        h,
+        w,
+        c,
+        o: layer.out_channels,
+        k: layer.kernel,
+        stride: layer.stride,
+        pad: layer.padding,
+        ho,
+        wo,
+    };
+    let bias = layer.bias.as_ref().map(|b| store.taped(b)).transpose()?;
+    Ok(conv2d(x, store.taped(&layer.weight)?, bias, geo))
+}
+
+/// [`ConvTranspose2d::forward`] through the host kernel.
+pub fn conv_transpose2d_layer(
+    layer: &ConvTranspose2d,
+    x: Nhwc,
+    store: &ParamStore,
+) -> Result<Nhwc> {
+    let (n, h, w, c) = *x.shape();
+    let k = layer.conv.kernel;
+    if c != layer.conv.in_channels {
+        return Err(Error::shape(
+            &layer.conv.weight,
+            format!(
+                "input has {c} channels, layer expects {}",
+                layer.conv.in_channels
+            ),
+        ));
+    }
+    let (ho, wo) = layer.out_size(h, w);
+    let adjoint = Geometry {
+        n,
+        h: ho,
+        w: wo,
+        c: layer.conv.out_channels,
+        o: c,
+        k,
+        stride: layer.stride,
+        pad: layer.padding,
+        ho: h,
+        wo: w,
+    };
+    let weight = store.taped(&layer.conv.weight)?;
+    let bias = layer
+        .conv
+        .bias
+        .as_ref()
+        .map(|b| store.taped(b))
+        .transpose()?;
+    Ok(conv_transpose2d(x, weight, bias, adjoint))
 }

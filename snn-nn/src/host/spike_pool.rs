@@ -11,7 +11,7 @@
 //! pooled value naming its window's winner. Backward works band by band
 //! too, the neuron recomputing its membranes from the band's currents.
 
-use super::Nhwc;
+use crate::Nhwc;
 use rayon::prelude::*;
 use snn_core::dfdx::prelude::*;
 use snn_core::slices::pieces_of_planes;

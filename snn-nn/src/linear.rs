@@ -3,13 +3,14 @@
 //! On the CPU, when the input is a spike matrix (every value 0 or one
 //! common value, dropout's scaled spikes included), the product and the
 //! weight gradient run on the spikes: by index lists when few are ones
-//! ([`super::spike_sparse`]), by table lookup on packed bits when there are
-//! enough rows ([`super::spike_gemm`]); otherwise dfdx's matmul.
+//! ([`crate::spike_sparse`]), by table lookup on packed bits when there are
+//! enough rows ([`crate::spike_gemm`]); otherwise dfdx's matmul. The spike
+//! products' tape op is [`crate::host::linear`].
 
-use super::{LayerKernel, Rows};
+use super::Rows;
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{self, Rng, WeightInit};
-use snn_core::{Error, ParamStore, Result};
+use snn_core::{Error, Impl, ParamStore, Result};
 
 #[derive(Debug, Clone)]
 pub struct Linear {
@@ -17,7 +18,7 @@ pub struct Linear {
     pub bias: Option<String>,
     pub inputs: usize,
     pub outputs: usize,
-    pub kernel_impl: LayerKernel,
+    pub kernel_impl: Impl,
     /// Forces this spike kernel for spike inputs (tests, benchmarks);
     /// `None` chooses by the measured density.
     pub spike_kernel: Option<SpikeProduct>,
@@ -50,7 +51,7 @@ impl Linear {
             bias,
             inputs,
             outputs,
-            kernel_impl: LayerKernel::Auto,
+            kernel_impl: Impl::Auto,
             spike_kernel: None,
         })
     }
@@ -64,80 +65,16 @@ impl Linear {
             ));
         }
         snn_core::dense_work::record(x.shape().0 * f * self.outputs);
-        #[cfg(not(feature = "cuda"))]
-        let x = match self.spike_product(x, store)? {
-            Ok(y) => return Ok(y),
-            Err(x) => x,
-        };
+        snn_core::host_kernels! {
+            let x = match crate::host::linear::spike_product(self, x, store)? {
+                Ok(y) => return Ok(y),
+                Err(x) => x,
+            };
+        }
         let w = store
             .taped(&self.weight)?
             .reshape_like(&(self.inputs, self.outputs));
         self.add_bias(x.matmul(w), store)
-    }
-
-    /// `x W + b` by a spike kernel when `x` is a spike matrix and one of
-    /// them beats the dense product ([`SpikeProduct::choose`]); otherwise
-    /// `x` back unchanged.
-    #[cfg(not(feature = "cuda"))]
-    fn spike_product(
-        &self,
-        x: Rows,
-        store: &ParamStore,
-    ) -> Result<std::result::Result<Rows, Rows>> {
-        use super::bias::Bias;
-        use super::spike_gemm::{self, SpikeMatrix};
-        use super::spike_sparse::{self, SpikeLists};
-        use snn_core::host;
-        let (n, f) = *x.shape();
-        let o = self.outputs;
-        // Neither spike kernel can win at this shape: skip the read and scan.
-        let possible = self.spike_kernel.is_some() || SpikeProduct::any_applies(n, o);
-        if self.kernel_impl != LayerKernel::Auto || !possible {
-            return Ok(Err(x));
-        }
-        let x = x.reshape_like(&(n, f));
-        let Some(bits) = SpikeMatrix::pack(&host::read(&x), n, f) else {
-            return Ok(Err(x));
-        };
-        let choice = self.spike_kernel.or_else(|| SpikeProduct::choose(&bits, o));
-        let product = match choice {
-            Some(SpikeProduct::Table) => SpikeOperand::Bits(bits),
-            Some(SpikeProduct::Lists) => SpikeOperand::Lists(SpikeLists::from_bits(&bits)),
-            None => return Ok(Err(x)),
-        };
-        let (x, x_tape) = x.split_tape();
-        let (weight, w_tape) = store.taped(&self.weight)?.split_tape();
-        let bias = self.bias.as_ref().map(|b| store.taped(b)).transpose()?;
-        let (bias, mut tape) = Bias::split(bias, x_tape.merge(w_tape));
-        let ws = host::read(&weight);
-        let mut y = vec![0.0f32; n * o];
-        match &product {
-            SpikeOperand::Bits(b) => spike_gemm::matmul(b, &ws, o, &mut y),
-            SpikeOperand::Lists(l) => spike_sparse::matmul(l, &ws, o, &mut y),
-        }
-        if let Some(b) = &bias {
-            b.add_to(&mut y);
-        }
-        let out = x.device().tensor_from_vec(y, (n, o));
-        if snn_core::grad::is_enabled() {
-            let out_id = out.clone();
-            tape.add_backward_op(move |grads| {
-                let gy = host::take_grad(grads, &out_id)?;
-                if let Some(b) = &bias {
-                    b.add_grad(grads, &gy)?;
-                }
-                // Both gradients add straight into the accumulator.
-                let dx = grads.get_or_alloc_mut(&x)?;
-                super::gemm::matmul(n, f, o, &gy, false, &ws, true, dx, true);
-                let dw = grads.get_or_alloc_mut(&weight)?;
-                match &product {
-                    SpikeOperand::Bits(b) => spike_gemm::weight_grad(b, &gy, o, dw),
-                    SpikeOperand::Lists(l) => spike_sparse::weight_grad(l, &gy, o, dw),
-                }
-                Ok(())
-            });
-        }
-        Ok(Ok(out.put_tape(tape)))
     }
 
     fn add_bias(&self, y: Rows, store: &ParamStore) -> Result<Rows> {
@@ -201,11 +138,4 @@ impl SpikeProduct {
         let threads = rayon::current_num_threads().max(1);
         n >= 2 * super::spike_gemm::TILE * threads
     }
-}
-
-/// The spike operand kept for backward, in the chosen kernel's form.
-#[cfg(not(feature = "cuda"))]
-enum SpikeOperand {
-    Bits(super::spike_gemm::SpikeMatrix),
-    Lists(super::spike_sparse::SpikeLists),
 }

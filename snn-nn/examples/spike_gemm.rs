@@ -5,9 +5,9 @@
 //!
 //! Prints the median of 5 runs of each product, in milliseconds.
 
-use snn_models::layers::gemm::matmul;
-use snn_models::layers::spike_gemm::{self, SpikeMatrix};
-use snn_models::layers::spike_sparse::{self, SpikeLists};
+use snn_nn::gemm::matmul;
+use snn_nn::spike_gemm::{self, SpikeMatrix};
+use snn_nn::spike_sparse::{self, SpikeLists};
 use std::time::Instant;
 
 fn median_ms(mut f: impl FnMut()) -> f64 {

@@ -3,6 +3,8 @@
 //! Tensors handed to these functions must be contiguous: call
 //! `reshape_like` with their own shape first, which copies only when needed.
 
+pub mod adam;
+
 use crate::Dev;
 use dfdx::prelude::*;
 

@@ -1,6 +1,6 @@
 //! The layers record their dense multiply-accumulates ([`snn_core::dense_work`]).
 
-use crate::layers::{Conv2d, ConvTranspose2d, Linear};
+use crate::{Conv2d, ConvTranspose2d, Linear};
 use snn_core::dense_work::take;
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{self, WeightInit};

@@ -15,10 +15,10 @@
 //! `[k, k, C_in, C_out]`: PyTorch's `ConvTranspose2d` weight `w[i, o, y, x]`
 //! corresponds to ours at `[k-1-y, k-1-x, i, o]`.
 
-use super::{Conv2d, LayerKernel, Nhwc};
+use super::{Conv2d, Nhwc};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{Rng, WeightInit};
-use snn_core::{Error, ParamStore, Result};
+use snn_core::{Error, Impl, ParamStore, Result};
 
 #[derive(Debug, Clone)]
 pub struct ConvTranspose2d {
@@ -69,7 +69,7 @@ impl ConvTranspose2d {
         })
     }
 
-    pub fn set_kernel_impl(&mut self, k: LayerKernel) {
+    pub fn set_kernel_impl(&mut self, k: Impl) {
         self.conv.kernel_impl = k;
     }
 
@@ -89,38 +89,10 @@ impl ConvTranspose2d {
         let k = self.conv.kernel;
         // Each input pixel scatters a k x k x C_out patch.
         snn_core::dense_work::record(n * h * w * c * k * k * self.conv.out_channels);
-        #[cfg(not(feature = "cuda"))]
-        if self.conv.kernel_impl == LayerKernel::Auto {
-            if c != self.conv.in_channels {
-                return Err(Error::shape(
-                    &self.conv.weight,
-                    format!(
-                        "input has {c} channels, layer expects {}",
-                        self.conv.in_channels
-                    ),
-                ));
+        snn_core::host_kernels! {
+            if self.conv.kernel_impl.host() {
+                return crate::host::conv::conv_transpose2d_layer(self, x, store);
             }
-            let (ho, wo) = self.out_size(h, w);
-            let adjoint = super::conv_cpu::Geometry {
-                n,
-                h: ho,
-                w: wo,
-                c: self.conv.out_channels,
-                o: c,
-                k,
-                stride: self.stride,
-                pad: self.padding,
-                ho: h,
-                wo: w,
-            };
-            let weight = store.taped(&self.conv.weight)?;
-            let bias = self
-                .conv
-                .bias
-                .as_ref()
-                .map(|b| store.taped(b))
-                .transpose()?;
-            return Ok(super::conv_cpu::conv_transpose2d(x, weight, bias, adjoint));
         }
         let lo = k - 1 - self.padding;
         let hi = lo + self.output_padding;

@@ -6,10 +6,10 @@
 //! multiply by the `[k*k*C_in, C_out]` weight. `gather`'s backward adds into
 //! the input gradient, so overlapping windows are handled correctly.
 
-use super::{LayerKernel, Nhwc};
+use super::Nhwc;
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{self, Rng, WeightInit};
-use snn_core::{Error, ParamStore, Result};
+use snn_core::{Error, Impl, ParamStore, Result};
 
 #[derive(Debug, Clone)]
 pub struct Conv2d {
@@ -20,7 +20,7 @@ pub struct Conv2d {
     pub kernel: usize,
     pub stride: usize,
     pub padding: usize,
-    pub kernel_impl: LayerKernel,
+    pub kernel_impl: Impl,
 }
 
 impl Conv2d {
@@ -69,7 +69,7 @@ impl Conv2d {
             kernel,
             stride,
             padding,
-            kernel_impl: LayerKernel::Auto,
+            kernel_impl: Impl::Auto,
         })
     }
 
@@ -123,27 +123,10 @@ impl Conv2d {
         snn_core::dense_work::record(
             n * ho * wo * self.kernel * self.kernel * c * self.out_channels,
         );
-        #[cfg(not(feature = "cuda"))]
-        if self.kernel_impl == LayerKernel::Auto {
-            let geo = super::conv_cpu::Geometry {
-                n,
-                h,
-                w,
-                c,
-                o: self.out_channels,
-                k: self.kernel,
-                stride: self.stride,
-                pad: self.padding,
-                ho,
-                wo,
-            };
-            let bias = self.bias.as_ref().map(|b| store.taped(b)).transpose()?;
-            return Ok(super::conv_cpu::conv2d(
-                x,
-                store.taped(&self.weight)?,
-                bias,
-                geo,
-            ));
+        snn_core::host_kernels! {
+            if self.kernel_impl.host() {
+                return crate::host::conv::conv2d_layer(self, x, store, (ho, wo));
+            }
         }
         let k = self.kernel;
         let dev = x.device().clone();

@@ -5,10 +5,9 @@ use snn_core::dfdx::prelude::*;
 use snn_core::init::{self, Rng, WeightInit};
 use snn_core::spec::Forward;
 use snn_core::ParamStore;
-use snn_models::layers::{pool, BatchNorm, Conv2d, Dropout, Linear};
+use snn_nn::{pool, BatchNorm, Conv2d, Dropout, Impl, Linear};
 
-mod common;
-use common::{check_fd, input, loss_and_grads, store_with, S4};
+use snn_nn::testing::{check_fd, input, loss_and_grads, store_with, S4};
 
 fn rng() -> Rng {
     init::rng(11)
@@ -147,8 +146,7 @@ fn linear_matches_hand_case_and_finite_differences() {
 fn batchnorm_normalises_and_tracks_running_stats() {
     // One channel, values 1..4: mean 2.5, biased var 1.25, unbiased 5/3;
     // the CPU kernel and the composed twin alike.
-    use snn_models::layers::LayerKernel;
-    for kernel in [LayerKernel::Auto, LayerKernel::Composed] {
+    for kernel in [Impl::Auto, Impl::Composed] {
         let mut store = store_with(&[1.0, 2.0, 3.0, 4.0]);
         let mut bn = BatchNorm::new("bn", 1, &mut store).unwrap();
         bn.kernel_impl = kernel;
@@ -206,11 +204,11 @@ fn max_pool_picks_first_maximum_and_routes_gradient_there() {
     // the first (row-major), as PyTorch. Second channel: distinct values.
     let x = [1.0, 0.2, 1.0, 0.9, 0.0, -1.0, 1.0, 0.5];
     let store = store_with(&x);
-    let y = pool::max_pool(input(&store, (1, 2, 2, 2)), 2).unwrap();
+    let y = pool::max_pool(input(&store, (1, 2, 2, 2)), 2, Impl::Auto).unwrap();
     assert_eq!(y.retaped::<NoneTape>().as_vec(), vec![1.0, 0.9]);
     let (_, g) = loss_and_grads(&store, y, &[2.0, 3.0]);
     assert_eq!(g[0].1, vec![2.0, 0.0, 0.0, 3.0, 0.0, 0.0, 0.0, 0.0]);
-    assert!(pool::max_pool(input(&store, (1, 2, 2, 2)), 3).is_err());
+    assert!(pool::max_pool(input(&store, (1, 2, 2, 2)), 3, Impl::Auto).is_err());
 }
 
 #[test]
@@ -258,7 +256,6 @@ fn dropout_mask_is_shared_over_time_and_scaled() {
 
 #[test]
 fn cpu_conv_kernel_matches_composed_twin() {
-    use snn_models::layers::LayerKernel;
     for (c_in, c_out, k, s, p, shape) in [
         (2, 3, 3, 1, 1, (3, 6, 5, 2)),
         (3, 4, 3, 2, 1, (2, 7, 7, 3)),
@@ -291,7 +288,7 @@ fn cpu_conv_kernel_matches_composed_twin() {
             )
             .unwrap();
             let mut results = Vec::new();
-            for imp in [LayerKernel::Auto, LayerKernel::Composed] {
+            for imp in [Impl::Auto, Impl::Composed] {
                 conv.kernel_impl = imp;
                 let y = conv.forward(input(&store, shape), &store).unwrap();
                 let ys = *y.shape();
@@ -332,7 +329,7 @@ fn cpu_max_pool_matches_composed_twin_with_ties() {
     let c = init::uniform(&mut r, 3 * 3 * 2 * 5, -1.0, 1.0);
     for x in [raw, spikes] {
         let store = store_with(&x);
-        let a = pool::max_pool(input(&store, shape), 2).unwrap();
+        let a = pool::max_pool(input(&store, shape), 2, Impl::Auto).unwrap();
         let b = pool::max_pool_composed(input(&store, shape), 2).unwrap();
         assert_eq!(
             a.retaped::<NoneTape>().as_vec(),
@@ -346,7 +343,6 @@ fn cpu_max_pool_matches_composed_twin_with_ties() {
 
 #[test]
 fn cpu_batchnorm_kernel_matches_composed_twin() {
-    use snn_models::layers::LayerKernel;
     let shape = (4, 3, 5, 6);
     let mut r = rng();
     let x = init::uniform(&mut r, 4 * 3 * 5 * 6, -2.0, 3.0);
@@ -367,7 +363,7 @@ fn cpu_batchnorm_kernel_matches_composed_twin() {
             .set_values("bn.running_var", init::uniform(&mut r, 6, 0.5, 2.0))
             .unwrap();
         let mut results = Vec::new();
-        for imp in [LayerKernel::Auto, LayerKernel::Composed] {
+        for imp in [Impl::Auto, Impl::Composed] {
             bn.kernel_impl = imp;
             let mut rr = rng();
             let mut fwd = Forward::new(&store, train, &mut rr);
@@ -423,7 +419,10 @@ fn kernels_give_the_same_values_without_gradient_recording() {
         let mut fwd = Forward::new(st, true, &mut rr);
         let y = conv.forward(input(st, shape), st).unwrap();
         let y = bn.forward(y, &mut fwd).unwrap();
-        pool::max_pool(y, 2).unwrap().retaped::<NoneTape>().as_vec()
+        pool::max_pool(y, 2, Impl::Auto)
+            .unwrap()
+            .retaped::<NoneTape>()
+            .as_vec()
     };
     let with = run(&store);
     let without = snn_core::grad::no_grad(|| run(&store));
@@ -475,7 +474,7 @@ fn naive_conv_transpose(
 
 #[test]
 fn transposed_conv_matches_definition_and_finite_differences() {
-    use snn_models::layers::{ConvTranspose2d, LayerKernel};
+    use snn_nn::ConvTranspose2d;
     // FSVAE's upsampling (k3 s2 p1 op1 doubles the size) and a stride-1
     // one, with and without the bias (added inside the CPU kernel).
     let cases = [(3, 2, 1, 1), (3, 1, 1, 0), (2, 2, 0, 0)];
@@ -511,7 +510,7 @@ fn transposed_conv_matches_definition_and_finite_differences() {
         if (k, s, p, op) == (3, 2, 1, 1) {
             assert_eq!((ho, wo), (6, 8), "k3 s2 p1 op1 doubles");
         }
-        for imp in [LayerKernel::Auto, LayerKernel::Composed] {
+        for imp in [Impl::Auto, Impl::Composed] {
             ct.set_kernel_impl(imp);
             let y = ct.forward(input(&store, shape), &store).unwrap();
             assert_eq!(*y.shape(), (2, ho, wo, 3));
@@ -546,13 +545,12 @@ fn transposed_conv_matches_definition_and_finite_differences() {
 
 #[test]
 fn tdbn_scales_the_normalised_value_by_alpha_vth() {
-    use snn_models::layers::LayerKernel;
     // One channel, values 1..4 (mean 2.5, biased var 1.25); alpha 1, V_th 0.2.
     let mut store = store_with(&[1.0, 2.0, 3.0, 4.0]);
     let mut bn = BatchNorm::tdbn("td", 1, 1.0, 0.2, &mut store).unwrap();
     store.set_values("td.bias", vec![0.5]).unwrap();
     let sd = (1.25f32 + 1e-5).sqrt();
-    for imp in [LayerKernel::Auto, LayerKernel::Composed] {
+    for imp in [Impl::Auto, Impl::Composed] {
         bn.kernel_impl = imp;
         let mut r = rng();
         let mut fwd = Forward::new(&store, true, &mut r);
@@ -577,8 +575,7 @@ fn tdbn_scales_the_normalised_value_by_alpha_vth() {
 
 #[test]
 fn spike_linear_matches_composed_twin() {
-    use snn_models::layers::linear::SpikeProduct;
-    use snn_models::layers::LayerKernel;
+    use snn_nn::linear::SpikeProduct;
     // 600 inputs span the index-list kernel's weight blocks; 130 outputs
     // are two full column tiles and a partial one.
     let (n, f, o) = (300, 600, 130);
@@ -599,9 +596,9 @@ fn spike_linear_matches_composed_twin() {
             let v = y.retaped::<NoneTape>().as_vec();
             (v, loss_and_grads(&store, y, &c).1)
         };
-        let composed = run(LayerKernel::Composed, None);
+        let composed = run(Impl::Composed, None);
         for kernel in [None, Some(SpikeProduct::Lists), Some(SpikeProduct::Table)] {
-            assert_twins(&run(LayerKernel::Auto, kernel), &composed);
+            assert_twins(&run(Impl::Auto, kernel), &composed);
         }
     }
 }
@@ -610,8 +607,8 @@ fn spike_linear_matches_composed_twin() {
 #[test]
 fn fused_spike_pool_matches_composed_neuron_then_pool_with_gradients() {
     use snn_core::spec::NeuronSpec;
-    use snn_models::layers::spike_pool::{spike_max_pool_taped, SpikePool};
-    use snn_neurons::{AlifSpec, Kernel, Surrogate};
+    use snn_neurons::{AlifSpec, Surrogate};
+    use snn_nn::host::spike_pool::{spike_max_pool_taped, SpikePool};
     let (steps, b, h, w, c, k) = (5, 2, 4, 6, 3, 2);
     let m = b * h * w * c;
     let mut r = rng();
@@ -632,7 +629,7 @@ fn fused_spike_pool_matches_composed_neuron_then_pool_with_gradients() {
         let shape = (n, h, w, c);
         // Fused, with the LIF family's host step.
         let mut store = store_with(&x);
-        let layer = spec(Kernel::Auto).build("n", &mut store).unwrap();
+        let layer = spec(Impl::Auto).build("n", &mut store).unwrap();
         let step = layer.host_step(&store).unwrap().unwrap();
         let keys = step.param_keys().unwrap();
         let params = keys.iter().map(|key| store.taped(key).unwrap()).collect();
@@ -650,7 +647,7 @@ fn fused_spike_pool_matches_composed_neuron_then_pool_with_gradients() {
         let (_, grads) = loss_and_grads(&store, y, &cw);
         // Twin: the dfdx-composed neuron, then the composed max-pool.
         let mut twin_store = store_with(&x);
-        let twin = spec(Kernel::Composed).build("n", &mut twin_store).unwrap();
+        let twin = spec(Impl::Composed).build("n", &mut twin_store).unwrap();
         let xin = input(&twin_store, shape);
         let spikes = if timed {
             twin.forward(xin.reshape_like(&(steps, m)), &twin_store)

@@ -1,10 +1,10 @@
-//! Helpers shared by the layer and VAE tests: inputs held in a store so
-//! their gradients can be read back, and a finite-difference checker.
-#![allow(dead_code)]
+//! Test support for layers and the models built from them: inputs held in
+//! a store so their gradients can be read back, and a finite-difference
+//! checker. Its functions panic on failure, as test code does.
 
+use crate::Nhwc;
 use snn_core::dfdx::prelude::*;
 use snn_core::{device, ParamStore};
-use snn_models::layers::Nhwc;
 
 pub type S4 = (usize, usize, usize, usize);
 /// A loss value and the gradient of every trainable entry, by name.

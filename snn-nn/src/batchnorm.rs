@@ -3,10 +3,10 @@
 //! Training uses batch statistics and records running statistics (momentum
 //! 0.1, unbiased variance, as PyTorch); evaluation uses the running ones.
 
-use super::{LayerKernel, Nhwc};
+use super::Nhwc;
 use snn_core::dfdx::prelude::*;
 use snn_core::spec::Forward;
-use snn_core::{Error, Flat, ParamStore, Result};
+use snn_core::{Error, Flat, Impl, ParamStore, Result};
 
 #[derive(Debug, Clone)]
 pub struct BatchNorm {
@@ -17,7 +17,7 @@ pub struct BatchNorm {
     /// Constant factor on the normalised value before the affine map:
     /// 1 for batch norm, `alpha * V_th` for tdBN (Zheng et al. 2021).
     pub scale: f32,
-    pub kernel_impl: LayerKernel,
+    pub kernel_impl: Impl,
 }
 
 impl BatchNorm {
@@ -52,7 +52,7 @@ impl BatchNorm {
             eps: 1e-5,
             momentum: 0.1,
             scale: 1.0,
-            kernel_impl: LayerKernel::Auto,
+            kernel_impl: Impl::Auto,
         })
     }
 
@@ -71,7 +71,7 @@ impl BatchNorm {
         Ok(bn)
     }
 
-    fn check_batch(&self, rows_n: usize) -> Result<()> {
+    pub(crate) fn check_batch(&self, rows_n: usize) -> Result<()> {
         if rows_n < 2 {
             return Err(Error::shape(
                 &self.name,
@@ -86,7 +86,7 @@ impl BatchNorm {
     /// plus m b` with the variance unbiased by `n / (n - 1)`. Applied after
     /// the step (`Forward::apply_updates`), outside the tape; both paths of
     /// the layer use this one definition.
-    fn queue_running_update(
+    pub(crate) fn queue_running_update(
         &self,
         fwd: &mut Forward<'_>,
         rows_n: usize,
@@ -118,9 +118,10 @@ impl BatchNorm {
         let x = x.reshape_like(&(rows_n, c));
         let store = fwd.store;
         let key = |s: &str| format!("{}.{s}", self.name);
-        #[cfg(not(feature = "cuda"))]
-        if self.kernel_impl == LayerKernel::Auto {
-            return self.forward_cpu(x, fwd).map(|y| y.reshape_like(&shape));
+        snn_core::host_kernels! {
+            if self.kernel_impl.host() {
+                return crate::host::batchnorm::forward(self, x, fwd).map(|y| y.reshape_like(&shape));
+            }
         }
         let normalised = if fwd.train {
             self.check_batch(rows_n)?;
@@ -150,40 +151,5 @@ impl BatchNorm {
         let y = normalised * gamma.broadcast_like::<_, Axis<0>>(&(rows_n, c))
             + beta.broadcast_like::<_, Axis<0>>(&(rows_n, c));
         Ok(y.reshape_like(&shape))
-    }
-
-    /// The same through the CPU kernel.
-    #[cfg(not(feature = "cuda"))]
-    fn forward_cpu(
-        &self,
-        x: snn_core::dfdx::tensor::Tensor<(usize, usize), f32, snn_core::Dev, snn_core::Tp>,
-        fwd: &mut Forward<'_>,
-    ) -> Result<super::Rows> {
-        let store = fwd.store;
-        let key = |s: &str| format!("{}.{s}", self.name);
-        let (rows_n, _) = *x.shape();
-        let gamma = store.taped(&key("weight"))?;
-        let beta = store.taped(&key("bias"))?;
-        if fwd.train {
-            self.check_batch(rows_n)?;
-            let (y, mean, var) =
-                super::batchnorm_cpu::batch_norm(x, gamma, beta, None, self.eps, self.scale);
-            let dev = store.dev();
-            let (mean, var) = (
-                dev.tensor_from_vec(mean, (self.channels,)),
-                dev.tensor_from_vec(var, (self.channels,)),
-            );
-            self.queue_running_update(fwd, rows_n, mean, var)?;
-            Ok(y)
-        } else {
-            let stats = (
-                store.values(&key("running_mean"))?,
-                store.values(&key("running_var"))?,
-            );
-            Ok(
-                super::batchnorm_cpu::batch_norm(x, gamma, beta, Some(stats), self.eps, self.scale)
-                    .0,
-            )
-        }
     }
 }

@@ -1,0 +1,64 @@
+//! A spiking layer fused with the max-pool after it, on the host: the
+//! neuron's host step runs band by band beside the pool, so the `T`
+//! full-size spike maps (and in training their gradient) never exist.
+
+use snn_core::dfdx::prelude::*;
+use snn_core::spec::{Forward, HostStep, Neuron};
+use snn_core::{ParamStore, Result};
+use snn_nn::host::spike_pool::{spike_max_pool, spike_max_pool_taped, SpikePool};
+use snn_nn::Nhwc;
+
+/// The neuron's host step where [`spike_pool`] can use it: without
+/// gradients any step, in training one that has a backward pass.
+pub(super) fn fusable_step(
+    neuron: &dyn Neuron,
+    store: &ParamStore,
+) -> Result<Option<Box<dyn HostStep>>> {
+    let step = neuron.host_step(store)?;
+    Ok(step.filter(|s| !snn_core::grad::is_enabled() || s.param_keys().is_some()))
+}
+
+/// A spiking layer and the `k x k` max-pool after it, fused (CPU): `x`
+/// holds the layer's input currents, `[B, H, W, C]` before the time loop
+/// exists (`timed == false`) or `[T x B, H, W, C]`. Records the layer's
+/// firing rate before pooling, as the unfused layers do.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn spike_pool(
+    step: Box<dyn HostStep>,
+    x: Nhwc,
+    timed: bool,
+    steps: usize,
+    k: usize,
+    fwd: &mut Forward<'_>,
+    name: &str,
+) -> Result<Nhwc> {
+    let (n, h, w, c) = *x.shape();
+    let images = if timed { n / steps.max(1) } else { n };
+    let shape = SpikePool {
+        steps,
+        images,
+        h,
+        w,
+        c,
+        k,
+    };
+    let (y, fired) = if snn_core::grad::is_enabled() {
+        let keys = step.param_keys().unwrap_or_default();
+        let params = keys
+            .iter()
+            .map(|key| fwd.store.taped(key))
+            .collect::<Result<Vec<_>>>()?;
+        spike_max_pool_taped(step, x, params, shape)?
+    } else {
+        let currents = snn_core::host::read(&x.retaped::<NoneTape>().reshape_like(&(n, h, w, c)));
+        let (pooled, fired) = spike_max_pool(step.as_ref(), &currents, shape)?;
+        let y = x
+            .device()
+            .tensor_from_vec(pooled, (steps * images, h / k, w / k, c));
+        (y.traced(Gradients::leaky()), fired)
+    };
+    let neurons = (steps * images * h * w * c).max(1);
+    fwd.rates
+        .push((name.to_string(), (fired as f64 / neurons as f64) as f32));
+    Ok(y)
+}
