@@ -1,10 +1,10 @@
 //! The subcommands. Each returns an error for `main` to print as one line.
 
 use anyhow::{bail, Context, Result};
-use snn_core::config::RunConfig;
 use snn_core::registry;
 use snn_core::spec::{DecoderSpec, ModelSpec, NeuronSpec};
 use snn_train::checkpoint::CONFIG_FILE;
+use snn_train::config::RunConfig;
 use snn_train::generate::{self, Trained};
 use snn_train::session::{evaluate, say};
 use snn_train::Session;
@@ -680,7 +680,7 @@ pub fn metrics(a: MetricsArgs) -> Result<()> {
 /// `snn bench --mode metrics`: the scoring networks' time per 1,000 images.
 fn bench_metrics(
     config: &Path,
-    cfg: &snn_core::config::RunConfig,
+    cfg: &snn_train::config::RunConfig,
     images: usize,
     json: bool,
 ) -> Result<()> {

@@ -299,7 +299,7 @@ fn generate_from_a_classifier_is_a_clear_error() {
 /// The first `n` test images of the committed MNIST subset as 28x28 PNGs
 /// in `dir/pngs`.
 fn subset_test_pngs(dir: &Path, n: usize) -> PathBuf {
-    let cfg = snn_core::config::DataConfig {
+    let cfg = snn_data::config::DataConfig {
         root: root().join("data/mnist-subset"),
         test_limit: n,
         ..Default::default()
@@ -523,7 +523,7 @@ fn fid_in_the_default_clean_mode_matches_clean_fid() {
     )
     .unwrap();
     let f = &fixture["clean_fid"];
-    let cfg = snn_core::config::DataConfig {
+    let cfg = snn_data::config::DataConfig {
         root: root().join("data/mnist-subset"),
         test_limit: 100,
         ..Default::default()

@@ -1,8 +1,18 @@
 //! Classification losses on `[B, K]` outputs.
 
-use crate::config::LossKind;
 use crate::{Dev, Mat, Scalar};
 use dfdx::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// A classifier's loss (`train.loss`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossKind {
+    /// MSE between the output (firing rate) and the one-hot label.
+    Mse,
+    /// Softmax cross-entropy on the output.
+    Ce,
+}
 
 /// One-hot targets `[B, K]`.
 pub fn one_hot(dev: &Dev, labels: &[u8], classes: usize) -> Tensor<(usize, usize), f32, Dev> {

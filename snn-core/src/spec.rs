@@ -6,8 +6,8 @@
 //! [`Neuron`] and annotating the impl with `#[typetag::serde(name = "...")]`;
 //! linking the crate is enough for configs to find it.
 
-use crate::config::LossKind;
 use crate::init::Rng;
+use crate::loss::LossKind;
 use crate::{Error, Flat, Img, Mat, ParamStore, Result, Scalar, SeqImg};
 use std::fmt::Debug;
 

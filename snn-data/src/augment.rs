@@ -7,9 +7,9 @@
 //! and the batch's index in the epoch, so an epoch's augmented batches
 //! depend on nothing else: a resumed run gets the ones it would have had.
 
+use crate::config::Augment;
 use crate::Batch;
 use rand::Rng as _;
-use snn_core::config::Augment;
 use snn_core::init;
 
 /// The generator of batch `index` of `epoch`.

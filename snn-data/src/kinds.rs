@@ -4,8 +4,8 @@
 //! `snn check`, the memory estimate), and what `snn list` prints. A new
 //! dataset is one entry in [`KINDS`] beside its reader module.
 
+use crate::config::DataConfig;
 use crate::{celeba, cifar, find, folder, idx, split_limit, Dataset, Split};
-use snn_core::config::DataConfig;
 use snn_core::{Error, Result};
 use std::path::PathBuf;
 

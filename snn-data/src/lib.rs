@@ -9,6 +9,7 @@ pub mod augment;
 pub mod batches;
 pub mod celeba;
 pub mod cifar;
+pub mod config;
 pub mod folder;
 pub mod idx;
 pub mod kinds;
@@ -17,7 +18,7 @@ pub mod resample;
 pub use batches::{Batch, BatchOrder};
 pub use kinds::{input_shape, kind, DatasetKind, KINDS};
 
-use snn_core::config::{DataConfig, ImageResize};
+use crate::config::{DataConfig, ImageResize};
 use snn_core::{Error, Result};
 use std::path::{Path, PathBuf};
 

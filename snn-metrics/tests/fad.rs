@@ -24,7 +24,7 @@ fn reference(name: &str) -> Gaussian {
 /// The full test split of `dataset` at 32x32 in [-1, 1], or `None` (with a
 /// note) where it has not been fetched; `SNN_REQUIRE_DATA=1` (CI) makes
 /// its absence a failure.
-fn test_split(dataset: &str, resize: snn_core::config::ImageResize) -> Option<Vec<f32>> {
+fn test_split(dataset: &str, resize: snn_data::config::ImageResize) -> Option<Vec<f32>> {
     let dir = root().join("data").join(dataset);
     if !dir.join("t10k-labels-idx1-ubyte").exists()
         && !dir.join("t10k-labels-idx1-ubyte.gz").exists()
@@ -40,7 +40,7 @@ fn test_split(dataset: &str, resize: snn_core::config::ImageResize) -> Option<Ve
         );
         return None;
     }
-    let cfg = snn_core::config::DataConfig {
+    let cfg = snn_data::config::DataConfig {
         dataset: dataset.into(),
         root: dir,
         image_size: 32,
@@ -58,7 +58,7 @@ fn fad(enc: &FadEncoder, images: &[f32], bn: BatchNorm, refg: &Gaussian) -> f64 
 
 #[test]
 fn real_test_sets_score_zero_only_with_the_authors_pipeline() {
-    use snn_core::config::ImageResize;
+    use snn_data::config::ImageResize;
     for (dataset, name) in [("mnist", "mnist"), ("fmnist", "fashion")] {
         let Some(images) = test_split(dataset, ImageResize::Bilinear) else {
             continue;
@@ -88,7 +88,7 @@ fn fixture() -> serde_json::Value {
 
 /// The committed subset's test digits as bytes `[n, 28, 28]`.
 fn subset_bytes() -> Vec<u8> {
-    let cfg = snn_core::config::DataConfig {
+    let cfg = snn_data::config::DataConfig {
         root: root().join("data/mnist-subset"),
         ..Default::default()
     };

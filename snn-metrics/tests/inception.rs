@@ -49,7 +49,7 @@ fn features_match_pytorch_to_1e_4() {
 /// The first `n` test images of the committed MNIST subset as pixel
 /// values 0..255.
 fn mnist_pixels(n: usize) -> Vec<f32> {
-    let cfg = snn_core::config::DataConfig {
+    let cfg = snn_data::config::DataConfig {
         dataset: "mnist".into(),
         root: root().join("data/mnist-subset"),
         test_limit: n,

@@ -2,9 +2,9 @@
 //! random inputs of its shape, and report the median / min / max step time,
 //! images per second and the process's peak memory.
 
+use crate::config::RunConfig;
 use crate::session::{build_model, optimizer};
 use serde::Serialize;
-use snn_core::config::RunConfig;
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{self, Rng};
 use snn_core::optim::Adam;

@@ -5,7 +5,7 @@
 //! Drawn directly with `image` so no font or plotting stack is needed; the
 //! numbers themselves are in `metrics.jsonl`.
 
-use crate::session::{EpochMetrics, StepMetrics};
+use crate::records::{EpochMetrics, StepMetrics};
 use image::{Rgb, RgbImage};
 use snn_core::{Error, Result};
 use std::path::Path;

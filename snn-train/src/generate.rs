@@ -3,9 +3,9 @@
 //! (one file per image, or a grid).
 
 use crate::checkpoint::{Checkpoint, CONFIG_FILE};
+use crate::config::RunConfig;
 use crate::session::{build_model, BEST_PARAMS};
 use image::{ImageBuffer, Luma, Rgb, RgbImage};
-use snn_core::config::RunConfig;
 use snn_core::dfdx::prelude::*;
 use snn_core::init;
 use snn_core::spec::{Forward, Generator, Model};

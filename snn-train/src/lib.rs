@@ -6,19 +6,22 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod config;
 pub mod curves;
 pub mod generate;
 pub mod lock;
 pub mod memory;
+pub mod records;
 pub mod scores;
 pub use snn_core::loss;
 pub mod session;
 
 pub use checkpoint::Checkpoint;
-pub use session::{EpochMetrics, Evaluation, Session};
+pub use records::{EpochMetrics, StepMetrics};
+pub use session::{Evaluation, Session};
 
-use snn_core::config::RunConfig;
-pub use snn_core::config::Schedule;
+use crate::config::RunConfig;
+pub use crate::config::Schedule;
 
 /// Learning rate at global step `step` of `total`.
 pub fn learning_rate(cfg: &RunConfig, step: u64, total: u64) -> f32 {

@@ -17,8 +17,8 @@
 //! in `docs/reliability.md`.
 
 use crate::bench::train_step;
+use crate::config::RunConfig;
 use crate::session::{build_model, optimizer};
-use snn_core::config::RunConfig;
 use snn_core::dfdx::prelude::*;
 use snn_core::spec::Forward;
 use snn_core::{device, init, memory, Result};

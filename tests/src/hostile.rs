@@ -8,9 +8,9 @@ use std::path::Path;
 /// A run config: parse, and round-trip what parses.
 pub fn config(text: &str) {
     crate::link_plugins();
-    if let Ok(cfg) = snn_core::config::RunConfig::parse(text, Path::new("fuzz.toml")) {
+    if let Ok(cfg) = snn_train::config::RunConfig::parse(text, Path::new("fuzz.toml")) {
         if let Ok(again) = cfg.to_toml() {
-            let _ = snn_core::config::RunConfig::parse(&again, Path::new("fuzz.toml"));
+            let _ = snn_train::config::RunConfig::parse(&again, Path::new("fuzz.toml"));
         }
     }
 }

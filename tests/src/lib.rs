@@ -2,7 +2,7 @@
 
 pub mod hostile;
 
-use snn_core::config::RunConfig;
+use snn_train::config::RunConfig;
 use std::path::{Path, PathBuf};
 
 /// The workspace root (this crate lives in `tests/`).

@@ -1,11 +1,11 @@
 //! Bad input gives one clear error naming the file, the field and what is
 //! accepted; never a panic.
 
-use snn_core::config::RunConfig;
 use snn_core::optim::{Adam, AdamConfig};
 use snn_core::{device, ParamStore};
 use snn_data::{idx, Split};
 use snn_tests::{link_plugins, root};
+use snn_train::config::RunConfig;
 use std::io::Write;
 use std::path::Path;
 
@@ -254,7 +254,7 @@ fn gz(bytes: &[u8]) -> Vec<u8> {
 
 #[test]
 fn committed_mnist_subset_is_real_idx() {
-    let cfg = snn_core::config::DataConfig {
+    let cfg = snn_data::config::DataConfig {
         root: root().join("data/mnist-subset"),
         ..Default::default()
     };
@@ -327,7 +327,7 @@ fn idx_errors_name_the_file_and_expectation() {
         .to_string();
     assert!(e.contains("c.gz") && e.contains("gzip"), "{e}");
 
-    let cfg = snn_core::config::DataConfig {
+    let cfg = snn_data::config::DataConfig {
         root: d.join("empty"),
         ..Default::default()
     };
@@ -366,7 +366,7 @@ fn cifar10_binary_reads_real_images() {
     }
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("test_batch.bin"), &bin).unwrap();
-    let cfg = snn_core::config::DataConfig {
+    let cfg = snn_data::config::DataConfig {
         dataset: "cifar10".into(),
         root: dir.path().to_path_buf(),
         ..Default::default()
@@ -408,7 +408,7 @@ fn image_folder_reads_classes_in_name_order_and_rejects_bad_images() {
             std::fs::copy(fixtures.join(f), d.join(f)).unwrap();
         }
     }
-    let cfg = snn_core::config::DataConfig {
+    let cfg = snn_data::config::DataConfig {
         dataset: "folder".into(),
         root: dir.path().to_path_buf(),
         ..Default::default()
@@ -467,7 +467,7 @@ fn image_folder_reads_classes_in_name_order_and_rejects_bad_images() {
     assert_eq!(snn_data::load(&cfg, Split::Train).unwrap().labels.len(), 5);
     // Class folders with nothing in them, and no class folders at all.
     let empty = tempfile::tempdir().unwrap();
-    let cfg = snn_core::config::DataConfig {
+    let cfg = snn_data::config::DataConfig {
         root: empty.path().to_path_buf(),
         ..cfg
     };
@@ -481,16 +481,16 @@ fn image_folder_reads_classes_in_name_order_and_rejects_bad_images() {
 
 #[test]
 fn padding_to_32_centres_mnist_digits() {
-    let cfg = snn_core::config::DataConfig {
+    let cfg = snn_data::config::DataConfig {
         root: root().join("data/mnist-subset"),
         image_size: 32,
-        resize: snn_core::config::ImageResize::Pad,
+        resize: snn_data::config::ImageResize::Pad,
         symmetric: true,
         test_limit: 3,
         ..Default::default()
     };
     let plain = snn_data::load(
-        &snn_core::config::DataConfig {
+        &snn_data::config::DataConfig {
             image_size: 0,
             symmetric: false,
             ..cfg.clone()
@@ -509,7 +509,7 @@ fn padding_to_32_centres_mnist_digits() {
             assert_eq!(ds.images[(y + 2) * 32 + x + 2], want);
         }
     }
-    let bad = snn_core::config::DataConfig {
+    let bad = snn_data::config::DataConfig {
         image_size: 20,
         ..cfg
     };
@@ -532,7 +532,7 @@ fn celeba_reads_partition_crops_and_resizes() {
     }
     let part = dir.path().join("list_eval_partition.txt");
     std::fs::write(&part, "000001.jpg 0\n000002.jpg 2\n000003.jpg 0\n").unwrap();
-    let cfg = snn_core::config::DataConfig {
+    let cfg = snn_data::config::DataConfig {
         dataset: "celeba".into(),
         root: dir.path().to_path_buf(),
         image_size: 16,

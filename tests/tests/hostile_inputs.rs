@@ -96,7 +96,7 @@ fn configs_survive_corruption() {
     snn_tests::link_plugins();
     let seed = std::fs::read_to_string(root().join("tests/fixtures/seeds/config/quickstart.toml"))
         .unwrap();
-    snn_core::config::RunConfig::parse(&seed, std::path::Path::new("seed")).unwrap();
+    snn_train::config::RunConfig::parse(&seed, std::path::Path::new("seed")).unwrap();
 }
 
 #[test]

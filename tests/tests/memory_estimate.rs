@@ -7,13 +7,13 @@
 //! `#[test]`: the counters are process-wide, so nothing else may allocate
 //! while a case measures.
 
-use snn_core::config::RunConfig;
 use snn_core::dfdx::prelude::*;
 use snn_core::memory::{self, Guard};
 use snn_core::spec::Forward;
 use snn_core::{device, init};
 use snn_tests::{link_plugins, root};
 use snn_train::bench::train_step;
+use snn_train::config::RunConfig;
 use snn_train::memory::{estimate, Growth};
 use snn_train::session::{build_model, optimizer};
 

@@ -1,11 +1,11 @@
 //! A neuron from a crate outside snn-rs (examples/neuron-plugin), selected by
 //! config, runs through the same model code as the built-in neurons.
 
-use snn_core::config::RunConfig;
 use snn_core::dfdx::prelude::*;
 use snn_core::spec::NeuronSpec;
 use snn_core::{device, registry, ParamStore};
 use snn_tests::{link_plugins, tiny_config};
+use snn_train::config::RunConfig;
 use snn_train::Session;
 use std::path::Path;
 

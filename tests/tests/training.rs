@@ -1,8 +1,8 @@
 //! End-to-end training behaviour: one-line swaps train, a killed and
 //! resumed run ends exactly where an uninterrupted one does.
 
-use snn_core::config::RunConfig;
 use snn_tests::{tiny_config, tiny_fsvae_config};
+use snn_train::config::RunConfig;
 use snn_train::Session;
 
 fn train(extra: &str, dir: &std::path::Path) -> Session {
@@ -42,7 +42,7 @@ fn swapping_neuron_or_decoder_is_one_line_and_trains() {
 fn serde_json_line(l: &str) -> snn_train::EpochMetrics {
     // serde_json is a dependency of snn-train; parse through its re-export
     // of the metrics type.
-    snn_train::session::parse_metrics_line(l).unwrap()
+    snn_train::records::parse_metrics_line(l).unwrap()
 }
 
 #[test]

@@ -119,7 +119,7 @@ impl Trained {
         let mut pixels = pixels;
         let data = &self.cfg.data;
         if data.image_size > 0
-            && data.resize == snn_core::config::ImageResize::Bilinear
+            && data.resize == snn_data::config::ImageResize::Bilinear
             && h == w
             && pixels.shape[1] != h
             && matches!(data.dataset.as_str(), "mnist" | "fmnist" | "folder")

@@ -4,8 +4,8 @@
 
 use super::{load_inception, Pixels, Score};
 use sha2::{Digest, Sha256};
-use snn_core::config::{DataConfig, ImageResize};
 use snn_core::{Error, Result};
+use snn_data::config::{DataConfig, ImageResize};
 use snn_metrics::{frechet_distance, Gaussian, Inception, Input, Resize};
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,58 @@
+//! The records a run writes, one JSON object a line: `steps.jsonl` (means
+//! over the last `train.log_every` steps) and `metrics.jsonl` (one line an
+//! epoch). The session writes them, the curves and the reports read them.
+
+use serde::{Deserialize, Serialize};
+use snn_core::{Error, Result};
+use std::collections::BTreeMap;
+
+/// One line of `steps.jsonl`: means over the last `train.log_every` steps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepMetrics {
+    pub epoch: usize,
+    /// Optimizer steps done.
+    pub step: u64,
+    pub loss: f32,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub terms: BTreeMap<String, f32>,
+    /// Seconds since the epoch started.
+    pub seconds: f32,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub train_loss: f32,
+    /// Classifiers only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_accuracy: Option<f32>,
+    pub test_loss: f32,
+    /// Classifiers only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_accuracy: Option<f32>,
+    /// The model's named loss parts (reconstruction, distance), epoch means.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub train_terms: BTreeMap<String, f32>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub test_terms: BTreeMap<String, f32>,
+    /// Mean firing rate per spiking layer over the training epoch.
+    pub firing_rates: BTreeMap<String, f32>,
+    /// Neuron constants (tau, v_th) per spiking layer after the epoch.
+    pub neurons: BTreeMap<String, BTreeMap<String, f32>>,
+    pub lr: f32,
+    pub seconds: f32,
+    pub images_per_second: f32,
+    /// Batches skipped for a non-finite loss (`train.on_divergence = "skip"`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped_batches: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// Parses one line of `metrics.jsonl`.
+pub fn parse_metrics_line(line: &str) -> Result<EpochMetrics> {
+    serde_json::from_str(line).map_err(|e| Error::invalid("metrics line", e.to_string()))
+}
