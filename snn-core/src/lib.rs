@@ -30,7 +30,7 @@ pub mod surrogate;
 
 pub use dfdx;
 pub use error::{Error, Result};
-pub use params::{Param, ParamStore};
+pub use params::{Param, ParamStore, Scope};
 pub use typetag;
 
 pub use device::{Dev, Impl, Tp};

@@ -53,6 +53,15 @@ impl ParamStore {
         &self.dev
     }
 
+    /// The store as one layer sees it: entries registered through the scope
+    /// are named `name.entry`.
+    pub fn scope(&mut self, name: &str) -> Scope<'_> {
+        Scope {
+            store: self,
+            prefix: name.to_string(),
+        }
+    }
+
     /// Adds a tensor. Names are unique: registering one twice is a bug in the
     /// model builder and is reported, not silently overwritten.
     pub fn insert(
@@ -375,4 +384,79 @@ pub fn parse_safetensors(
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok((out, meta.metadata().clone().unwrap_or_default()))
+}
+
+/// A layer's view of the store: `store.scope("conv1").insert("weight", ..)`
+/// registers `conv1.weight`, and scopes nest (`scope.scope("bn")` is
+/// `conv1.bn`), so no layer builds its keys by hand.
+pub struct Scope<'s> {
+    store: &'s mut ParamStore,
+    prefix: String,
+}
+
+impl Scope<'_> {
+    /// The layer's name, the prefix of its keys.
+    pub fn name(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The full key of `entry`: `name.entry`.
+    pub fn key(&self, entry: &str) -> String {
+        format!("{}.{entry}", self.prefix)
+    }
+
+    /// Registers `name.entry` ([`ParamStore::insert`]) and returns its key.
+    pub fn insert(
+        &mut self,
+        entry: &str,
+        shape: &[usize],
+        data: Vec<f32>,
+        trainable: bool,
+    ) -> Result<String> {
+        let key = self.key(entry);
+        self.store.insert(&key, shape, data, trainable)?;
+        Ok(key)
+    }
+
+    /// A scope inside this one: `name.inner`.
+    pub fn scope(&mut self, inner: &str) -> Scope<'_> {
+        let prefix = self.key(inner);
+        Scope {
+            store: self.store,
+            prefix,
+        }
+    }
+
+    /// The whole store, for reading what is registered.
+    pub fn store(&self) -> &ParamStore {
+        self.store
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_name_entries_under_the_layer_and_nest() {
+        let mut store = ParamStore::new(crate::device::create(0).expect("device"));
+        let mut block = store.scope("encoder.0");
+        assert_eq!(
+            block.insert("weight", &[2], vec![1.0, 2.0], true).unwrap(),
+            "encoder.0.weight"
+        );
+        let mut bn = block.scope("bn");
+        assert_eq!(bn.name(), "encoder.0.bn");
+        assert_eq!(
+            bn.insert("running_mean", &[1], vec![0.5], false).unwrap(),
+            "encoder.0.bn.running_mean"
+        );
+        // A name registered twice is refused, through a scope too.
+        let again = store
+            .scope("encoder.0")
+            .insert("weight", &[1], vec![0.0], true);
+        assert!(again.unwrap_err().to_string().contains("registered twice"));
+        assert_eq!(store.values("encoder.0.weight").unwrap(), vec![1.0, 2.0]);
+        assert!(!store.get("encoder.0.bn.running_mean").unwrap().trainable);
+    }
 }

@@ -145,6 +145,9 @@ pub struct ModelParts<'a> {
     pub input_shape: [usize; 3],
     pub classes: usize,
     pub time_steps: usize,
+    /// The classification loss (`train.loss`); models with an objective of
+    /// their own ignore it.
+    pub loss: LossKind,
 }
 
 impl<'a> ModelParts<'a> {
@@ -186,8 +189,6 @@ pub struct Forward<'a> {
     pub updates: Vec<(String, Flat)>,
     /// Mean firing rate of each spiking layer in this pass.
     pub rates: Vec<(String, f32)>,
-    /// Loss of classifiers (`train.loss`); other models define their own.
-    pub loss: LossKind,
     /// Fraction of training done before this step, in [0, 1] (1 when
     /// evaluating): models with
     /// schedules of their own (FSVAE's scheduled sampling) read it.
@@ -202,7 +203,6 @@ impl<'a> Forward<'a> {
             rng,
             updates: Vec::new(),
             rates: Vec::new(),
-            loss: LossKind::Mse,
             progress: 0.0,
         }
     }

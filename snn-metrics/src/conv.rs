@@ -2,7 +2,7 @@
 //! scoring networks (Inception-v3, the FAD autoencoder): one im2col and one
 //! GEMM per group of images.
 
-use snn_nn::gemm::matmul;
+use snn_nn::gemm::{matmul, Op};
 
 /// Channels-last activations of a batch, `[n, h, w, c]`.
 #[derive(Clone, Debug)]
@@ -121,7 +121,7 @@ impl Conv {
                 &col[..m * width]
             };
             let dst = &mut out[n0 * rows * self.cout..n1 * rows * self.cout];
-            matmul(m, self.cout, width, a, false, &self.w, false, dst, false);
+            matmul([m, self.cout, width], Op::N(a), Op::N(&self.w), dst, false);
             for r in dst.chunks_exact_mut(self.cout) {
                 for (v, b) in r.iter_mut().zip(&self.b) {
                     *v += b;

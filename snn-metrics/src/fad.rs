@@ -17,7 +17,7 @@
 
 use crate::conv::{Act, Conv};
 use snn_core::{params, Error, Result};
-use snn_nn::gemm::matmul;
+use snn_nn::gemm::{matmul, Op};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -270,13 +270,9 @@ impl FadEncoder {
         let mut z = vec![0.0f32; n * latent];
         snn_core::dense_work::record(n * latent * width);
         matmul(
-            n,
-            latent,
-            width,
-            &x.data,
-            false,
-            &self.latent_w,
-            true,
+            [n, latent, width],
+            Op::N(&x.data),
+            Op::T(&self.latent_w),
             &mut z,
             false,
         );

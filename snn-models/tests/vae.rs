@@ -11,6 +11,7 @@ use snn_models::vae::latent::{bernoulli_kl, pick, psp_distance, psp_matrix};
 use snn_models::vae::{AnnVaeSpec, Builder, FsvaeSpec};
 use snn_nn::testing::{check_fd, scalar_grads, LossGrads};
 use snn_nn::Rows;
+use snn_nn::Spiking;
 
 fn store() -> ParamStore {
     ParamStore::new(device::create(0).unwrap())
@@ -145,7 +146,11 @@ fn stepping_equals_whole_sequence(neuron: snn_neurons::LifSpec) {
     let (steps, batch) = (6, 2);
     let mut s = store();
     let mut r = init::rng(3);
-    let make = |name: &str, st: &mut ParamStore| Ok(Activation::Spike(neuron.build(name, st)?));
+    let make = |block: &str, st: &mut ParamStore| {
+        let neuron = neuron.build(&format!("{block}.sn"), st)?;
+        let name = block.to_string();
+        Ok(Activation::Spike(Spiking { name, neuron }))
+    };
     let mut b = Builder {
         store: &mut s,
         rng: &mut r,
@@ -202,6 +207,7 @@ fn parts<'a>(
         input_shape: [1, 8, 8],
         classes: 10,
         time_steps: steps,
+        loss: snn_core::loss::LossKind::Mse,
     }
 }
 

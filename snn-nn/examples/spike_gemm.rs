@@ -5,7 +5,7 @@
 //!
 //! Prints the median of 5 runs of each product, in milliseconds.
 
-use snn_nn::gemm::matmul;
+use snn_nn::gemm::{matmul, Op};
 use snn_nn::spike_gemm::{self, SpikeMatrix};
 use snn_nn::spike_sparse::{self, SpikeLists};
 use std::time::Instant;
@@ -59,8 +59,8 @@ fn main() {
         let g: Vec<f32> = (0..m * n).map(|_| next() as f32 - 0.5).collect();
         let mut out = vec![0.0f32; m * n];
         let mut dw = vec![0.0f32; k * n];
-        let dense_fwd = median_ms(|| matmul(m, n, k, &x, false, &w, false, &mut out, false));
-        let dense_dw = median_ms(|| matmul(k, n, m, &x, true, &g, false, &mut dw, false));
+        let dense_fwd = median_ms(|| matmul([m, n, k], Op::N(&x), Op::N(&w), &mut out, false));
+        let dense_dw = median_ms(|| matmul([k, n, m], Op::T(&x), Op::N(&g), &mut dw, false));
         let pack = median_ms(|| {
             SpikeMatrix::pack(&x, m, k);
         });

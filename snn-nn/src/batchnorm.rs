@@ -6,7 +6,7 @@
 use super::Nhwc;
 use snn_core::dfdx::prelude::*;
 use snn_core::spec::Forward;
-use snn_core::{Error, Flat, Impl, ParamStore, Result};
+use snn_core::{Error, Flat, Impl, Result, Scope};
 
 #[derive(Debug, Clone)]
 pub struct BatchNorm {
@@ -21,33 +21,16 @@ pub struct BatchNorm {
 }
 
 impl BatchNorm {
-    pub fn new(name: &str, channels: usize, store: &mut ParamStore) -> Result<Self> {
-        store.insert(
-            &format!("{name}.weight"),
-            &[channels],
-            vec![1.0; channels],
-            true,
-        )?;
-        store.insert(
-            &format!("{name}.bias"),
-            &[channels],
-            vec![0.0; channels],
-            true,
-        )?;
-        store.insert(
-            &format!("{name}.running_mean"),
-            &[channels],
-            vec![0.0; channels],
-            false,
-        )?;
-        store.insert(
-            &format!("{name}.running_var"),
-            &[channels],
-            vec![1.0; channels],
-            false,
-        )?;
+    /// Registers `weight`, `bias` (learned) and `running_mean`,
+    /// `running_var` (buffers) in `scope` and returns the layer.
+    pub fn new(scope: &mut Scope<'_>, channels: usize) -> Result<Self> {
+        let c = channels;
+        scope.insert("weight", &[c], vec![1.0; c], true)?;
+        scope.insert("bias", &[c], vec![0.0; c], true)?;
+        scope.insert("running_mean", &[c], vec![0.0; c], false)?;
+        scope.insert("running_var", &[c], vec![1.0; c], false)?;
         Ok(Self {
-            name: name.to_string(),
+            name: scope.name().to_string(),
             channels,
             eps: 1e-5,
             momentum: 0.1,
@@ -59,14 +42,8 @@ impl BatchNorm {
     /// Threshold-dependent batch norm: statistics over every row (with time
     /// folded into the rows: batch, T, H and W), normalised values scaled by
     /// `alpha * v_th` before the learned affine map.
-    pub fn tdbn(
-        name: &str,
-        channels: usize,
-        alpha: f32,
-        v_th: f32,
-        store: &mut ParamStore,
-    ) -> Result<Self> {
-        let mut bn = Self::new(name, channels, store)?;
+    pub fn tdbn(scope: &mut Scope<'_>, channels: usize, alpha: f32, v_th: f32) -> Result<Self> {
+        let mut bn = Self::new(scope, channels)?;
         bn.scale = alpha * v_th;
         Ok(bn)
     }

@@ -9,7 +9,7 @@
 use super::Nhwc;
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{self, Rng, WeightInit};
-use snn_core::{Error, Impl, ParamStore, Result};
+use snn_core::{Error, Impl, ParamStore, Result, Scope};
 
 #[derive(Debug, Clone)]
 pub struct Conv2d {
@@ -23,45 +23,65 @@ pub struct Conv2d {
     pub kernel_impl: Impl,
 }
 
-impl Conv2d {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        name: &str,
-        in_channels: usize,
-        out_channels: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-        bias: bool,
-        weight_init: WeightInit,
-        store: &mut ParamStore,
-        rng: &mut Rng,
-    ) -> Result<Self> {
+/// How to build a [`Conv2d`]:
+/// `Conv2dConfig { in_channels: 1, out_channels: 32, kernel: 3, ..Default::default() }
+/// .init(&mut store.scope("conv1"), rng)` registers `conv1.weight` (and
+/// `conv1.bias`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Conv2dConfig {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub bias: bool,
+    pub weight_init: WeightInit,
+}
+
+impl Default for Conv2dConfig {
+    fn default() -> Self {
+        Self {
+            in_channels: 1,
+            out_channels: 1,
+            kernel: 3,
+            stride: 1,
+            padding: 0,
+            bias: false,
+            weight_init: WeightInit::default(),
+        }
+    }
+}
+
+impl Conv2dConfig {
+    /// Registers the weight (`[k, k, C_in, C_out]`, `weight_init`) and the
+    /// bias (PyTorch's default) in `scope` and returns the layer.
+    pub fn init(self, scope: &mut Scope<'_>, rng: &mut Rng) -> Result<Conv2d> {
+        let Self {
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            bias,
+            weight_init,
+        } = self;
         if kernel == 0 || stride == 0 {
-            return Err(Error::invalid(name, "kernel and stride must be at least 1"));
+            return Err(Error::invalid(
+                scope.name(),
+                "kernel and stride must be at least 1",
+            ));
         }
         let fan_in = in_channels * kernel * kernel;
-        let weight = format!("{name}.weight");
         let w = weight_init.sample(rng, fan_in * out_channels, fan_in);
-        store.insert(
-            &weight,
-            &[kernel, kernel, in_channels, out_channels],
-            w,
-            true,
-        )?;
+        let shape = [kernel, kernel, in_channels, out_channels];
+        let weight = scope.insert("weight", &shape, w, true)?;
         let bias = if bias {
-            let key = format!("{name}.bias");
-            store.insert(
-                &key,
-                &[out_channels],
-                init::torch_default(rng, out_channels, fan_in),
-                true,
-            )?;
-            Some(key)
+            let b = init::torch_default(rng, out_channels, fan_in);
+            Some(scope.insert("bias", &[out_channels], b, true)?)
         } else {
             None
         };
-        Ok(Self {
+        Ok(Conv2d {
             weight,
             bias,
             in_channels,
@@ -72,7 +92,9 @@ impl Conv2d {
             kernel_impl: Impl::Auto,
         })
     }
+}
 
+impl Conv2d {
     /// Output spatial size for an input of `h x w`.
     pub fn out_size(&self, h: usize, w: usize) -> Result<(usize, usize)> {
         let (k, s, p) = (self.kernel, self.stride, self.padding);

@@ -15,10 +15,10 @@
 //! `[k, k, C_in, C_out]`: PyTorch's `ConvTranspose2d` weight `w[i, o, y, x]`
 //! corresponds to ours at `[k-1-y, k-1-x, i, o]`.
 
-use super::{Conv2d, Nhwc};
+use super::{Conv2d, Conv2dConfig, Nhwc};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{Rng, WeightInit};
-use snn_core::{Error, Impl, ParamStore, Result};
+use snn_core::{Error, Impl, ParamStore, Result, Scope};
 
 #[derive(Debug, Clone)]
 pub struct ConvTranspose2d {
@@ -28,47 +28,72 @@ pub struct ConvTranspose2d {
     pub output_padding: usize,
 }
 
-impl ConvTranspose2d {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        name: &str,
-        in_channels: usize,
-        out_channels: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-        output_padding: usize,
-        bias: bool,
-        weight_init: WeightInit,
-        store: &mut ParamStore,
-        rng: &mut Rng,
-    ) -> Result<Self> {
+/// How to build a [`ConvTranspose2d`] (PyTorch's `ConvTranspose2d`
+/// arguments), initialised in a scope as [`crate::Conv2dConfig`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ConvTranspose2dConfig {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub output_padding: usize,
+    pub bias: bool,
+    pub weight_init: WeightInit,
+}
+
+impl Default for ConvTranspose2dConfig {
+    fn default() -> Self {
+        Self {
+            in_channels: 1,
+            out_channels: 1,
+            kernel: 3,
+            stride: 1,
+            padding: 0,
+            output_padding: 0,
+            bias: false,
+            weight_init: WeightInit::default(),
+        }
+    }
+}
+
+impl ConvTranspose2dConfig {
+    pub fn init(self, scope: &mut Scope<'_>, rng: &mut Rng) -> Result<ConvTranspose2d> {
+        let Self {
+            kernel,
+            stride,
+            padding,
+            output_padding,
+            ..
+        } = self;
         if stride == 0 || padding >= kernel || output_padding >= stride.max(1) {
             return Err(Error::invalid(
-                name,
+                scope.name(),
                 format!("transposed conv needs stride >= 1, padding < kernel and output_padding < stride (k{kernel} s{stride} p{padding} op{output_padding})"),
             ));
         }
-        let conv = Conv2d::new(
-            name,
-            in_channels,
-            out_channels,
+        // The weight as a stride-1 convolution's; the transposition is in
+        // the forward pass.
+        let conv = Conv2dConfig {
+            in_channels: self.in_channels,
+            out_channels: self.out_channels,
             kernel,
-            1,
-            0,
-            bias,
-            weight_init,
-            store,
-            rng,
-        )?;
-        Ok(Self {
+            stride: 1,
+            padding: 0,
+            bias: self.bias,
+            weight_init: self.weight_init,
+        }
+        .init(scope, rng)?;
+        Ok(ConvTranspose2d {
             conv,
             stride,
             padding,
             output_padding,
         })
     }
+}
 
+impl ConvTranspose2d {
     pub fn set_kernel_impl(&mut self, k: Impl) {
         self.conv.kernel_impl = k;
     }

@@ -1,6 +1,6 @@
 //! The layers record their dense multiply-accumulates ([`snn_core::dense_work`]).
 
-use crate::{Conv2d, ConvTranspose2d, Linear};
+use crate::{Conv2dConfig, ConvTranspose2dConfig, LinearConfig};
 use snn_core::dense_work::take;
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{self, WeightInit};
@@ -12,9 +12,37 @@ fn each_product_records_its_dense_multiply_accumulates() {
     let mut store = ParamStore::new(dev.clone());
     let mut rng = init::rng(0);
     let (torch, s, r) = (WeightInit::Torch, &mut store, &mut rng);
-    let conv = Conv2d::new("c", 3, 4, 3, 2, 1, true, torch, s, r).expect("conv");
-    let up = ConvTranspose2d::new("u", 4, 2, 3, 2, 1, 1, false, torch, s, r).expect("convT");
-    let fc = Linear::new("f", 6, 5, true, torch, s, r).expect("linear");
+    let conv = Conv2dConfig {
+        in_channels: 3,
+        out_channels: 4,
+        kernel: 3,
+        stride: 2,
+        padding: 1,
+        bias: true,
+        weight_init: torch,
+    }
+    .init(&mut s.scope("c"), r)
+    .expect("conv");
+    let up = ConvTranspose2dConfig {
+        in_channels: 4,
+        out_channels: 2,
+        kernel: 3,
+        stride: 2,
+        padding: 1,
+        output_padding: 1,
+        bias: false,
+        weight_init: torch,
+    }
+    .init(&mut s.scope("u"), r)
+    .expect("convT");
+    let fc = LinearConfig {
+        inputs: 6,
+        outputs: 5,
+        bias: true,
+        weight_init: torch,
+    }
+    .init(&mut s.scope("f"), r)
+    .expect("linear");
     take();
     // [2, 5, 5, 3] -> stride-2 3x3 conv -> [2, 3, 3, 4]: 18 pixels x 27 x 4.
     let x = dev.ones_like(&(2, 5, 5, 3)).leaky_traced();

@@ -3,21 +3,37 @@
 
 use gemm::Parallelism;
 
-/// `c (+)= op(a) * op(b)` with `op(a)` of shape `[m, k]` and `op(b)` of
-/// shape `[k, n]`, all row-major; `a_t` / `b_t` mean the slice holds the
-/// transpose (`a` is stored `[k, m]`, `b` is stored `[n, k]`).
-#[allow(clippy::too_many_arguments)]
-pub fn matmul(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    a_t: bool,
-    b: &[f32],
-    b_t: bool,
-    c: &mut [f32],
-    accumulate: bool,
-) {
+/// A matrix operand as its slice holds it, row-major: `N(a)` holds the
+/// operand itself, `T(a)` its transpose.
+#[derive(Clone, Copy, Debug)]
+pub enum Op<'a> {
+    N(&'a [f32]),
+    T(&'a [f32]),
+}
+
+impl<'a> Op<'a> {
+    /// `T(a)` when `transposed`, else `N(a)`.
+    pub fn new(a: &'a [f32], transposed: bool) -> Self {
+        if transposed {
+            Op::T(a)
+        } else {
+            Op::N(a)
+        }
+    }
+
+    fn parts(self) -> (&'a [f32], bool) {
+        match self {
+            Op::N(a) => (a, false),
+            Op::T(a) => (a, true),
+        }
+    }
+}
+
+/// `c (+)= a * b` with `a` of shape `[m, k]` and `b` of shape `[k, n]`
+/// (as [`Op`]s: each slice holds the operand or its transpose), `c`
+/// `[m, n]` row-major; `accumulate` adds to `c` instead of overwriting it.
+pub fn matmul([m, n, k]: [usize; 3], a: Op<'_>, b: Op<'_>, c: &mut [f32], accumulate: bool) {
+    let ((a, a_t), (b, b_t)) = (a.parts(), b.parts());
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
     if m == 0 || n == 0 {
         return;
@@ -87,9 +103,9 @@ mod tests {
         for (aa, a_t) in [(&a, false), (&at, true)] {
             for (bb, b_t) in [(&b, false), (&bt, true)] {
                 let mut c = [1.0f32; 4];
-                matmul(2, 2, 3, aa, a_t, bb, b_t, &mut c, false);
+                matmul([2, 2, 3], Op::new(aa, a_t), Op::new(bb, b_t), &mut c, false);
                 assert_eq!(c, want, "a_t {a_t} b_t {b_t}");
-                matmul(2, 2, 3, aa, a_t, bb, b_t, &mut c, true);
+                matmul([2, 2, 3], Op::new(aa, a_t), Op::new(bb, b_t), &mut c, true);
                 assert_eq!(c, want.map(|v| 2.0 * v));
             }
         }

@@ -22,16 +22,18 @@ pub mod linear;
 pub mod pool;
 pub mod spike_gemm;
 pub mod spike_sparse;
+pub mod spiking;
 #[cfg(test)]
 mod test_util;
 pub mod testing;
 
 pub use batchnorm::BatchNorm;
-pub use conv::Conv2d;
-pub use conv_transpose::ConvTranspose2d;
+pub use conv::{Conv2d, Conv2dConfig};
+pub use conv_transpose::{ConvTranspose2d, ConvTranspose2dConfig};
 pub use dropout::Dropout;
-pub use linear::Linear;
+pub use linear::{Linear, LinearConfig};
 pub use snn_core::Impl;
+pub use spiking::Spiking;
 
 use snn_core::dfdx::prelude::*;
 use snn_core::{Dev, Tp};

@@ -7,10 +7,10 @@
 //! enough rows ([`crate::spike_gemm`]); otherwise dfdx's matmul. The spike
 //! products' tape op is [`crate::host::linear`].
 
-use super::Rows;
+use super::{Nhwc, Rows};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{self, Rng, WeightInit};
-use snn_core::{Error, Impl, ParamStore, Result};
+use snn_core::{Error, Impl, ParamStore, Result, Scope};
 
 #[derive(Debug, Clone)]
 pub struct Linear {
@@ -24,29 +24,36 @@ pub struct Linear {
     pub spike_kernel: Option<SpikeProduct>,
 }
 
-impl Linear {
-    /// Registers `name.weight` (and `name.bias`) with PyTorch's default init.
-    pub fn new(
-        name: &str,
-        inputs: usize,
-        outputs: usize,
-        bias: bool,
-        weight_init: WeightInit,
-        store: &mut ParamStore,
-        rng: &mut Rng,
-    ) -> Result<Self> {
-        let weight = format!("{name}.weight");
+/// How to build a [`Linear`]: `LinearConfig { inputs, outputs, ..Default::default() }
+/// .init(&mut store.scope("fc1"), rng)` registers `fc1.weight` (and
+/// `fc1.bias`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LinearConfig {
+    pub inputs: usize,
+    pub outputs: usize,
+    pub bias: bool,
+    pub weight_init: WeightInit,
+}
+
+impl LinearConfig {
+    /// Registers the weight (`[in, out]`, `weight_init`) and the bias
+    /// (PyTorch's default) in `scope` and returns the layer.
+    pub fn init(self, scope: &mut Scope<'_>, rng: &mut Rng) -> Result<Linear> {
+        let Self {
+            inputs,
+            outputs,
+            bias,
+            weight_init,
+        } = self;
         let w = weight_init.sample(rng, inputs * outputs, inputs);
-        store.insert(&weight, &[inputs, outputs], w, true)?;
+        let weight = scope.insert("weight", &[inputs, outputs], w, true)?;
         let bias = if bias {
-            let key = format!("{name}.bias");
             let b = init::torch_default(rng, outputs, inputs);
-            store.insert(&key, &[outputs], b, true)?;
-            Some(key)
+            Some(scope.insert("bias", &[outputs], b, true)?)
         } else {
             None
         };
-        Ok(Self {
+        Ok(Linear {
             weight,
             bias,
             inputs,
@@ -54,6 +61,16 @@ impl Linear {
             kernel_impl: Impl::Auto,
             spike_kernel: None,
         })
+    }
+}
+
+impl Linear {
+    /// The layer on channels-last activations `[N, H, W, C]`, flattened per
+    /// row: `[N, 1, 1, outputs]`.
+    pub fn forward_image(&self, x: Nhwc, store: &ParamStore) -> Result<Nhwc> {
+        let (n, h, w, c) = *x.shape();
+        let y = self.forward(x.reshape_like(&(n, h * w * c)), store)?;
+        Ok(y.reshape_like(&(n, 1, 1, self.outputs)))
     }
 
     pub fn forward(&self, x: Rows, store: &ParamStore) -> Result<Rows> {

@@ -201,7 +201,12 @@ pub fn matmul(a: &SpikeMatrix, w: &[f32], n: usize, out: &mut [f32]) {
         .for_each(|(chunk, out)| {
             let mut table = vec![[0.0f32; LOOKUP_COLS]; LOOKUP_GROUPS * 16];
             for n0 in (0..n).step_by(TILE) {
-                column_tile(a, w, n, n0, &mut table, chunk * per_task, out, n, n0);
+                let out = TileOut {
+                    rows: out,
+                    stride: n,
+                    col0: n0,
+                };
+                column_tile(a, w, n, n0, &mut table, chunk * per_task, out);
             }
         });
 }
@@ -212,7 +217,12 @@ pub fn matmul(a: &SpikeMatrix, w: &[f32], n: usize, out: &mut [f32]) {
 fn matmul_by_tiles(a: &SpikeMatrix, w: &[f32], n: usize, out: &mut [f32]) {
     by_column_tiles(a.rows, n, 1.0, out, |n0, width, cols| {
         let mut table = vec![[0.0f32; LOOKUP_COLS]; LOOKUP_GROUPS * 16];
-        column_tile(a, w, n, n0, &mut table, 0, cols, width, 0);
+        let out = TileOut {
+            rows: cols,
+            stride: width,
+            col0: 0,
+        };
+        column_tile(a, w, n, n0, &mut table, 0, out);
     });
 }
 
@@ -246,11 +256,17 @@ pub(super) fn by_column_tiles(
     }
 }
 
-/// Output columns `n0..n0 + TILE` of spike rows `r0..` into `out` (rows of
-/// `out_n` floats, the tile at column `out_n0`), `LOOKUP_COLS` columns and
-/// one block of groups at a time: build the block's table in `table`, add
-/// it into every row.
-#[allow(clippy::too_many_arguments)]
+/// Where a tile's results go: rows of `stride` floats, the tile starting
+/// at column `col0`.
+struct TileOut<'a> {
+    rows: &'a mut [f32],
+    stride: usize,
+    col0: usize,
+}
+
+/// Output columns `n0..n0 + TILE` of spike rows `r0..` into `out`,
+/// `LOOKUP_COLS` columns and one block of groups at a time: build the
+/// block's table in `table`, add it into every row.
 fn column_tile(
     a: &SpikeMatrix,
     w: &[f32],
@@ -258,9 +274,7 @@ fn column_tile(
     n0: usize,
     table: &mut [Entry],
     r0: usize,
-    out: &mut [f32],
-    out_n: usize,
-    out_n0: usize,
+    out: TileOut<'_>,
 ) {
     let groups = a.groups();
     let tile = TILE.min(n - n0);
@@ -272,11 +286,11 @@ fn column_tile(
             let block = Block {
                 g0,
                 g1,
-                n0: out_n0 + c0,
+                n0: out.col0 + c0,
                 width,
                 last: g1 == groups,
             };
-            lookup_rows(a, table, r0, out, out_n, block);
+            lookup_rows(a, table, r0, &mut *out.rows, out.stride, block);
         }
     }
 }

@@ -5,7 +5,7 @@ use snn_core::dfdx::prelude::*;
 use snn_core::init::{self, Rng, WeightInit};
 use snn_core::spec::Forward;
 use snn_core::ParamStore;
-use snn_nn::{pool, BatchNorm, Conv2d, Dropout, Impl, Linear};
+use snn_nn::{pool, BatchNorm, Conv2dConfig, Dropout, Impl, LinearConfig};
 
 use snn_nn::testing::{check_fd, input, loss_and_grads, store_with, S4};
 
@@ -19,18 +19,16 @@ fn conv_matches_hand_case() {
     // each output is x[i][j] - x[i+1][j+1] = -4.
     let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
     let mut store = store_with(&x);
-    let conv = Conv2d::new(
-        "c",
-        1,
-        1,
-        2,
-        1,
-        0,
-        false,
-        WeightInit::Torch,
-        &mut store,
-        &mut rng(),
-    )
+    let conv = Conv2dConfig {
+        in_channels: 1,
+        out_channels: 1,
+        kernel: 2,
+        stride: 1,
+        padding: 0,
+        bias: false,
+        weight_init: WeightInit::Torch,
+    }
+    .init(&mut store.scope("c"), &mut rng())
     .unwrap();
     store
         .set_values("c.weight", vec![1.0, 0.0, 0.0, -1.0])
@@ -40,17 +38,9 @@ fn conv_matches_hand_case() {
     assert_eq!(y.retaped::<NoneTape>().as_vec(), vec![-4.0; 4]);
 }
 
-/// Naive direct convolution, NHWC input, HWIO weight.
-#[allow(clippy::too_many_arguments)]
-fn naive_conv(
-    x: &[f32],
-    (n, h, w, c): S4,
-    wt: &[f32],
-    o: usize,
-    k: usize,
-    s: usize,
-    p: usize,
-) -> Vec<f32> {
+/// Naive direct convolution, NHWC input, HWIO weight, `o` output
+/// channels, kernel `k`, stride `s`, padding `p`.
+fn naive_conv(x: &[f32], (n, h, w, c): S4, wt: &[f32], (o, k, s, p): S4) -> Vec<f32> {
     let ho = (h + 2 * p - k) / s + 1;
     let wo = (w + 2 * p - k) / s + 1;
     let mut y = vec![0.0f32; n * ho * wo * o];
@@ -88,24 +78,22 @@ fn conv_matches_naive_reference_and_finite_differences() {
         let mut r = rng();
         let x = init::uniform(&mut r, 2 * 5 * 6 * 2, -1.0, 1.0);
         let mut store = store_with(&x);
-        let conv = Conv2d::new(
-            "c",
-            2,
-            3,
-            k,
-            s,
-            p,
-            true,
-            WeightInit::Torch,
-            &mut store,
-            &mut r,
-        )
+        let conv = Conv2dConfig {
+            in_channels: 2,
+            out_channels: 3,
+            kernel: k,
+            stride: s,
+            padding: p,
+            bias: true,
+            weight_init: WeightInit::Torch,
+        }
+        .init(&mut store.scope("c"), &mut r)
         .unwrap();
         let y = conv.forward(input(&store, shape), &store).unwrap();
         let yshape = *y.shape();
         let wt = store.values("c.weight").unwrap();
         let bias = store.values("c.bias").unwrap();
-        let mut want = naive_conv(&x, shape, &wt, 3, k, s, p);
+        let mut want = naive_conv(&x, shape, &wt, (3, k, s, p));
         for (i, v) in want.iter_mut().enumerate() {
             *v += bias[i % 3];
         }
@@ -124,7 +112,14 @@ fn conv_matches_naive_reference_and_finite_differences() {
 #[test]
 fn linear_matches_hand_case_and_finite_differences() {
     let mut store = store_with(&[1.0, 2.0, -1.0, 0.5]);
-    let fc = Linear::new("fc", 2, 3, true, WeightInit::Torch, &mut store, &mut rng()).unwrap();
+    let fc = LinearConfig {
+        inputs: 2,
+        outputs: 3,
+        bias: true,
+        weight_init: WeightInit::Torch,
+    }
+    .init(&mut store.scope("fc"), &mut rng())
+    .unwrap();
     // W [in=2, out=3] = [[1, 2, 3], [4, 5, 6]], b = (0.5, 0, -1)
     store
         .set_values("fc.weight", vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
@@ -148,7 +143,7 @@ fn batchnorm_normalises_and_tracks_running_stats() {
     // the CPU kernel and the composed twin alike.
     for kernel in [Impl::Auto, Impl::Composed] {
         let mut store = store_with(&[1.0, 2.0, 3.0, 4.0]);
-        let mut bn = BatchNorm::new("bn", 1, &mut store).unwrap();
+        let mut bn = BatchNorm::new(&mut store.scope("bn"), 1).unwrap();
         bn.kernel_impl = kernel;
         let mut r = rng();
         let mut fwd = Forward::new(&store, true, &mut r);
@@ -185,7 +180,7 @@ fn batchnorm_gradients_match_finite_differences() {
     let shape = (3, 2, 2, 3);
     let x = init::uniform(&mut r, 36, -2.0, 2.0);
     let mut store = store_with(&x);
-    let bn = BatchNorm::new("bn", 3, &mut store).unwrap();
+    let bn = BatchNorm::new(&mut store.scope("bn"), 3).unwrap();
     store.set_values("bn.weight", vec![1.5, -0.5, 0.8]).unwrap();
     store.set_values("bn.bias", vec![0.1, 0.2, -0.3]).unwrap();
     let c = init::uniform(&mut r, 36, -1.0, 1.0);
@@ -274,18 +269,16 @@ fn cpu_conv_kernel_matches_composed_twin() {
         let dropped: Vec<f32> = x.iter().map(|v| 2.0 * (*v > -0.5) as u8 as f32).collect();
         for input_values in [x, spikes, dropped] {
             let mut store = store_with(&input_values);
-            let mut conv = Conv2d::new(
-                "c",
-                c_in,
-                c_out,
-                k,
-                s,
-                p,
-                true,
-                WeightInit::Torch,
-                &mut store,
-                &mut r,
-            )
+            let mut conv = Conv2dConfig {
+                in_channels: c_in,
+                out_channels: c_out,
+                kernel: k,
+                stride: s,
+                padding: p,
+                bias: true,
+                weight_init: WeightInit::Torch,
+            }
+            .init(&mut store.scope("c"), &mut r)
             .unwrap();
             let mut results = Vec::new();
             for imp in [Impl::Auto, Impl::Composed] {
@@ -349,7 +342,7 @@ fn cpu_batchnorm_kernel_matches_composed_twin() {
     let c = init::uniform(&mut r, 4 * 3 * 5 * 6, -1.0, 1.0);
     for train in [true, false] {
         let mut store = store_with(&x);
-        let mut bn = BatchNorm::new("bn", 6, &mut store).unwrap();
+        let mut bn = BatchNorm::new(&mut store.scope("bn"), 6).unwrap();
         store
             .set_values("bn.weight", init::uniform(&mut r, 6, 0.5, 1.5))
             .unwrap();
@@ -400,20 +393,18 @@ fn kernels_give_the_same_values_without_gradient_recording() {
     let mut r = rng();
     let x = init::uniform(&mut r, 2 * 6 * 6 * 3, -1.0, 1.0);
     let mut store = store_with(&x);
-    let conv = Conv2d::new(
-        "c",
-        3,
-        4,
-        3,
-        1,
-        1,
-        false,
-        WeightInit::Torch,
-        &mut store,
-        &mut r,
-    )
+    let conv = Conv2dConfig {
+        in_channels: 3,
+        out_channels: 4,
+        kernel: 3,
+        stride: 1,
+        padding: 1,
+        bias: false,
+        weight_init: WeightInit::Torch,
+    }
+    .init(&mut store.scope("c"), &mut r)
     .unwrap();
-    let bn = BatchNorm::new("bn", 4, &mut store).unwrap();
+    let bn = BatchNorm::new(&mut store.scope("bn"), 4).unwrap();
     let run = |st: &ParamStore| {
         let mut rr = rng();
         let mut fwd = Forward::new(st, true, &mut rr);
@@ -430,17 +421,13 @@ fn kernels_give_the_same_values_without_gradient_recording() {
 }
 
 /// PyTorch's definition of a transposed convolution, NHWC, with our weight
-/// layout (the equivalent convolution's kernel, flipped).
-#[allow(clippy::too_many_arguments)]
+/// layout (the equivalent convolution's kernel, flipped): `o` output
+/// channels, kernel `k`, stride `s`, padding `p`, output padding `op`.
 fn naive_conv_transpose(
     x: &[f32],
     (n, h, w, c): S4,
     wt: &[f32],
-    o: usize,
-    k: usize,
-    s: usize,
-    p: usize,
-    op: usize,
+    (o, k, s, p, op): (usize, usize, usize, usize, usize),
 ) -> (Vec<f32>, usize, usize) {
     let ho = (h - 1) * s + k + op - 2 * p;
     let wo = (w - 1) * s + k + op - 2 * p;
@@ -474,7 +461,7 @@ fn naive_conv_transpose(
 
 #[test]
 fn transposed_conv_matches_definition_and_finite_differences() {
-    use snn_nn::ConvTranspose2d;
+    use snn_nn::ConvTranspose2dConfig;
     // FSVAE's upsampling (k3 s2 p1 op1 doubles the size) and a stride-1
     // one, with and without the bias (added inside the CPU kernel).
     let cases = [(3, 2, 1, 1), (3, 1, 1, 0), (2, 2, 0, 0)];
@@ -483,22 +470,20 @@ fn transposed_conv_matches_definition_and_finite_differences() {
         let mut r = rng();
         let x = init::uniform(&mut r, 2 * 3 * 4 * 2, -1.0, 1.0);
         let mut store = store_with(&x);
-        let mut ct = ConvTranspose2d::new(
-            "ct",
-            2,
-            3,
-            k,
-            s,
-            p,
-            op,
+        let mut ct = ConvTranspose2dConfig {
+            in_channels: 2,
+            out_channels: 3,
+            kernel: k,
+            stride: s,
+            padding: p,
+            output_padding: op,
             bias,
-            WeightInit::Torch,
-            &mut store,
-            &mut r,
-        )
+            weight_init: WeightInit::Torch,
+        }
+        .init(&mut store.scope("ct"), &mut r)
         .unwrap();
         let wt = store.values("ct.weight").unwrap();
-        let (mut want, ho, wo) = naive_conv_transpose(&x, shape, &wt, 3, k, s, p, op);
+        let (mut want, ho, wo) = naive_conv_transpose(&x, shape, &wt, (3, k, s, p, op));
         if bias {
             let b = store.values("ct.bias").unwrap();
             assert!(b.iter().all(|v| *v != 0.0));
@@ -527,19 +512,17 @@ fn transposed_conv_matches_definition_and_finite_differences() {
         }
     }
     let mut store = store_with(&[0.0]);
-    assert!(ConvTranspose2d::new(
-        "bad",
-        1,
-        1,
-        3,
-        2,
-        1,
-        2,
-        false,
-        WeightInit::Torch,
-        &mut store,
-        &mut rng()
-    )
+    assert!(ConvTranspose2dConfig {
+        in_channels: 1,
+        out_channels: 1,
+        kernel: 3,
+        stride: 2,
+        padding: 1,
+        output_padding: 2,
+        bias: false,
+        weight_init: WeightInit::Torch
+    }
+    .init(&mut store.scope("bad"), &mut rng())
     .is_err());
 }
 
@@ -547,7 +530,7 @@ fn transposed_conv_matches_definition_and_finite_differences() {
 fn tdbn_scales_the_normalised_value_by_alpha_vth() {
     // One channel, values 1..4 (mean 2.5, biased var 1.25); alpha 1, V_th 0.2.
     let mut store = store_with(&[1.0, 2.0, 3.0, 4.0]);
-    let mut bn = BatchNorm::tdbn("td", 1, 1.0, 0.2, &mut store).unwrap();
+    let mut bn = BatchNorm::tdbn(&mut store.scope("td"), 1, 1.0, 0.2).unwrap();
     store.set_values("td.bias", vec![0.5]).unwrap();
     let sd = (1.25f32 + 1e-5).sqrt();
     for imp in [Impl::Auto, Impl::Composed] {
@@ -585,7 +568,14 @@ fn spike_linear_matches_composed_twin() {
     let dropped: Vec<f32> = raw.iter().map(|v| 2.0 * (*v > -0.5) as u8 as f32).collect();
     for values in [spikes, dropped, raw] {
         let mut store = store_with(&values);
-        let mut fc = Linear::new("fc", f, o, true, WeightInit::Torch, &mut store, &mut r).unwrap();
+        let mut fc = LinearConfig {
+            inputs: f,
+            outputs: o,
+            bias: true,
+            weight_init: WeightInit::Torch,
+        }
+        .init(&mut store.scope("fc"), &mut r)
+        .unwrap();
         let c = init::uniform(&mut init::rng(5), n * o, -1.0, 1.0);
         let mut run = |imp, spike_kernel| {
             fc.kernel_impl = imp;

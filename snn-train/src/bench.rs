@@ -99,8 +99,13 @@ pub fn run(
             Mode::Train => {
                 let mut ends = [t0; 3];
                 let mut mark = |phase: usize| ends[phase] = Instant::now();
-                let (m, s) = (model.as_ref(), &mut store);
-                train_step(cfg, m, s, &mut opt, x, &labels, &mut rng, &mut mark)?;
+                let mut learner = Learner {
+                    model: model.as_ref(),
+                    store: &mut store,
+                    opt: &mut opt,
+                    lr: cfg.train.lr,
+                };
+                train_step(&mut learner, x, &labels, &mut rng, &mut mark)?;
                 if i >= warmup {
                     let starts = [t0, ends[0], ends[1]];
                     for ((p, a), b) in phases.iter_mut().zip(starts).zip(ends) {
@@ -282,30 +287,40 @@ pub fn metric_networks(
     })
 }
 
+/// What a training step changes: a model's parameters and its optimizer.
+pub struct Learner<'a> {
+    pub model: &'a dyn Model,
+    pub store: &'a mut ParamStore,
+    pub opt: &'a mut Adam,
+    pub lr: f32,
+}
+
 /// One training step on a batch: forward recording the tape, backward,
 /// the optimizer and the layers' running-statistics updates. `phase_end`
 /// is called as each of those three phases ends (with 0, 1, 2): the bench
 /// reads the clock there, the memory estimate the allocator's peak.
-#[allow(clippy::too_many_arguments)]
 pub fn train_step(
-    cfg: &RunConfig,
-    model: &dyn Model,
-    store: &mut ParamStore,
-    opt: &mut Adam,
+    learner: &mut Learner<'_>,
     x: Tensor<(usize, usize, usize, usize), f32, Dev>,
     labels: &[u8],
     rng: &mut Rng,
     phase_end: &mut dyn FnMut(usize),
 ) -> Result<()> {
+    let Learner {
+        model,
+        store,
+        opt,
+        lr,
+    } = learner;
+    let (model, lr) = (*model, *lr);
     let x = x.traced(store.new_grads()?);
     let mut fwd = Forward::new(store, true, rng);
-    fwd.loss = cfg.train.loss;
     let objective = model.objective(x, labels, &mut fwd)?;
     let updates = std::mem::take(&mut fwd.updates);
     phase_end(0);
     let mut grads = objective.loss.backward();
     phase_end(1);
-    opt.update(store, &mut grads, cfg.train.lr)?;
+    opt.update(store, &mut grads, lr)?;
     Forward::apply_updates(updates, store)?;
     model.after_step(store)?;
     drop(grads);

@@ -16,7 +16,7 @@
 //! files' headers and sizes. The result is checked against measured peaks
 //! in `docs/reliability.md`.
 
-use crate::bench::train_step;
+use crate::bench::{train_step, Learner};
 use crate::config::RunConfig;
 use crate::session::{build_model, optimizer};
 use snn_core::dfdx::prelude::*;
@@ -214,14 +214,18 @@ fn probe(cfg: &RunConfig) -> Result<Peaks> {
     let x = dev.tensor_from_vec(images(&mut rng), (b, c, h, w));
     end_phase(0);
     let mut step_phase = |phase: usize| end_phase(1 + phase);
-    let (m, s) = (model.as_ref(), &mut store);
-    train_step(cfg, m, s, &mut opt, x, &labels, &mut rng, &mut step_phase)?;
+    let mut learner = Learner {
+        model: model.as_ref(),
+        store: &mut store,
+        opt: &mut opt,
+        lr: cfg.train.lr,
+    };
+    train_step(&mut learner, x, &labels, &mut rng, &mut step_phase)?;
     // Evaluation: the parameters and optimizer state (held now) and one
     // batch's forward without the tape.
     let x = dev.tensor_from_vec(images(&mut rng), (b, c, h, w));
     snn_core::grad::no_grad(|| -> Result<()> {
         let mut fwd = Forward::new(&store, false, &mut rng);
-        fwd.loss = cfg.train.loss;
         let o = model.objective(x.traced(Gradients::leaky()), &labels, &mut fwd)?;
         let _ = o.loss.array();
         Ok(())

@@ -78,6 +78,7 @@ pub fn build_model(
         input_shape: shape,
         classes,
         time_steps: cfg.time_steps,
+        loss: cfg.train.loss,
     };
     let model = cfg.model.build(&parts, &mut store, &mut rng)?;
     Ok((store, model))
@@ -287,7 +288,6 @@ impl Session {
             let x = self.dev.tensor_from_vec(batch.images, (b, c, h, w));
             let x = x.traced(self.store.new_grads()?);
             let mut fwd = Forward::new(&self.store, true, &mut rng);
-            fwd.loss = self.cfg.train.loss;
             fwd.progress = progress;
             let objective = self.model.objective(x, &batch.labels, &mut fwd)?;
             let Forward {
@@ -653,7 +653,6 @@ fn evaluate_batches(
             .tensor_from_vec(batch.images, (b, c, h, w))
             .traced(Gradients::leaky());
         let mut fwd = Forward::new(store, false, &mut rng);
-        fwd.loss = cfg.train.loss;
         fwd.progress = 1.0;
         let o = model.objective(x, &batch.labels, &mut fwd)?;
         loss_sum += o.loss.array() as f64 * b as f64;

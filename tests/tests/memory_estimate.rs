@@ -12,7 +12,7 @@ use snn_core::memory::{self, Guard};
 use snn_core::spec::Forward;
 use snn_core::{device, init};
 use snn_tests::{link_plugins, root};
-use snn_train::bench::train_step;
+use snn_train::bench::{train_step, Learner};
 use snn_train::config::RunConfig;
 use snn_train::memory::{estimate, Growth};
 use snn_train::session::{build_model, optimizer};
@@ -37,8 +37,13 @@ fn measured_peak(cfg: &RunConfig) -> u64 {
         init::uniform(&mut rng, b * c * h * w, 0.0, 1.0),
         (b, c, h, w),
     );
-    let (m, s) = (model.as_ref(), &mut store);
-    train_step(cfg, m, s, &mut opt, x, &labels[..b], &mut rng, &mut |_| {}).unwrap();
+    let mut learner = Learner {
+        model: model.as_ref(),
+        store: &mut store,
+        opt: &mut opt,
+        lr: cfg.train.lr,
+    };
+    train_step(&mut learner, x, &labels[..b], &mut rng, &mut |_| {}).unwrap();
     let train = memory::peak() - before;
     memory::reset_peak();
     let n = 4 * b;

@@ -25,7 +25,7 @@ use crate::conv::{Act, Conv};
 use crate::resize::resize_plane;
 pub use crate::resize::Resize;
 use snn_core::{params, Error, Result};
-use snn_nn::gemm::matmul;
+use snn_nn::gemm::{matmul, Op};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -351,13 +351,9 @@ impl Inception {
         let mut out = vec![0.0f32; n * head.classes];
         snn_core::dense_work::record(n * head.classes * FEATURES);
         matmul(
-            n,
-            head.classes,
-            FEATURES,
-            features,
-            false,
-            &head.w,
-            true,
+            [n, head.classes, FEATURES],
+            Op::N(features),
+            Op::T(&head.w),
             &mut out,
             false,
         );

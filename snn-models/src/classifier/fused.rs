@@ -18,30 +18,40 @@ pub(super) fn fusable_step(
     Ok(step.filter(|s| !snn_core::grad::is_enabled() || s.param_keys().is_some()))
 }
 
-/// A spiking layer and the `k x k` max-pool after it, fused (CPU): `x`
-/// holds the layer's input currents, `[B, H, W, C]` before the time loop
-/// exists (`timed == false`) or `[T x B, H, W, C]`. Records the layer's
-/// firing rate before pooling, as the unfused layers do.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn spike_pool(
-    step: Box<dyn HostStep>,
-    x: Nhwc,
-    timed: bool,
-    steps: usize,
-    k: usize,
-    fwd: &mut Forward<'_>,
-    name: &str,
-) -> Result<Nhwc> {
+/// The fused layer's geometry for input `x`: `[B, H, W, C]` before the time
+/// loop exists (`timed == false`) or `[T x B, H, W, C]`, pooled `k x k`.
+pub(super) fn geometry(x: &Nhwc, timed: bool, steps: usize, k: usize) -> SpikePool {
     let (n, h, w, c) = *x.shape();
     let images = if timed { n / steps.max(1) } else { n };
-    let shape = SpikePool {
+    SpikePool {
         steps,
         images,
         h,
         w,
         c,
         k,
-    };
+    }
+}
+
+/// A spiking layer and the max-pool after it, fused (CPU): `x` holds the
+/// layer's input currents, laid out as [`geometry`] says. Records the
+/// layer's firing rate before pooling, as the unfused layers do.
+pub(super) fn spike_pool(
+    step: Box<dyn HostStep>,
+    x: Nhwc,
+    shape: SpikePool,
+    fwd: &mut Forward<'_>,
+    name: &str,
+) -> Result<Nhwc> {
+    let SpikePool {
+        steps,
+        images,
+        h,
+        w,
+        c,
+        k,
+    } = shape;
+    let n = x.shape().0;
     let (y, fired) = if snn_core::grad::is_enabled() {
         let keys = step.param_keys().unwrap_or_default();
         let params = keys

@@ -17,11 +17,10 @@ use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{Rng, WeightInit};
 use snn_core::spec::{
-    Decoder, DecoderInput, Forward, Model, ModelParts, ModelSpec, Neuron, NeuronConstants,
-    Objective,
+    Decoder, DecoderInput, Forward, Model, ModelParts, ModelSpec, NeuronConstants, Objective,
 };
 use snn_core::{Error, Img, Mat, ParamStore, Result};
-use snn_nn::{pool, BatchNorm, Conv2d, Dropout, Linear, Nhwc};
+use snn_nn::{pool, BatchNorm, Conv2d, Conv2dConfig, Dropout, Linear, LinearConfig, Nhwc, Spiking};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -51,10 +50,7 @@ impl Default for ClassifierSpec {
 enum Layer {
     Conv(Conv2d),
     Bn(BatchNorm),
-    Spike {
-        name: String,
-        neuron: Box<dyn Neuron>,
-    },
+    Spike(Spiking),
     MaxPool(usize),
     AvgPool(usize),
     Vote(usize),
@@ -68,6 +64,7 @@ pub struct Classifier {
     decoder: Box<dyn Decoder>,
     time_steps: usize,
     classes: usize,
+    loss: snn_core::loss::LossKind,
     summary: String,
 }
 
@@ -97,18 +94,28 @@ impl ModelSpec for ClassifierSpec {
                     padding,
                 } => {
                     let name = format!("conv{}", next(0));
-                    let conv = Conv2d::new(
-                        &name, c, out, kernel, stride, padding, self.bias, self.init, store, rng,
-                    )?;
+                    let conv = Conv2dConfig {
+                        in_channels: c,
+                        out_channels: out,
+                        kernel,
+                        stride,
+                        padding,
+                        bias: self.bias,
+                        weight_init: self.init,
+                    }
+                    .init(&mut store.scope(&name), rng)?;
                     (h, w) = conv.out_size(h, w)?;
                     c = out;
                     Layer::Conv(conv)
                 }
-                Atom::BatchNorm => Layer::Bn(BatchNorm::new(&format!("bn{}", next(1)), c, store)?),
+                Atom::BatchNorm => {
+                    let name = format!("bn{}", next(1));
+                    Layer::Bn(BatchNorm::new(&mut store.scope(&name), c)?)
+                }
                 Atom::Spike => {
                     let name = format!("sn{}", next(2));
                     let neuron = parts.neuron("classifier")?.build(&name, store)?;
-                    Layer::Spike { name, neuron }
+                    Layer::Spike(Spiking { name, neuron })
                 }
                 Atom::MaxPool { kernel, stride } | Atom::AvgPool { kernel, stride } => {
                     if kernel != stride {
@@ -146,7 +153,13 @@ impl ModelSpec for ClassifierSpec {
                 Atom::Dropout => Layer::Dropout(Dropout::new(self.dropout)?),
                 Atom::Fc { out } => {
                     let name = format!("fc{}", next(3));
-                    let fc = Linear::new(&name, c * h * w, out, self.bias, self.init, store, rng)?;
+                    let fc = LinearConfig {
+                        inputs: c * h * w,
+                        outputs: out,
+                        bias: self.bias,
+                        weight_init: self.init,
+                    }
+                    .init(&mut store.scope(&name), rng)?;
                     (c, h, w) = (out, 1, 1);
                     Layer::Fc(fc)
                 }
@@ -183,6 +196,7 @@ impl ModelSpec for ClassifierSpec {
             decoder,
             time_steps: parts.time_steps,
             classes: c,
+            loss: parts.loss,
             summary: lines.join("\n"),
         }))
     }
@@ -227,34 +241,24 @@ impl Model for Classifier {
             // A spiking layer and the max-pool after it run fused where
             // the neuron offers a host step: its `T` full-size spike maps
             // (and in training their gradient) never exist.
-            if let (Layer::Spike { name, neuron }, Some(k)) = (layer, self.pool_after(i)) {
+            if let (Layer::Spike(sn), Some(k)) = (layer, self.pool_after(i)) {
                 snn_core::host_kernels! {
-                    if let Some(step) = fused::fusable_step(neuron.as_ref(), fwd.store)? {
-                        x = fused::spike_pool(step, x, timed, steps, k, fwd, name)?;
+                    if let Some(step) = fused::fusable_step(sn.neuron.as_ref(), fwd.store)? {
+                        let shape = fused::geometry(&x, timed, steps, k);
+                        x = fused::spike_pool(step, x, shape, fwd, &sn.name)?;
                         (timed, skip_pool) = (true, true);
                         continue;
                     }
                 }
-                let _ = (name, neuron, k);
+                let _ = (sn, k);
             }
             x = match layer {
                 Layer::Conv(conv) => conv.forward(x, fwd.store)?,
                 Layer::Bn(bn) => bn.forward(x, fwd)?,
-                Layer::Spike { name, neuron } => {
-                    let (n, h, w, c) = *x.shape();
-                    let (spikes, rows) = if timed {
-                        let m = n / steps * h * w * c;
-                        (neuron.forward(x.reshape_like(&(steps, m)), fwd.store)?, n)
-                    } else {
-                        // The static image's currents, once: the neuron
-                        // repeats them over time itself.
-                        timed = true;
-                        let m = n * h * w * c;
-                        let s = neuron.forward_static(x.reshape_like(&(1, m)), steps, fwd.store)?;
-                        (s, steps * n)
-                    };
-                    fwd.record_rate(name, &spikes);
-                    spikes.reshape_like(&(rows, h, w, c))
+                Layer::Spike(sn) => {
+                    let y = sn.forward(x, steps, timed, fwd)?;
+                    timed = true;
+                    y
                 }
                 Layer::MaxPool(k) => pool::max_pool(x, *k, snn_core::Impl::Auto)?,
                 Layer::AvgPool(k) => pool::avg_pool(x, *k)?,
@@ -269,12 +273,7 @@ impl Model for Classifier {
                         dp.forward(x, 1, fwd)?
                     }
                 }
-                Layer::Fc(fc) => {
-                    let (n, h, w, c) = *x.shape();
-                    let y = fc.forward(x.reshape_like(&(n, h * w * c)), fwd.store)?;
-                    let o = fc.outputs;
-                    y.reshape_like(&(n, 1, 1, o))
-                }
+                Layer::Fc(fc) => fc.forward_image(x, fwd.store)?,
             };
         }
         if !timed {
@@ -291,7 +290,7 @@ impl Model for Classifier {
         let predictions =
             snn_core::loss::predictions(&out.retaped::<NoneTape>().as_vec(), labels.len());
         Ok(Objective {
-            loss: snn_core::loss::loss(fwd.loss, out, labels),
+            loss: snn_core::loss::loss(self.loss, out, labels),
             terms: Vec::new(),
             predictions: Some(predictions),
         })
@@ -301,7 +300,7 @@ impl Model for Classifier {
         self.layers
             .iter()
             .filter_map(|l| match l {
-                Layer::Spike { name, .. } => Some(name.clone()),
+                Layer::Spike(sn) => Some(sn.name.clone()),
                 _ => None,
             })
             .collect()
@@ -310,8 +309,8 @@ impl Model for Classifier {
     fn neuron_constants(&self, store: &ParamStore) -> Result<Vec<(String, NeuronConstants)>> {
         let mut out = Vec::new();
         for l in &self.layers {
-            if let Layer::Spike { name, neuron } = l {
-                out.push((name.clone(), neuron.constants(store)?));
+            if let Layer::Spike(sn) = l {
+                out.push((sn.name.clone(), sn.neuron.constants(store)?));
             }
         }
         Ok(out)

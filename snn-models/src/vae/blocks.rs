@@ -7,7 +7,7 @@
 use snn_core::dfdx::prelude::*;
 use snn_core::spec::{Forward, HostStep, Neuron};
 use snn_core::{Dev, ParamStore, Result};
-use snn_nn::{BatchNorm, Conv2d, ConvTranspose2d, Linear, Nhwc};
+use snn_nn::{BatchNorm, Conv2d, ConvTranspose2d, Linear, Nhwc, Spiking};
 
 #[derive(Debug)]
 pub enum Weights {
@@ -19,7 +19,7 @@ pub enum Weights {
 #[derive(Debug)]
 pub enum Activation {
     None,
-    Spike(Box<dyn Neuron>),
+    Spike(Spiking),
     /// LeakyReLU with this negative slope.
     Leaky(f32),
 }
@@ -38,11 +38,7 @@ impl Block {
         let y = match &self.weights {
             Weights::Conv(c) => c.forward(x, fwd.store)?,
             Weights::ConvT(c) => c.forward(x, fwd.store)?,
-            Weights::Fc(l) => {
-                let (n, h, w, c) = *x.shape();
-                let y = l.forward(x.reshape_like(&(n, h * w * c)), fwd.store)?;
-                y.reshape_like(&(n, 1, 1, l.outputs))
-            }
+            Weights::Fc(l) => l.forward_image(x, fwd.store)?,
         };
         match &self.bn {
             Some(bn) => bn.forward(y, fwd),
@@ -74,29 +70,14 @@ impl Block {
         match &self.act {
             Activation::None => Ok(y),
             Activation::Leaky(slope) => Ok(leaky_relu(y, *slope)),
-            Activation::Spike(neuron) => {
-                let (n, h, w, c) = *y.shape();
-                let (spikes, rows) = if static_input {
-                    let s = neuron.forward_static(
-                        y.reshape_like(&(1, n * h * w * c)),
-                        steps,
-                        fwd.store,
-                    )?;
-                    (s, steps * n)
-                } else {
-                    let m = n / steps * h * w * c;
-                    (neuron.forward(y.reshape_like(&(steps, m)), fwd.store)?, n)
-                };
-                fwd.record_rate(&self.name, &spikes);
-                Ok(spikes.reshape_like(&(rows, h, w, c)))
-            }
+            Activation::Spike(sn) => sn.forward(y, steps, !static_input, fwd),
         }
     }
 
     /// The neuron of a spiking block.
     pub fn neuron(&self) -> Option<&dyn Neuron> {
         match &self.act {
-            Activation::Spike(n) => Some(n.as_ref()),
+            Activation::Spike(sn) => Some(sn.neuron.as_ref()),
             _ => None,
         }
     }

@@ -35,7 +35,7 @@ use snn_core::spec::{
     Objective,
 };
 use snn_core::{Dev, Error, Img, Mat, ParamStore, Result, Scalar};
-use snn_nn::{Nhwc, Rows};
+use snn_nn::{Nhwc, Rows, Spiking};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -149,8 +149,13 @@ impl ModelSpec for FsvaeSpec {
             ));
         }
         let neuron = parts.neuron("fsvae")?;
-        let make =
-            |name: &str, store: &mut ParamStore| Ok(Activation::Spike(neuron.build(name, store)?));
+        // A block's neuron keeps its parameters under `block.sn`; its
+        // firing rate is recorded under the block's name.
+        let make = |block: &str, store: &mut ParamStore| {
+            let neuron = neuron.build(&format!("{block}.sn"), store)?;
+            let name = block.to_string();
+            Ok(Activation::Spike(Spiking { name, neuron }))
+        };
         let (c, latent, k) = (parts.input_shape[0], self.latent, self.k);
         let a = self.latent_bn_alpha;
         let mut b = Builder {

@@ -25,7 +25,7 @@ use snn_core::dfdx::prelude::*;
 use snn_core::init::{Rng, WeightInit};
 use snn_core::spec::Forward;
 use snn_core::{Error, Img, ParamStore, Result};
-use snn_nn::{BatchNorm, Conv2d, ConvTranspose2d, Linear, Nhwc, Rows};
+use snn_nn::{BatchNorm, Conv2dConfig, ConvTranspose2dConfig, LinearConfig, Nhwc, Rows};
 
 /// Checks that `[c, h, w]` images shrink to 2x2 through `channels.len()`
 /// stride-2 layers.
@@ -85,17 +85,32 @@ impl Builder<'_> {
         step: Step,
         plain: bool,
     ) -> Result<Block> {
-        let (store, rng, init) = (&mut *self.store, &mut *self.rng, self.init);
+        let (scope, rng) = (&mut self.store.scope(name), &mut *self.rng);
+        let conv_t = |stride, output_padding| ConvTranspose2dConfig {
+            in_channels: cin,
+            out_channels: cout,
+            kernel: 3,
+            stride,
+            padding: 1,
+            output_padding,
+            bias: true,
+            weight_init: self.init,
+        };
         let weights = match step {
-            Step::Down => Weights::Conv(Conv2d::new(
-                name, cin, cout, 3, 2, 1, true, init, store, rng,
-            )?),
-            Step::Up => Weights::ConvT(ConvTranspose2d::new(
-                name, cin, cout, 3, 2, 1, 1, true, init, store, rng,
-            )?),
-            Step::Same => Weights::ConvT(ConvTranspose2d::new(
-                name, cin, cout, 3, 1, 1, 0, true, init, store, rng,
-            )?),
+            Step::Down => Weights::Conv(
+                Conv2dConfig {
+                    in_channels: cin,
+                    out_channels: cout,
+                    kernel: 3,
+                    stride: 2,
+                    padding: 1,
+                    bias: true,
+                    weight_init: self.init,
+                }
+                .init(scope, rng)?,
+            ),
+            Step::Up => Weights::ConvT(conv_t(2, 1).init(scope, rng)?),
+            Step::Same => Weights::ConvT(conv_t(1, 0).init(scope, rng)?),
         };
         self.finish(name, weights, cout, 1.0, plain)
     }
@@ -110,7 +125,13 @@ impl Builder<'_> {
         alpha: f32,
         plain: bool,
     ) -> Result<Block> {
-        let fc = Linear::new(name, inputs, outputs, true, self.init, self.store, self.rng)?;
+        let fc = LinearConfig {
+            inputs,
+            outputs,
+            bias: true,
+            weight_init: self.init,
+        }
+        .init(&mut self.store.scope(name), self.rng)?;
         self.finish(name, Weights::Fc(fc), outputs, alpha, plain)
     }
 
@@ -125,14 +146,9 @@ impl Builder<'_> {
         let (bn, act) = if plain {
             (None, Activation::None)
         } else {
-            let bn = BatchNorm::tdbn(
-                &format!("{name}.bn"),
-                channels,
-                alpha,
-                self.bn_scale,
-                self.store,
-            )?;
-            (Some(bn), (self.act)(&format!("{name}.sn"), self.store)?)
+            let bn_scope = &mut self.store.scope(name);
+            let bn = BatchNorm::tdbn(&mut bn_scope.scope("bn"), channels, alpha, self.bn_scale)?;
+            (Some(bn), (self.act)(name, self.store)?)
         };
         Ok(Block {
             name: name.to_string(),

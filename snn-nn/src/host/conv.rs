@@ -12,7 +12,7 @@
 //! input.
 
 use super::bias::Bias;
-use crate::gemm::matmul;
+use crate::gemm::{matmul, Op};
 use crate::spike_gemm::{self, SpikeMatrix};
 use crate::{Conv2d, ConvTranspose2d, Nhwc};
 use snn_core::dfdx::prelude::*;
@@ -162,7 +162,7 @@ impl Geometry {
             let rows = (n1 - n0) * rows_per_image;
             self.im2col(x, n0, n1, &mut col);
             let out = &mut y[n0 * rows_per_image * self.o..n1 * rows_per_image * self.o];
-            matmul(rows, self.o, width, &col, false, wt, false, out, false);
+            matmul([rows, self.o, width], Op::N(&col), Op::N(wt), out, false);
         }
         y
     }
@@ -181,8 +181,8 @@ impl Geometry {
             let g = &gy[n0 * rows_per_image * self.o..n1 * rows_per_image * self.o];
             self.im2col(x, n0, n1, &mut col);
             // dW += col^T gy ; dcol = gy W^T
-            matmul(width, self.o, rows, &col, true, g, false, &mut dw, true);
-            matmul(rows, width, self.o, g, false, wt, true, &mut dcol, false);
+            matmul([width, self.o, rows], Op::T(&col), Op::N(g), &mut dw, true);
+            matmul([rows, width, self.o], Op::N(g), Op::T(wt), &mut dcol, false);
             self.col2im(&dcol, n0, n1, &mut dx);
         }
         (dx, dw)
@@ -201,7 +201,7 @@ impl Geometry {
             let n1 = (n0 + chunk).min(self.n);
             let rows = (n1 - n0) * rows_per_image;
             let g = &gy[n0 * rows_per_image * self.o..n1 * rows_per_image * self.o];
-            matmul(rows, width, self.o, g, false, wt, true, &mut dcol, false);
+            matmul([rows, width, self.o], Op::N(g), Op::T(wt), &mut dcol, false);
             self.col2im(&dcol, n0, n1, &mut dx);
         }
         dx
@@ -227,18 +227,18 @@ impl Geometry {
             let span = n0 * rows_per_image * self.o..n1 * rows_per_image * self.o;
             self.im2col(x, n0, n1, &mut col);
             matmul(
-                rows,
-                self.o,
-                width,
-                &col,
-                false,
-                wt,
-                false,
+                [rows, self.o, width],
+                Op::N(&col),
+                Op::N(wt),
                 &mut y[span.clone()],
                 false,
             );
             matmul(
-                width, self.o, rows, &col, true, &gy[span], false, &mut dw, true,
+                [width, self.o, rows],
+                Op::T(&col),
+                Op::N(&gy[span]),
+                &mut dw,
+                true,
             );
         }
         (y, dw)

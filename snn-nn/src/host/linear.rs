@@ -3,6 +3,7 @@
 //! the spikes.
 
 use super::bias::Bias;
+use crate::gemm::{matmul, Op};
 use crate::linear::{Linear, SpikeProduct};
 use crate::spike_gemm::{self, SpikeMatrix};
 use crate::spike_sparse::{self, SpikeLists};
@@ -60,7 +61,7 @@ pub fn spike_product(
             }
             // Both gradients add straight into the accumulator.
             let dx = grads.get_or_alloc_mut(&x)?;
-            crate::gemm::matmul(n, f, o, &gy, false, &ws, true, dx, true);
+            matmul([n, f, o], Op::N(&gy), Op::T(&ws), dx, true);
             let dw = grads.get_or_alloc_mut(&weight)?;
             match &product {
                 SpikeOperand::Bits(b) => spike_gemm::weight_grad(b, &gy, o, dw),

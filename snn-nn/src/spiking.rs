@@ -1,0 +1,46 @@
+//! A spiking neuron layer on channels-last activations: the one spiking
+//! layer of every model (the classifier's `sn` layers, the VAE blocks'
+//! neurons).
+
+use crate::Nhwc;
+use snn_core::dfdx::prelude::*;
+use snn_core::spec::{Forward, Neuron};
+use snn_core::Result;
+
+/// A configured neuron under the name its firing rate is recorded by.
+#[derive(Debug)]
+pub struct Spiking {
+    pub name: String,
+    pub neuron: Box<dyn Neuron>,
+}
+
+impl Spiking {
+    /// Spikes `[T * B, H, W, C]` (time-major) of the neurons driven by `x`:
+    /// a sequence `[T * B, H, W, C]` when `timed`, else a static input
+    /// `[B, H, W, C]` that the neuron repeats over `steps` itself (direct
+    /// encoding: it is never copied). Records the layer's firing rate.
+    pub fn forward(
+        &self,
+        x: Nhwc,
+        steps: usize,
+        timed: bool,
+        fwd: &mut Forward<'_>,
+    ) -> Result<Nhwc> {
+        let (n, h, w, c) = *x.shape();
+        let (spikes, rows) = if timed {
+            let m = n / steps.max(1) * h * w * c;
+            let s = self
+                .neuron
+                .forward(x.reshape_like(&(steps, m)), fwd.store)?;
+            (s, n)
+        } else {
+            let m = n * h * w * c;
+            let s = self
+                .neuron
+                .forward_static(x.reshape_like(&(1, m)), steps, fwd.store)?;
+            (s, steps * n)
+        };
+        fwd.record_rate(&self.name, &spikes);
+        Ok(spikes.reshape_like(&(rows, h, w, c)))
+    }
+}
