@@ -3,6 +3,7 @@
 //! GEMM per group of images.
 
 use snn_nn::gemm::{matmul, Op};
+use snn_nn::im2col::Windows;
 
 /// Channels-last activations of a batch, `[n, h, w, c]`.
 #[derive(Clone, Debug)]
@@ -141,25 +142,18 @@ impl Conv {
     }
 
     fn im2col(&self, img: &[f32], [h, w]: [usize; 2], [ho, wo]: [usize; 2], col: &mut [f32]) {
-        let c = self.cin;
-        let width = self.kh * self.kw * c;
-        for oy in 0..ho {
-            for ox in 0..wo {
-                let row = &mut col[(oy * wo + ox) * width..][..width];
-                for ky in 0..self.kh {
-                    let iy = (oy * self.stride + ky) as isize - self.ph as isize;
-                    for kx in 0..self.kw {
-                        let ix = (ox * self.stride + kx) as isize - self.pw as isize;
-                        let cell = &mut row[(ky * self.kw + kx) * c..][..c];
-                        if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= w {
-                            cell.fill(0.0);
-                        } else {
-                            let src = (iy as usize * w + ix as usize) * c;
-                            cell.copy_from_slice(&img[src..src + c]);
-                        }
-                    }
-                }
-            }
-        }
+        let win = Windows {
+            h,
+            w,
+            c: self.cin,
+            kh: self.kh,
+            kw: self.kw,
+            stride: self.stride,
+            ph: self.ph,
+            pw: self.pw,
+            ho,
+            wo,
+        };
+        win.gather(img, col);
     }
 }

@@ -18,6 +18,7 @@ pub mod gemm;
 // The one gate of this crate's host kernels (see `snn_core::device`).
 #[cfg(not(feature = "cuda"))]
 pub mod host;
+pub mod im2col;
 pub mod linear;
 pub mod pool;
 pub mod spike_gemm;

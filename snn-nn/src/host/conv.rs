@@ -13,6 +13,7 @@
 
 use super::bias::Bias;
 use crate::gemm::{matmul, Op};
+use crate::im2col::Windows;
 use crate::spike_gemm::{self, SpikeMatrix};
 use crate::{Conv2d, ConvTranspose2d, Nhwc};
 use snn_core::dfdx::prelude::*;
@@ -44,37 +45,29 @@ impl Geometry {
         ((4 << 20) / per_image.max(1)).clamp(1, self.n.max(1))
     }
 
+    /// Where the windows fall on one image.
+    fn windows(&self) -> Windows {
+        Windows {
+            h: self.h,
+            w: self.w,
+            c: self.c,
+            kh: self.k,
+            kw: self.k,
+            stride: self.stride,
+            ph: self.pad,
+            pw: self.pad,
+            ho: self.ho,
+            wo: self.wo,
+        }
+    }
+
     /// Fills `col` (`[rows, k*k*c]`) for images `n0..n1` of `x` (NHWC).
     fn im2col(&self, x: &[f32], n0: usize, n1: usize, col: &mut [f32]) {
-        let g = self;
-        let kc = g.k * g.c;
-        let width = g.col_width();
-        let mut row = 0;
+        let win = self.windows();
+        let (plane, per_image) = (self.h * self.w * self.c, self.ho * self.wo * win.width());
         for b in n0..n1 {
-            for oy in 0..g.ho {
-                for ox in 0..g.wo {
-                    let dst = &mut col[row * width..(row + 1) * width];
-                    for ky in 0..g.k {
-                        let iy = (oy * g.stride + ky) as isize - g.pad as isize;
-                        let seg = &mut dst[ky * kc..(ky + 1) * kc];
-                        if iy < 0 || iy >= g.h as isize {
-                            seg.fill(0.0);
-                            continue;
-                        }
-                        for kx in 0..g.k {
-                            let ix = (ox * g.stride + kx) as isize - g.pad as isize;
-                            let cell = &mut seg[kx * g.c..(kx + 1) * g.c];
-                            if ix < 0 || ix >= g.w as isize {
-                                cell.fill(0.0);
-                            } else {
-                                let src = ((b * g.h + iy as usize) * g.w + ix as usize) * g.c;
-                                cell.copy_from_slice(&x[src..src + g.c]);
-                            }
-                        }
-                    }
-                    row += 1;
-                }
-            }
+            let dst = &mut col[(b - n0) * per_image..][..per_image];
+            win.gather(&x[b * plane..][..plane], dst);
         }
     }
 
