@@ -45,7 +45,12 @@ pub type Scalar = dfdx::tensor::Tensor<dfdx::shapes::Rank0, f32, Dev, Tp>;
 pub type Mat = dfdx::tensor::Tensor<(usize, usize), f32, Dev, Tp>;
 /// `[T, B, C]` on the tape.
 pub type Seq3 = dfdx::tensor::Tensor<(usize, usize, usize), f32, Dev, Tp>;
-/// `[B, C, H, W]` on the tape.
+/// `[B, C, H, W]` on the tape: images as datasets and models exchange them.
 pub type Img = dfdx::tensor::Tensor<(usize, usize, usize, usize), f32, Dev, Tp>;
-/// `[T, B, C, H, W]` on the tape: a spike or membrane sequence of images.
+/// `[B, H, W, C]` on the tape: channels-last images, as layers compute
+/// them and decoders return them.
+pub type ImgNhwc = dfdx::tensor::Tensor<(usize, usize, usize, usize), f32, Dev, Tp>;
+/// `[T, B, H, W, C]` on the tape: a spike or membrane sequence of
+/// channels-last images, time-major (the layers' `[T * B, H, W, C]`
+/// reshaped, no copy), the decoders' input.
 pub type SeqImg = dfdx::tensor::Tensor<(usize, usize, usize, usize, usize), f32, Dev, Tp>;

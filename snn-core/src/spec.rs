@@ -8,7 +8,7 @@
 
 use crate::init::Rng;
 use crate::loss::LossKind;
-use crate::{Error, Flat, Img, Mat, ParamStore, Result, Scalar, SeqImg};
+use crate::{Error, Flat, Img, ImgNhwc, Mat, ParamStore, Result, Scalar, SeqImg};
 use std::fmt::Debug;
 
 /// A spiking neuron layer, multi-step: it sees the whole time sequence.
@@ -113,10 +113,11 @@ pub struct DecoderInput {
     pub channels: usize,
 }
 
-/// Turns a `[T, B, C, H, W]` sequence into a `[B, C, H, W]` image (or, with
-/// `H = W = 1`, a `[B, C]` vector of class scores).
+/// Turns a channels-last sequence `[T, B, H, W, C]` into a channels-last
+/// image `[B, H, W, C]` (or, with `H = W = 1`, `[B, C]` class scores): the
+/// layout the layers compute in, so neither side permutes.
 pub trait Decoder: Debug + Send + Sync {
-    fn forward(&self, x: SeqImg, store: &ParamStore) -> Result<Img>;
+    fn forward(&self, x: SeqImg, store: &ParamStore) -> Result<ImgNhwc>;
 }
 
 /// Config-side description of a decoder.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::Rng;
 use snn_core::spec::{Decoder, DecoderInput, DecoderSpec};
-use snn_core::{Error, Img, ParamStore, Result, SeqImg};
+use snn_core::{Error, ImgNhwc, ParamStore, Result, SeqImg};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -45,7 +45,7 @@ pub struct LastMembrane {
 }
 
 impl Decoder for LastMembrane {
-    fn forward(&self, x: SeqImg, _store: &ParamStore) -> Result<Img> {
+    fn forward(&self, x: SeqImg, _store: &ParamStore) -> Result<ImgNhwc> {
         let shape = *x.shape();
         let steps = shape.0;
         let w: Vec<f32> = (0..steps)

@@ -1,4 +1,5 @@
-//! Decoders turn a `[T, B, C, H, W]` sequence into a `[B, C, H, W]` image.
+//! Decoders turn a channels-last sequence `[T, B, H, W, C]` into a
+//! channels-last image `[B, H, W, C]`.
 //!
 //! - `mean-rate`: mean over time (the firing rate for spike inputs).
 //! - `taid`: the paper's temporal attention image decoding, with the options

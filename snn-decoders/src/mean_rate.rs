@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::Rng;
 use snn_core::spec::{Decoder, DecoderInput, DecoderSpec};
-use snn_core::{Img, ParamStore, Result, SeqImg};
+use snn_core::{ImgNhwc, ParamStore, Result, SeqImg};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,7 +31,7 @@ impl DecoderSpec for MeanRateSpec {
 pub struct MeanRate;
 
 impl Decoder for MeanRate {
-    fn forward(&self, x: SeqImg, _store: &ParamStore) -> Result<Img> {
+    fn forward(&self, x: SeqImg, _store: &ParamStore) -> Result<ImgNhwc> {
         Ok(x.mean::<_, Axis<0>>())
     }
 }

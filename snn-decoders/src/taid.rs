@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{self, Rng};
 use snn_core::spec::{Decoder, DecoderInput, DecoderSpec};
-use snn_core::{Error, Img, ParamStore, Result, SeqImg, Tp};
+use snn_core::{Error, ImgNhwc, ParamStore, Result, SeqImg, Tp};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -114,9 +114,9 @@ pub struct Taid {
 }
 
 impl Decoder for Taid {
-    fn forward(&self, s: SeqImg, store: &ParamStore) -> Result<Img> {
+    fn forward(&self, s: SeqImg, store: &ParamStore) -> Result<ImgNhwc> {
         let shape = *s.shape();
-        let (t, b, c, _, _) = shape;
+        let (t, b, _, _, c) = shape;
         if t != self.time_steps {
             return Err(Error::shape(
                 "TAID input",
@@ -125,7 +125,7 @@ impl Decoder for Taid {
         }
         let s_again = s.with_empty_tape();
         // X: [T, B * C'] with C' = C (hw) or 1 (chw).
-        let x: Tensor<(usize, usize, usize), f32, _, Tp> = s.mean::<_, Axes2<3, 4>>();
+        let x: Tensor<(usize, usize, usize), f32, _, Tp> = s.mean::<_, Axes2<2, 3>>();
         let (x, cols) = match self.spec.squeeze {
             Squeeze::Hw => (x.reshape_like(&(t, b * c)), c),
             Squeeze::Chw => (x.mean::<_, Axis<2>>().reshape_like(&(t, b)), 1),
@@ -139,7 +139,7 @@ impl Decoder for Taid {
         let f = match self.spec.squeeze {
             Squeeze::Hw => f
                 .reshape_like(&(t, b, c))
-                .broadcast_like::<_, Axes2<3, 4>>(&shape),
+                .broadcast_like::<_, Axes2<2, 3>>(&shape),
             Squeeze::Chw => f
                 .reshape_like(&(t, b))
                 .broadcast_like::<_, Axes3<2, 3, 4>>(&shape),

@@ -9,8 +9,33 @@ use snn_decoders::{LastMembraneSpec, MeanRateSpec, Mixing, Reduce, Squeeze, Taid
 
 type Shape5 = (usize, usize, usize, usize, usize);
 
+/// `[n, c, h, w]` values in channels-last order `[n, h, w, c]`.
+fn channels_last(v: &[f32], (n, c, h, w): (usize, usize, usize, usize)) -> Vec<f32> {
+    assert_eq!(v.len(), n * c * h * w);
+    let mut out = vec![0.0; v.len()];
+    for (i, x) in v.iter().enumerate() {
+        let (p, ci) = (i % (h * w), (i / (h * w)) % c);
+        out[(i / (c * h * w) * h * w + p) * c + ci] = *x;
+    }
+    out
+}
+
+/// The inverse of [`channels_last`].
+fn channels_first(v: &[f32], (n, c, h, w): (usize, usize, usize, usize)) -> Vec<f32> {
+    assert_eq!(v.len(), n * c * h * w);
+    let mut out = vec![0.0; v.len()];
+    for (i, x) in v.iter().enumerate() {
+        let (ci, p) = (i % c, (i / c) % (h * w));
+        out[(i / (c * h * w) * c + ci) * h * w + p] = *x;
+    }
+    out
+}
+
 /// Decodes host data; returns the output and, for loss `sum(out * c)`, the
 /// gradients of the input and of the decoder's weight (if it has one).
+/// Values are written and returned channels-first (`shape` is
+/// `[T, B, C, H, W]`, as the hand computations read); the decoder itself
+/// sees the channels-last `[T, B, H, W, C]` it is given in the models.
 fn decode(
     spec: &dyn DecoderSpec,
     shape: Shape5,
@@ -18,33 +43,47 @@ fn decode(
     weight: Option<&[f32]>,
     c: &[f32],
 ) -> (Vec<f32>, Vec<f32>, Option<Vec<f32>>) {
+    let (t, b, ch, h, w) = shape;
+    let seq = (t * b, ch, h, w);
+    let img = (b, ch, h, w);
     let dev = device::create(0).unwrap();
     let mut store = ParamStore::new(dev.clone());
     let mut rng: Rng = init::rng(0);
     store
-        .insert("s", &[data.len()], data.to_vec(), true)
+        .insert("s", &[data.len()], channels_last(data, seq), true)
         .unwrap();
     let input = DecoderInput {
-        time_steps: shape.0,
-        channels: shape.2,
+        time_steps: t,
+        channels: ch,
     };
     let dec = spec.build("d", input, &mut store, &mut rng).unwrap();
-    if let Some(w) = weight {
-        store.set_values("d.weight", w.to_vec()).unwrap();
+    if let Some(wt) = weight {
+        store.set_values("d.weight", wt.to_vec()).unwrap();
     }
     let grads = store.new_grads().unwrap();
     let (s, _) = store.taped("s").unwrap().split_tape();
-    let s = s.traced(grads).reshape_like(&shape);
+    let s = s.traced(grads).reshape_like(&(t, b, h, w, ch));
     let out = dec.forward(s, &store).unwrap();
     let out_shape = *out.shape();
-    let values = out.retaped::<NoneTape>().as_vec();
-    let cw = dev.tensor_from_vec(c.to_vec(), out_shape);
+    assert_eq!(out_shape, (b, h, w, ch));
+    let values = channels_first(&out.retaped::<NoneTape>().as_vec(), img);
+    let cw = dev.tensor_from_vec(channels_last(c, img), out_shape);
     let g = (out * cw).sum::<Rank0, _>().backward();
-    let gs = store.grad(&g, "s").unwrap().as_vec();
+    let gs = channels_first(&store.grad(&g, "s").unwrap().as_vec(), seq);
     let gw = store
         .contains("d.weight")
         .then(|| store.grad(&g, "d.weight").unwrap().as_vec());
     (values, gs, gw)
+}
+
+#[test]
+fn layout_conversions_invert_each_other() {
+    // [1, 2, 1, 2] channels-first (c0: 1 2, c1: 3 4) is (1 3) (2 4) last.
+    let v = [1.0, 2.0, 3.0, 4.0];
+    assert_eq!(channels_last(&v, (1, 2, 1, 2)), vec![1.0, 3.0, 2.0, 4.0]);
+    let r: Vec<f32> = (0..60).map(|i| i as f32).collect();
+    let sh = (2, 3, 2, 5);
+    assert_eq!(channels_first(&channels_last(&r, sh), sh), r);
 }
 
 fn assert_close(what: &str, a: &[f32], b: &[f32], tol: f32) {

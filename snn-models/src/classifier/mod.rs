@@ -280,7 +280,7 @@ impl Model for Classifier {
             x = repeat_over_time(x, steps);
         }
         let k = self.classes;
-        let seq = x.reshape_like(&(steps, b, k, 1, 1));
+        let seq = x.reshape_like(&(steps, b, 1, 1, k));
         let out = self.decoder.forward(seq, fwd.store)?;
         Ok(out.reshape_like(&(b, k)))
     }

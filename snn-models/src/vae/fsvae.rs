@@ -361,12 +361,12 @@ impl Fsvae {
         for block in &self.decoder[1..] {
             y = block.forward(y, steps, fwd)?;
         }
+        // Time-major channels-last is the decoders' layout: a reshape, no
+        // copy; only the decoded image (T times smaller) is permuted.
         let (_, h, w, c) = *y.shape();
-        let seq = y
-            .reshape_like(&(steps, b, h, w, c))
-            .permute::<_, Axes5<0, 1, 4, 2, 3>>()
-            .reshape_like(&(steps, b, c, h, w));
-        Ok(self.output.forward(seq, fwd.store)?.tanh())
+        let seq = y.reshape_like(&(steps, b, h, w, c));
+        let image = self.output.forward(seq, fwd.store)?;
+        Ok(image.permute::<_, Axes4<0, 3, 1, 2>>().tanh())
     }
 
     fn distance(&self, q: Rows, p: Rows, batch: usize) -> (Scalar, f32) {
