@@ -8,7 +8,7 @@
 
 use super::Nhwc;
 use snn_core::dfdx::prelude::*;
-use snn_core::init::{self, Rng, WeightInit};
+use snn_core::init::{Rng, WeightInit};
 use snn_core::{Error, Impl, ParamStore, Result, Scope};
 
 #[derive(Debug, Clone)]
@@ -72,15 +72,8 @@ impl Conv2dConfig {
             ));
         }
         let fan_in = in_channels * kernel * kernel;
-        let w = weight_init.sample(rng, fan_in * out_channels, fan_in);
         let shape = [kernel, kernel, in_channels, out_channels];
-        let weight = scope.insert("weight", &shape, w, true)?;
-        let bias = if bias {
-            let b = init::torch_default(rng, out_channels, fan_in);
-            Some(scope.insert("bias", &[out_channels], b, true)?)
-        } else {
-            None
-        };
+        let (weight, bias) = crate::weight_and_bias(scope, rng, &shape, fan_in, weight_init, bias)?;
         Ok(Conv2d {
             weight,
             bias,

@@ -37,9 +37,33 @@ pub use snn_core::Impl;
 pub use spiking::Spiking;
 
 use snn_core::dfdx::prelude::*;
-use snn_core::{Dev, Tp};
+use snn_core::init::{Rng, WeightInit};
+use snn_core::{Dev, Result, Scope, Tp};
 
 /// `[N, H, W, C]` on the tape.
 pub type Nhwc = Tensor<(usize, usize, usize, usize), f32, Dev, Tp>;
 /// `[N, F]` on the tape.
 pub type Rows = Tensor<(usize, usize), f32, Dev, Tp>;
+
+/// Registers a weight layer's parameters in `scope`: `weight` of `shape`
+/// drawn by `init` for fan-in `fan_in` and, when `bias`, a `bias` as long
+/// as the last axis (PyTorch's default). Returns their keys.
+pub(crate) fn weight_and_bias(
+    scope: &mut Scope<'_>,
+    rng: &mut Rng,
+    shape: &[usize],
+    fan_in: usize,
+    init: WeightInit,
+    bias: bool,
+) -> Result<(String, Option<String>)> {
+    let size = shape.iter().product();
+    let weight = scope.insert("weight", shape, init.sample(rng, size, fan_in), true)?;
+    let bias = match (bias, shape.last()) {
+        (true, Some(&outputs)) => {
+            let b = snn_core::init::torch_default(rng, outputs, fan_in);
+            Some(scope.insert("bias", &[outputs], b, true)?)
+        }
+        _ => None,
+    };
+    Ok((weight, bias))
+}

@@ -9,7 +9,7 @@
 
 use super::{Nhwc, Rows};
 use snn_core::dfdx::prelude::*;
-use snn_core::init::{self, Rng, WeightInit};
+use snn_core::init::{Rng, WeightInit};
 use snn_core::{Error, Impl, ParamStore, Result, Scope};
 
 #[derive(Debug, Clone)]
@@ -45,14 +45,8 @@ impl LinearConfig {
             bias,
             weight_init,
         } = self;
-        let w = weight_init.sample(rng, inputs * outputs, inputs);
-        let weight = scope.insert("weight", &[inputs, outputs], w, true)?;
-        let bias = if bias {
-            let b = init::torch_default(rng, outputs, inputs);
-            Some(scope.insert("bias", &[outputs], b, true)?)
-        } else {
-            None
-        };
+        let shape = [inputs, outputs];
+        let (weight, bias) = crate::weight_and_bias(scope, rng, &shape, inputs, weight_init, bias)?;
         Ok(Linear {
             weight,
             bias,
