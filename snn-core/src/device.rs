@@ -1,5 +1,6 @@
 //! Which dfdx device the workspace computes on, chosen at build time, and
-//! the one kernel seam: the only file that reads the `cuda` feature.
+//! the one kernel seam: where the `cuda` feature decides what runs (the
+//! only other readings are each crate's one gate on its `host` module).
 //!
 //! The default build uses dfdx's CPU device. `--features cuda` switches every
 //! crate to dfdx's CUDA device.
@@ -14,8 +15,7 @@
 //! memory. So a CUDA build runs every op composed, and that fallback is
 //! decided here, once. The kernels themselves live in one `host` module per
 //! crate (`snn_core::host`, `snn_neurons::step::fused`, `snn_nn::host`,
-//! the classifier's `fused`), whose declaration is that crate's one other
-//! reading of the feature.
+//! the classifier's `fused`).
 //!
 //! A CUDA kernel for a fused op would go beside its host kernel, compiled
 //! by a `cuda_kernels!` twin of [`host_kernels!`] defined here, and be

@@ -107,15 +107,17 @@ fn lanes_and_single_neurons_compute_the_same_bits() {
     let (mut s1, mut s8) = ([0.0f32], [snn_core::step::Lanes([0.0; 8])]);
     for t in 0..5 {
         let row = &xs[t * 8..t * 8 + 8];
+        // This step's backward pass starts from the state before it.
+        let (before1, before8) = (s1, s8);
         let o8 = lif.step(&k8, &mut s8, snn_core::step::Lanes::load(row));
         let o1 = lif.step(&k, &mut s1, row[3]);
         assert_eq!((o8.lane(3), s8[0].lane(3)), (o1, s1[0]), "step {t}");
         let (mut g1, mut g8) = ([0.25f32], [HostNum::splat(0.25)]);
         let (mut gk1, mut gk8) = (vec![0.0f32; 3], vec![snn_core::step::Lanes([0.0; 8]); 3]);
-        let gx1 = lif.step_backward(&k, &s1, row[3], 0.5, &mut g1, &mut gk1);
+        let gx1 = lif.step_backward(&k, &before1, row[3], 0.5, &mut g1, &mut gk1);
         let gx8 = lif.step_backward(
             &k8,
-            &s8,
+            &before8,
             HostNum::load(row),
             HostNum::splat(0.5),
             &mut g8,
