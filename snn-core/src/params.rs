@@ -426,11 +426,6 @@ impl Scope<'_> {
             prefix,
         }
     }
-
-    /// The whole store, for reading what is registered.
-    pub fn store(&self) -> &ParamStore {
-        self.store
-    }
 }
 
 #[cfg(test)]

@@ -250,6 +250,7 @@ impl Model for Classifier {
                         continue;
                     }
                 }
+                // Read only by the host kernels; a CUDA build compiles them out.
                 let _ = (sn, k);
             }
             x = match layer {

@@ -53,11 +53,6 @@ impl<S: NeuronStep> StepNeuron<S> {
         })
     }
 
-    /// The step itself.
-    pub fn step(&self) -> &S {
-        &self.step
-    }
-
     fn values(&self, store: &ParamStore) -> Result<Vec<f32>> {
         self.params
             .iter()

@@ -42,11 +42,6 @@ impl<S: NeuronStep> HostRun<S> {
         }
     }
 
-    /// The constants the step reads.
-    pub fn constants(&self) -> &[f32] {
-        &self.k
-    }
-
     /// One step of a run of `x.len()` neurons.
     pub fn step_run(&self, x: &[f32], state: &mut [f32], spikes: &mut [f32]) {
         let (n, ns) = (x.len(), S::STATE);
