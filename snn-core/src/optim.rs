@@ -3,7 +3,8 @@
 //! dfdx's optimizers walk a statically typed module tree; ours walk the named
 //! store, so any layer list read from a config is optimised. On the CPU each
 //! parameter is updated by one in-place pass over parameter, gradient and
-//! moments (`host::adam::update`, parallel over chunks); the same update
+//! moments (`host::adam::update`, parallel over chunks, handed its slices
+//! by `update_host`); the same update
 //! written with dfdx tensor ops (`update_composed`) runs on CUDA and is the
 //! kernel's test oracle (`Adam::kernel = Impl::Composed`).
 
@@ -76,10 +77,56 @@ impl Moment {
         }
     }
 
+    /// The values in host memory.
+    #[allow(dead_code)] // only the host kernel's side calls it
+    fn into_host(self) -> Vec<f32> {
+        match self {
+            Moment::Host(v) => v,
+            Moment::Device(t) => t.as_vec(),
+        }
+    }
+
     fn to_vec(&self) -> Vec<f32> {
         match self {
             Moment::Host(v) => v.clone(),
             Moment::Device(t) => t.as_vec(),
+        }
+    }
+}
+
+// The host kernel's side of the update: hands `host::adam::update` the
+// entry's values, gradient and moments as slices (compiled where host
+// kernels are, like the kernel itself).
+crate::host_kernels! {
+    impl Adam {
+        /// [`Adam::update`] of entry `name` on the host, in place.
+        fn update_host(
+            &mut self,
+            store: &mut ParamStore,
+            grads: &mut Gradients<f32, Dev>,
+            lr: f32,
+            name: &str,
+        ) -> Result<()> {
+            let (bc1, bc2) = self.bias_corrections();
+            let (l2, decoupled) = self.decays();
+            let c = &self.cfg;
+            let (beta1, beta2, eps, wd) = (c.beta1, c.beta2, c.eps, c.weight_decay);
+            let k = crate::host::adam::AdamStep {
+                beta1, beta2, eps, wd, bc1, bc2, lr, l2, decoupled,
+            };
+            let param = store.get(name)?.value.clone();
+            let n = param.shape().0;
+            let mut p = crate::host::read(&param);
+            let g = grads
+                .get_or_alloc_mut(&param)
+                .map_err(|e| Error::Device(format!("{e:?}")))?;
+            let mut m = self.m.remove(name).map_or_else(|| vec![0.0; n], Moment::into_host);
+            let mut v = self.v.remove(name).map_or_else(|| vec![0.0; n], Moment::into_host);
+            crate::host::adam::update(k, &mut p, &mut m, &mut v, &g[..n]);
+            store.set_values(name, p)?;
+            self.m.insert(name.to_string(), Moment::Host(m));
+            self.v.insert(name.to_string(), Moment::Host(v));
+            Ok(())
         }
     }
 }
@@ -92,8 +139,8 @@ pub struct Adam {
     /// test oracle; always the case on CUDA).
     pub kernel: Impl,
     step: u64,
-    pub(crate) m: BTreeMap<String, Moment>,
-    pub(crate) v: BTreeMap<String, Moment>,
+    m: BTreeMap<String, Moment>,
+    v: BTreeMap<String, Moment>,
 }
 
 impl Adam {
@@ -129,7 +176,7 @@ impl Adam {
         for name in names {
             crate::host_kernels! {
                 if self.kernel.host() {
-                    crate::host::adam::update(self, store, grads, lr, &name)?;
+                    self.update_host(store, grads, lr, &name)?;
                     continue;
                 }
             }
@@ -138,9 +185,18 @@ impl Adam {
         Ok(())
     }
 
-    pub(crate) fn bias_corrections(&self) -> (f32, f32) {
+    fn bias_corrections(&self) -> (f32, f32) {
         let t = self.step as i32;
         (1.0 - self.cfg.beta1.powi(t), 1.0 - self.cfg.beta2.powi(t))
+    }
+
+    /// Which decays apply: (L2 on the gradient, decoupled on the step).
+    fn decays(&self) -> (bool, bool) {
+        let on = self.cfg.weight_decay != 0.0;
+        (
+            on && self.cfg.decay == Decay::L2,
+            on && self.cfg.decay == Decay::Decoupled,
+        )
     }
 
     /// The update written with dfdx tensor ops (any device).
@@ -156,7 +212,8 @@ impl Adam {
         let dev = store.dev().clone();
         let p = store.get(name)?.value.clone();
         let mut g = store.grad(grads, name)?;
-        if c.decay == Decay::L2 && c.weight_decay != 0.0 {
+        let (l2, decoupled) = self.decays();
+        if l2 {
             g = g + p.clone() * c.weight_decay;
         }
         let zeros = || Moment::Device(dev.zeros_like(&p));
@@ -166,7 +223,7 @@ impl Adam {
         let v = v * c.beta2 + g.square() * (1.0 - c.beta2);
         let denom = (v.clone() / bc2).sqrt() + c.eps;
         let mut step = (m.clone() / bc1) / denom;
-        if c.decay == Decay::Decoupled && c.weight_decay != 0.0 {
+        if decoupled {
             step = step + p.clone() * c.weight_decay;
         }
         store.set_tensor(name, p - step * lr)?;
@@ -225,7 +282,7 @@ impl Adam {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device;
+    use crate::{device, init};
 
     /// Loss `sum(c * w)` has gradient `c`; returns the store after `n` steps.
     fn run(cfg: AdamConfig, w: &[f32], c: &[f32], lr: f32, n: usize) -> Vec<f32> {
@@ -281,5 +338,54 @@ mod tests {
         };
         let w = run(l2, &[2.0], &[0.0], 0.1, 1);
         assert!((w[0] - 1.9).abs() < 1e-6, "{}", w[0]);
+    }
+
+    /// The CPU kernel and the composed update agree over several steps, for
+    /// Adam with L2 and AdamW, including after a save / load round trip.
+    #[test]
+    fn host_kernel_matches_composed_update() {
+        let dev = device::create(0).unwrap();
+        // 70,000 entries: more than one of the kernel's parallel chunks.
+        const N: usize = 70_000;
+        for cfg in [
+            AdamConfig {
+                weight_decay: 0.01,
+                ..AdamConfig::default()
+            },
+            AdamConfig::adamw(0.05),
+            AdamConfig::default(),
+        ] {
+            let mut r = init::rng(4);
+            let w0 = init::uniform(&mut r, N, -1.0, 1.0);
+            let mut results = Vec::new();
+            for kernel in [Impl::Auto, Impl::Composed] {
+                let mut s = ParamStore::new(dev.clone());
+                s.insert("w", &[N], w0.clone(), true).unwrap();
+                let mut opt = Adam::new(cfg.clone());
+                opt.kernel = kernel;
+                for step in 0..4 {
+                    let (p, _) = s.taped("w").unwrap().split_tape();
+                    let c = init::uniform(&mut init::rng(step), N, -1.0, 1.0);
+                    let cw = dev.tensor_from_vec(c, (N,));
+                    let mut g = (p.traced(s.new_grads().unwrap()).square() * cw)
+                        .sum::<Rank0, _>()
+                        .backward();
+                    opt.update(&mut s, &mut g, 0.05).unwrap();
+                    if step == 1 {
+                        let dir = tempfile::tempdir().unwrap();
+                        let path = dir.path().join("o.safetensors");
+                        opt.save(&path).unwrap();
+                        let mut again = Adam::new(cfg.clone());
+                        again.kernel = kernel;
+                        again.load(&path).unwrap();
+                        opt = again;
+                    }
+                }
+                results.push(s.values("w").unwrap());
+            }
+            for (a, b) in results[0].iter().zip(&results[1]) {
+                assert!((a - b).abs() < 1e-6, "{cfg:?}: {a} vs {b}");
+            }
+        }
     }
 }

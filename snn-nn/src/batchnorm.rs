@@ -3,10 +3,10 @@
 //! Training uses batch statistics and records running statistics (momentum
 //! 0.1, unbiased variance, as PyTorch); evaluation uses the running ones.
 
-use super::Nhwc;
+use super::{Nhwc, Rows};
 use snn_core::dfdx::prelude::*;
 use snn_core::spec::Forward;
-use snn_core::{Error, Flat, Impl, Result, Scope};
+use snn_core::{Error, Flat, FlatT, Impl, Result, Scope};
 
 #[derive(Debug, Clone)]
 pub struct BatchNorm {
@@ -48,7 +48,7 @@ impl BatchNorm {
         Ok(bn)
     }
 
-    pub(crate) fn check_batch(&self, rows_n: usize) -> Result<()> {
+    fn check_batch(&self, rows_n: usize) -> Result<()> {
         if rows_n < 2 {
             return Err(Error::shape(
                 &self.name,
@@ -63,7 +63,7 @@ impl BatchNorm {
     /// plus m b` with the variance unbiased by `n / (n - 1)`. Applied after
     /// the step (`Forward::apply_updates`), outside the tape; both paths of
     /// the layer use this one definition.
-    pub(crate) fn queue_running_update(
+    fn queue_running_update(
         &self,
         fwd: &mut Forward<'_>,
         rows_n: usize,
@@ -95,38 +95,67 @@ impl BatchNorm {
         let x = x.reshape_like(&(rows_n, c));
         let store = fwd.store;
         let key = |s: &str| format!("{}.{s}", self.name);
-        snn_core::host_kernels! {
-            if self.kernel_impl.host() {
-                return crate::host::batchnorm::forward(self, x, fwd).map(|y| y.reshape_like(&shape));
-            }
-        }
-        let normalised = if fwd.train {
+        let gamma = store.taped(&key("weight"))?;
+        let beta = store.taped(&key("bias"))?;
+        let y = if fwd.train {
             self.check_batch(rows_n)?;
-            let mean = x.with_empty_tape().mean::<_, Axis<0>>();
-            let mean_plain = mean.retaped::<NoneTape>();
-            let centred = x - mean.broadcast_like::<_, Axis<0>>(&(rows_n, c));
-            let var = centred.with_empty_tape().square().mean::<_, Axis<0>>();
-            let var_plain = var.retaped::<NoneTape>();
-            let inv_std = (var + self.eps).sqrt().recip();
-            let out = centred * inv_std.broadcast_like::<_, Axis<0>>(&(rows_n, c));
-            self.queue_running_update(fwd, rows_n, mean_plain, var_plain)?;
-            out
+            let (y, mean, var) = self.normalise_batch(x, gamma, beta);
+            self.queue_running_update(fwd, rows_n, mean, var)?;
+            y
         } else {
             let rm = store.get(&key("running_mean"))?.value.clone();
             let rv = store.get(&key("running_var"))?.value.clone();
-            let inv_std = (rv + self.eps).sqrt().recip();
-            (x - rm.broadcast_like::<_, Axis<0>>(&(rows_n, c)))
-                * inv_std.broadcast_like::<_, Axis<0>>(&(rows_n, c))
+            self.normalise_running(x, gamma, beta, rm, rv)
         };
-        let gamma = store.taped(&key("weight"))?;
-        let beta = store.taped(&key("bias"))?;
+        Ok(y.reshape_like(&shape))
+    }
+
+    /// Training: `[rows, C]` normalised by its own statistics, then scaled
+    /// and shifted; returns the batch mean and biased variance too.
+    fn normalise_batch(&self, x: Rows, gamma: FlatT, beta: FlatT) -> (Rows, Flat, Flat) {
+        let (rows_n, c) = *x.shape();
+        snn_core::host_kernels! {
+            if self.kernel_impl.host() {
+                let (y, mean, var) = crate::host::batchnorm::batch_norm(x, gamma, beta, None, self.eps, self.scale);
+                let dev = y.device().clone();
+                return (y, dev.tensor_from_vec(mean, (c,)), dev.tensor_from_vec(var, (c,)));
+            }
+        }
+        let mean = x.with_empty_tape().mean::<_, Axis<0>>();
+        let mean_plain = mean.retaped::<NoneTape>();
+        let centred = x - mean.broadcast_like::<_, Axis<0>>(&(rows_n, c));
+        let var = centred.with_empty_tape().square().mean::<_, Axis<0>>();
+        let var_plain = var.retaped::<NoneTape>();
+        let inv_std = (var + self.eps).sqrt().recip();
+        let normalised = centred * inv_std.broadcast_like::<_, Axis<0>>(&(rows_n, c));
+        (self.affine(normalised, gamma, beta), mean_plain, var_plain)
+    }
+
+    /// Evaluation: `[rows, C]` normalised by the running statistics, then
+    /// scaled and shifted.
+    fn normalise_running(&self, x: Rows, gamma: FlatT, beta: FlatT, rm: Flat, rv: Flat) -> Rows {
+        let (rows_n, c) = *x.shape();
+        snn_core::host_kernels! {
+            if self.kernel_impl.host() {
+                let stats = Some((rm.as_vec(), rv.as_vec()));
+                return crate::host::batchnorm::batch_norm(x, gamma, beta, stats, self.eps, self.scale).0;
+            }
+        }
+        let inv_std = (rv + self.eps).sqrt().recip();
+        let normalised = (x - rm.broadcast_like::<_, Axis<0>>(&(rows_n, c)))
+            * inv_std.broadcast_like::<_, Axis<0>>(&(rows_n, c));
+        self.affine(normalised, gamma, beta)
+    }
+
+    /// `scale * gamma * normalised + beta` (the composed path).
+    fn affine(&self, normalised: Rows, gamma: FlatT, beta: FlatT) -> Rows {
+        let (rows_n, c) = *normalised.shape();
         let normalised = if self.scale == 1.0 {
             normalised
         } else {
             normalised * self.scale
         };
-        let y = normalised * gamma.broadcast_like::<_, Axis<0>>(&(rows_n, c))
-            + beta.broadcast_like::<_, Axis<0>>(&(rows_n, c));
-        Ok(y.reshape_like(&shape))
+        normalised * gamma.broadcast_like::<_, Axis<0>>(&(rows_n, c))
+            + beta.broadcast_like::<_, Axis<0>>(&(rows_n, c))
     }
 }

@@ -7,9 +7,10 @@
 //! the input gradient, so overlapping windows are handled correctly.
 
 use super::Nhwc;
+use crate::im2col::Geometry;
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{Rng, WeightInit};
-use snn_core::{Error, Impl, ParamStore, Result, Scope};
+use snn_core::{Error, FlatT, Impl, ParamStore, Result, Scope};
 
 #[derive(Debug, Clone)]
 pub struct Conv2d {
@@ -140,7 +141,8 @@ impl Conv2d {
         );
         snn_core::host_kernels! {
             if self.kernel_impl.host() {
-                return crate::host::conv::conv2d_layer(self, x, store, (ho, wo));
+                let geo = self.geometry([n, h, w], (ho, wo));
+                return Ok(crate::host::conv::conv2d(x, store.taped(&self.weight)?, self.taped_bias(store)?, geo));
             }
         }
         let k = self.kernel;
@@ -158,6 +160,28 @@ impl Conv2d {
             .matmul(wt)
             .reshape_like(&(n, ho, wo, self.out_channels));
         self.add_bias(y, store)
+    }
+
+    /// The convolution of a batch of `n` images of `h x w` to `ho x wo`,
+    /// as the host kernel takes it.
+    pub fn geometry(&self, [n, h, w]: [usize; 3], (ho, wo): (usize, usize)) -> Geometry {
+        Geometry {
+            n,
+            h,
+            w,
+            c: self.in_channels,
+            o: self.out_channels,
+            k: self.kernel,
+            stride: self.stride,
+            pad: self.padding,
+            ho,
+            wo,
+        }
+    }
+
+    /// The bias on the tape, if the layer has one.
+    pub fn taped_bias(&self, store: &ParamStore) -> Result<Option<FlatT>> {
+        self.bias.as_ref().map(|b| store.taped(b)).transpose()
     }
 
     pub(crate) fn add_bias(&self, y: Nhwc, store: &ParamStore) -> Result<Nhwc> {

@@ -8,7 +8,7 @@
 //! [`Conv2d`] (the CPU kernel where available).
 //!
 //! On the CPU a kernel computes the same without the zeros (see
-//! [`super::conv_cpu::conv_transpose2d`]), a quarter of the products at
+//! [`crate::host::conv::conv_transpose2d`]), a quarter of the products at
 //! stride 2; the composed form above is its test oracle and the CUDA path.
 //!
 //! The weight is stored as that equivalent convolution's kernel,
@@ -16,6 +16,7 @@
 //! corresponds to ours at `[k-1-y, k-1-x, i, o]`.
 
 use super::{Conv2d, Conv2dConfig, Nhwc};
+use crate::im2col::Geometry;
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{Rng, WeightInit};
 use snn_core::{Error, Impl, ParamStore, Result, Scope};
@@ -106,6 +107,26 @@ impl ConvTranspose2d {
         (f(h), f(w))
     }
 
+    /// The stride-`s` convolution whose input gradient this layer is, for
+    /// a batch of `n` images of `h x w`: it maps the output `[n, H_out,
+    /// W_out, C_out]` back to the input's `[n, h, w, C_in]`. The host
+    /// kernel computes the layer as that adjoint, without the zeros.
+    pub fn adjoint(&self, [n, h, w]: [usize; 3]) -> Geometry {
+        let (ho, wo) = self.out_size(h, w);
+        Geometry {
+            n,
+            h: ho,
+            w: wo,
+            c: self.conv.out_channels,
+            o: self.conv.in_channels,
+            k: self.conv.kernel,
+            stride: self.stride,
+            pad: self.padding,
+            ho: h,
+            wo: w,
+        }
+    }
+
     pub fn forward(&self, x: Nhwc, store: &ParamStore) -> Result<Nhwc> {
         let (n, h, w, c) = *x.shape();
         if h == 0 || w == 0 {
@@ -114,9 +135,19 @@ impl ConvTranspose2d {
         let k = self.conv.kernel;
         // Each input pixel scatters a k x k x C_out patch.
         snn_core::dense_work::record(n * h * w * c * k * k * self.conv.out_channels);
+        if c != self.conv.in_channels {
+            return Err(Error::shape(
+                &self.conv.weight,
+                format!(
+                    "input has {c} channels, layer expects {}",
+                    self.conv.in_channels
+                ),
+            ));
+        }
         snn_core::host_kernels! {
             if self.conv.kernel_impl.host() {
-                return crate::host::conv::conv_transpose2d_layer(self, x, store);
+                let (weight, bias) = (store.taped(&self.conv.weight)?, self.conv.taped_bias(store)?);
+                return Ok(crate::host::conv::conv_transpose2d(x, weight, bias, self.adjoint([n, h, w])));
             }
         }
         let lo = k - 1 - self.padding;

@@ -4,6 +4,23 @@
 //! host kernel and the scoring networks' convolutions (`snn-metrics`) both
 //! gather with it.
 
+/// One square convolution of a batch, `[n, h, w, c]` to `[n, ho, wo, o]`:
+/// what the layers tell their host kernel (`host::conv`, where its
+/// forward and backward passes are).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub o: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
 /// Where a convolution's windows fall on one `[h, w, c]` image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Windows {

@@ -22,6 +22,7 @@ pub mod im2col;
 pub mod linear;
 pub mod pool;
 pub mod spike_gemm;
+pub mod spike_product;
 pub mod spike_sparse;
 pub mod spiking;
 #[cfg(test)]

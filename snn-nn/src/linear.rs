@@ -7,10 +7,12 @@
 //! enough rows ([`crate::spike_gemm`]); otherwise dfdx's matmul. The spike
 //! products' tape op is [`crate::host::linear`].
 
+pub use crate::spike_product::SpikeProduct;
+
 use super::{Nhwc, Rows};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{Rng, WeightInit};
-use snn_core::{Error, Impl, ParamStore, Result, Scope};
+use snn_core::{Error, FlatT, Impl, ParamStore, Result, Scope};
 
 #[derive(Debug, Clone)]
 pub struct Linear {
@@ -77,15 +79,30 @@ impl Linear {
         }
         snn_core::dense_work::record(x.shape().0 * f * self.outputs);
         snn_core::host_kernels! {
-            let x = match crate::host::linear::spike_product(self, x, store)? {
-                Ok(y) => return Ok(y),
-                Err(x) => x,
+            let x = if self.kernel_impl.host() {
+                match crate::host::linear::spike_product(x, self.operands(store)?)? {
+                    Ok(y) => return Ok(y),
+                    Err(x) => x,
+                }
+            } else {
+                x
             };
         }
         let w = store
             .taped(&self.weight)?
             .reshape_like(&(self.inputs, self.outputs));
         self.add_bias(x.matmul(w), store)
+    }
+
+    /// The weight and bias on the tape, with what a host kernel needs to
+    /// know of the layer.
+    pub fn operands(&self, store: &ParamStore) -> Result<LinearOperands> {
+        Ok(LinearOperands {
+            weight: store.taped(&self.weight)?,
+            bias: self.bias.as_ref().map(|b| store.taped(b)).transpose()?,
+            outputs: self.outputs,
+            spike_kernel: self.spike_kernel,
+        })
     }
 
     fn add_bias(&self, y: Rows, store: &ParamStore) -> Result<Rows> {
@@ -100,53 +117,13 @@ impl Linear {
     }
 }
 
-/// Which spike kernel a product runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SpikeProduct {
-    /// Index lists of the ones ([`super::spike_sparse`]).
-    Lists,
-    /// Subset-sum tables over packed bits ([`super::spike_gemm`]).
-    Table,
-}
-
-impl SpikeProduct {
-    /// The kernel for `bits` times a weight with `n` output columns, from
-    /// the measured density; `None` where the dense product is as fast.
-    /// Costs relative to the dense product, measured with
-    /// `examples/spike_gemm.rs` at FC1's shape (forward and weight gradient
-    /// alike): the lists ~2.2 x density (given at least two 64-column tiles
-    /// per thread to spread the work), the table ~0.6 from 256 rows up.
-    pub fn choose(bits: &super::spike_gemm::SpikeMatrix, n: usize) -> Option<Self> {
-        const LISTS_PER_DENSITY: f64 = 2.2;
-        const TABLE: f64 = 0.6;
-        let lists = if Self::lists_apply(n) {
-            LISTS_PER_DENSITY * bits.density()
-        } else {
-            f64::INFINITY
-        };
-        let table = if super::spike_gemm::worthwhile(bits.rows) {
-            TABLE
-        } else {
-            f64::INFINITY
-        };
-        if lists < table.min(1.0) {
-            Some(Self::Lists)
-        } else if table < 1.0 {
-            Some(Self::Table)
-        } else {
-            None
-        }
-    }
-
-    /// Whether [`SpikeProduct::choose`] could pick a spike kernel for
-    /// `rows` x `n` at some density: if not, the input need not be packed.
-    pub fn any_applies(rows: usize, n: usize) -> bool {
-        Self::lists_apply(n) || super::spike_gemm::worthwhile(rows)
-    }
-
-    /// Lists need at least two column tiles per thread to spread the work.
-    fn lists_apply(n: usize) -> bool {
-        let threads = rayon::current_num_threads().max(1);
-        n >= 2 * super::spike_gemm::TILE * threads
-    }
+/// A linear layer's parameters on the tape, as its host kernel takes them
+/// (the kernel never sees the layer or the store).
+pub struct LinearOperands {
+    /// `[in, out]`, flattened.
+    pub weight: FlatT,
+    pub bias: Option<FlatT>,
+    pub outputs: usize,
+    /// [`Linear::spike_kernel`].
+    pub spike_kernel: Option<SpikeProduct>,
 }

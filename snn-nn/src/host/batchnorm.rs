@@ -2,10 +2,9 @@
 //! affine map in two passes over the rows, the closed-form backward in two
 //! more. It keeps no normalised copy: the input (held anyway) is re-read.
 
-use crate::{BatchNorm, Rows};
+use crate::Rows;
 use snn_core::dfdx::prelude::*;
-use snn_core::spec::Forward;
-use snn_core::{host, FlatT, Result};
+use snn_core::{host, FlatT};
 
 /// Per-channel mean and biased variance of `[rows, c]` data.
 fn moments(x: &[f32], c: usize) -> (Vec<f32>, Vec<f32>) {
@@ -120,30 +119,4 @@ pub fn batch_norm(
         host::add_grad(grads, &beta, &db)
     });
     (out.put_tape(tape), mean, var)
-}
-
-/// [`BatchNorm::forward`] through the host kernel, on `[rows, C]`.
-pub fn forward(layer: &BatchNorm, x: Rows, fwd: &mut Forward<'_>) -> Result<Rows> {
-    let store = fwd.store;
-    let key = |s: &str| format!("{}.{s}", layer.name);
-    let (rows_n, _) = *x.shape();
-    let gamma = store.taped(&key("weight"))?;
-    let beta = store.taped(&key("bias"))?;
-    if fwd.train {
-        layer.check_batch(rows_n)?;
-        let (y, mean, var) = batch_norm(x, gamma, beta, None, layer.eps, layer.scale);
-        let dev = store.dev();
-        let (mean, var) = (
-            dev.tensor_from_vec(mean, (layer.channels,)),
-            dev.tensor_from_vec(var, (layer.channels,)),
-        );
-        layer.queue_running_update(fwd, rows_n, mean, var)?;
-        Ok(y)
-    } else {
-        let stats = (
-            store.values(&key("running_mean"))?,
-            store.values(&key("running_var"))?,
-        );
-        Ok(batch_norm(x, gamma, beta, Some(stats), layer.eps, layer.scale).0)
-    }
 }

@@ -13,27 +13,14 @@
 
 use super::bias::Bias;
 use crate::gemm::{matmul, Op};
-use crate::im2col::Windows;
+use crate::im2col::{Geometry, Windows};
 use crate::spike_gemm::{self, SpikeMatrix};
-use crate::{Conv2d, ConvTranspose2d, Nhwc};
+use crate::Nhwc;
 use snn_core::dfdx::prelude::*;
-use snn_core::{host, Error, FlatT, ParamStore, Result};
+use snn_core::{host, FlatT};
 
-/// Geometry of one convolution.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Geometry {
-    pub n: usize,
-    pub h: usize,
-    pub w: usize,
-    pub c: usize,
-    pub o: usize,
-    pub k: usize,
-    pub stride: usize,
-    pub pad: usize,
-    pub ho: usize,
-    pub wo: usize,
-}
-
+// The kernels of one convolution geometry (the type is plain data in
+// `im2col.rs`, where the layers build it).
 impl Geometry {
     fn col_width(&self) -> usize {
         self.k * self.k * self.c
@@ -306,7 +293,7 @@ pub fn conv2d(x: Nhwc, weight: FlatT, bias: Option<FlatT>, geo: Geometry) -> Nhw
 /// to `[N, h, w, C_in]`), so forward is one GEMM and a col2im, backward
 /// that convolution's forward (for `x`) and weight gradient.
 ///
-/// `weight` is [`super::ConvTranspose2d`]'s layout, the equivalent
+/// `weight` is [`crate::ConvTranspose2d`]'s layout, the equivalent
 /// stride-1 convolution's `[k, k, C_in, C_out]`; the adjoint convolution's
 /// kernel is that flipped in space with the channel axes swapped.
 pub fn conv_transpose2d(x: Nhwc, weight: FlatT, bias: Option<FlatT>, adjoint: Geometry) -> Nhwc {
@@ -355,68 +342,4 @@ fn flip_swap(w: &[f32], k: usize, a: usize, b: usize) -> Vec<f32> {
         }
     }
     out
-}
-
-/// [`Conv2d::forward`] through the host kernel, output `ho x wo`.
-pub fn conv2d_layer(
-    layer: &Conv2d,
-    x: Nhwc,
-    store: &ParamStore,
-    (ho, wo): (usize, usize),
-) -> Result<Nhwc> {
-    let (n, h, w, c) = *x.shape();
-    let geo = Geometry {
-        n,
-        h,
-        w,
-        c,
-        o: layer.out_channels,
-        k: layer.kernel,
-        stride: layer.stride,
-        pad: layer.padding,
-        ho,
-        wo,
-    };
-    let bias = layer.bias.as_ref().map(|b| store.taped(b)).transpose()?;
-    Ok(conv2d(x, store.taped(&layer.weight)?, bias, geo))
-}
-
-/// [`ConvTranspose2d::forward`] through the host kernel.
-pub fn conv_transpose2d_layer(
-    layer: &ConvTranspose2d,
-    x: Nhwc,
-    store: &ParamStore,
-) -> Result<Nhwc> {
-    let (n, h, w, c) = *x.shape();
-    let k = layer.conv.kernel;
-    if c != layer.conv.in_channels {
-        return Err(Error::shape(
-            &layer.conv.weight,
-            format!(
-                "input has {c} channels, layer expects {}",
-                layer.conv.in_channels
-            ),
-        ));
-    }
-    let (ho, wo) = layer.out_size(h, w);
-    let adjoint = Geometry {
-        n,
-        h: ho,
-        w: wo,
-        c: layer.conv.out_channels,
-        o: c,
-        k,
-        stride: layer.stride,
-        pad: layer.padding,
-        ho: h,
-        wo: w,
-    };
-    let weight = store.taped(&layer.conv.weight)?;
-    let bias = layer
-        .conv
-        .bias
-        .as_ref()
-        .map(|b| store.taped(b))
-        .transpose()?;
-    Ok(conv_transpose2d(x, weight, bias, adjoint))
 }

@@ -4,26 +4,23 @@
 
 use super::bias::Bias;
 use crate::gemm::{matmul, Op};
-use crate::linear::{Linear, SpikeProduct};
+use crate::linear::LinearOperands;
 use crate::spike_gemm::{self, SpikeMatrix};
+use crate::spike_product::SpikeProduct;
 use crate::spike_sparse::{self, SpikeLists};
 use crate::Rows;
 use snn_core::dfdx::prelude::*;
-use snn_core::{host, ParamStore, Result};
+use snn_core::{host, Result};
 
 /// `x W + b` by a spike kernel when `x` is a spike matrix and one of
 /// them beats the dense product ([`SpikeProduct::choose`]); otherwise
 /// `x` back unchanged.
-pub fn spike_product(
-    layer: &Linear,
-    x: Rows,
-    store: &ParamStore,
-) -> Result<std::result::Result<Rows, Rows>> {
+pub fn spike_product(x: Rows, layer: LinearOperands) -> Result<std::result::Result<Rows, Rows>> {
     let (n, f) = *x.shape();
     let o = layer.outputs;
     // Neither spike kernel can win at this shape: skip the read and scan.
     let possible = layer.spike_kernel.is_some() || SpikeProduct::any_applies(n, o);
-    if !layer.kernel_impl.host() || !possible {
+    if !possible {
         return Ok(Err(x));
     }
     let x = x.reshape_like(&(n, f));
@@ -39,9 +36,8 @@ pub fn spike_product(
         None => return Ok(Err(x)),
     };
     let (x, x_tape) = x.split_tape();
-    let (weight, w_tape) = store.taped(&layer.weight)?.split_tape();
-    let bias = layer.bias.as_ref().map(|b| store.taped(b)).transpose()?;
-    let (bias, mut tape) = Bias::split(bias, x_tape.merge(w_tape));
+    let (weight, w_tape) = layer.weight.split_tape();
+    let (bias, mut tape) = Bias::split(layer.bias, x_tape.merge(w_tape));
     let ws = host::read(&weight);
     let mut y = vec![0.0f32; n * o];
     match &product {
