@@ -73,6 +73,15 @@ pub fn check(path: &Path, sets: &[String]) -> Result<()> {
         shape[1],
         shape[2]
     ));
+    // What one epoch is, where the data is here (the reproduction runner
+    // times a row from it).
+    if let Ok(n) = snn_data::image_count(&cfg.data, snn_data::Split::Train) {
+        let b = cfg.train.batch_size;
+        say(&format!(
+            "# epoch: {n} training images, {} steps at batch {b}",
+            n.div_ceil(b)
+        ));
+    }
     say(&cfg.to_toml()?);
     Ok(())
 }

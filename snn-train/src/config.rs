@@ -41,6 +41,51 @@ pub struct RunConfig {
     pub data: DataConfig,
     #[serde(default)]
     pub train: TrainConfig,
+    /// The paper row this config reproduces (`configs/paper/`); training
+    /// ignores it, `scripts/reproduce.sh` reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paper: Option<PaperRow>,
+}
+
+/// A row of the paper's tables: what the paper reports and how the
+/// reproduction is scored and bounded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaperRow {
+    /// The table, as the paper numbers it (`"Table 7"`).
+    pub table: String,
+    /// The row, in the paper's words (`"ALIF, learned, tau 0.25, V_th 0.2"`).
+    pub row: String,
+    /// How the run is scored.
+    pub score: PaperScore,
+    /// The paper's figures: `accuracy` (%) for classification; `is`, `fid`,
+    /// `fad` for generation. Empty where the paper has no number.
+    #[serde(default)]
+    pub values: std::collections::BTreeMap<String, f64>,
+    /// Where the paper's figure comes from, if not this paper's own table.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
+    /// What this machine changes from the paper's recipe (epochs, batch),
+    /// and why; `docs/fidelity.md` lists the same per row.
+    pub deviation: String,
+    /// Whether the data can be had on these machines; `false` marks a row
+    /// that `docs/results.md` lists as not run here.
+    #[serde(default = "yes")]
+    pub runs_here: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// How a paper row is scored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PaperScore {
+    /// The best test accuracy over the epochs (PLIF's "accuracy A").
+    BestTestAccuracy,
+    /// IS, FID and FAD of samples, with the paper's protocol (`snn metrics`).
+    Generation,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,6 +259,18 @@ impl RunConfig {
             if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi) {
                 return Err(format!(
                     "`data.augment.scale` must be [min, max] with 0 < min <= max, got [{lo}, {hi}]"
+                ));
+            }
+        }
+        if let Some(p) = &self.paper {
+            let (score, accepted): (&str, &[&str]) = match p.score {
+                PaperScore::BestTestAccuracy => ("best-test-accuracy", &["accuracy"]),
+                PaperScore::Generation => ("generation", &["is", "fid", "fad"]),
+            };
+            if let Some(k) = p.values.keys().find(|k| !accepted.contains(&k.as_str())) {
+                return Err(format!(
+                    "`paper.values.{k}` is not a figure of a `{score}` row; accepted: {}",
+                    accepted.join(", ")
                 ));
             }
         }

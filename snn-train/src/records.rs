@@ -43,6 +43,10 @@ pub struct EpochMetrics {
     pub lr: f32,
     pub seconds: f32,
     pub images_per_second: f32,
+    /// The process's peak resident memory so far (`VmHWM`), MiB; absent
+    /// where `/proc` cannot be read and in records written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_mib: Option<f32>,
     /// Batches skipped for a non-finite loss (`train.on_divergence = "skip"`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub skipped_batches: usize,

@@ -437,6 +437,8 @@ impl Session {
             lr,
             seconds: (before + t0.elapsed().as_secs_f64()) as f32,
             images_per_second: seen as f32 / train_seconds.max(1e-9),
+            peak_rss_mib: snn_core::procfs::kib("/proc/self/status", "VmHWM")
+                .map(|kib| kib as f32 / 1024.0),
             skipped_batches: skipped,
         };
         Ok((m, score))

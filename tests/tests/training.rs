@@ -250,7 +250,7 @@ fn interrupted_inside_epochs_equals_uninterrupted(config: &dyn Fn(&str) -> RunCo
             text.lines()
                 .map(|l| {
                     let mut m = serde_json_line(l);
-                    (m.seconds, m.images_per_second) = (0.0, 0.0);
+                    (m.seconds, m.images_per_second, m.peak_rss_mib) = (0.0, 0.0, None);
                     format!("{m:?}")
                 })
                 .collect()

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Reproduce rows of the paper's tables (configs/paper/): estimate, train
+# (resuming an interrupted row), score, append to results/paper.jsonl and
+# regenerate docs/results.md. Usage and details: scripts/reproduce.py.
+#
+#   scripts/reproduce.sh table5-mnist-alif      # one row
+#   scripts/reproduce.sh table7                 # a table's rows
+#   scripts/reproduce.sh all --estimate-only    # what every row would take
+#   scripts/reproduce.sh --doc                  # docs/results.md from the results file
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [[ "${1:-}" != "--doc" && -z "${SNN:-}" ]]; then
+    cargo build --release -q -p snn-cli
+fi
+exec python3 scripts/reproduce.py "$@"

@@ -1,0 +1,212 @@
+//! The paper rows (configs/paper/) and their runner (scripts/reproduce.py):
+//! every row is a valid config with its [paper] table, documented in
+//! docs/fidelity.md and docs/results.md; every result in the doc has its
+//! config and its line in results/paper.jsonl; and the runner takes a tiny
+//! row through estimate, training, scoring, the results file and the doc,
+//! and does not retrain a finished row.
+
+mod common;
+
+use common::root;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn paper_rows() -> Vec<String> {
+    let mut rows: Vec<String> =
+        common::file_names(&root().join("configs/paper"), |n| n.ends_with(".toml"))
+            .into_iter()
+            .map(|n| n.trim_end_matches(".toml").to_string())
+            .collect();
+    rows.sort();
+    rows
+}
+
+fn python(args: &[&str], envs: &[(&str, &Path)]) -> Output {
+    let mut cmd = Command::new("python3");
+    cmd.arg(root().join("scripts/reproduce.py"))
+        .args(args)
+        .current_dir(root())
+        .env("SNN", env!("CARGO_BIN_EXE_snn"));
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output()
+        .expect("python3 runs the reproduction runner (it is on every machine of this project)")
+}
+
+/// The rows named in the "Rows run here" table of the generated section.
+fn rows_in_results_table(doc: &str) -> Vec<String> {
+    doc.lines()
+        .filter_map(|l| {
+            l.strip_prefix("| [")?
+                .split_once(']')
+                .map(|(n, _)| n.to_string())
+        })
+        .collect()
+}
+
+fn results_rows(path: &Path) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{}: bad line {l}: {e}", path.display()));
+            v["row"]
+                .as_str()
+                .expect("every line names its row")
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn every_paper_row_is_a_valid_documented_config() {
+    snn_neurons::link();
+    snn_decoders::link();
+    snn_models::link();
+    let rows = paper_rows();
+    assert!(rows.len() >= 20, "configs/paper/ holds {} rows", rows.len());
+    let fidelity = std::fs::read_to_string(root().join("docs/fidelity.md")).unwrap();
+    let results = std::fs::read_to_string(root().join("docs/results.md")).unwrap();
+    for row in &rows {
+        let path = root().join(format!("configs/paper/{row}.toml"));
+        let cfg = snn_train::config::RunConfig::load(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let paper = cfg
+            .paper
+            .unwrap_or_else(|| panic!("{row}: no [paper] table"));
+        assert!(!paper.deviation.trim().is_empty(), "{row}: no deviation");
+        assert!(
+            fidelity.contains(row.as_str()),
+            "docs/fidelity.md does not list {row}"
+        );
+        assert!(
+            results.contains(row.as_str()),
+            "docs/results.md does not list {row}"
+        );
+    }
+    // Each result in the doc has its config and its line in the results file,
+    // and the doc is what the runner generates from them.
+    let recorded = results_rows(&root().join("results/paper.jsonl"));
+    for row in rows_in_results_table(&results) {
+        assert!(rows.contains(&row), "docs/results.md: {row} has no config");
+        assert!(
+            recorded.contains(&row),
+            "docs/results.md: {row} has no line in results/paper.jsonl"
+        );
+    }
+    let o = python(&["--check-doc"], &[]);
+    let (out, err) = common::text(&o);
+    assert!(o.status.success(), "{out}{err}");
+}
+
+#[test]
+fn a_config_with_a_wrong_paper_figure_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("row.toml");
+    let text = std::fs::read_to_string(root().join("configs/paper/table5-mnist-alif.toml"))
+        .unwrap()
+        .replace("values = { accuracy = 99.78 }", "values = { fid = 99.78 }");
+    std::fs::write(&path, text).unwrap();
+    let o = common::snn(&["check", path.to_str().unwrap()]);
+    let (_, err) = common::text(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("row.toml") && err.contains("paper.values.fid") && err.contains("accuracy"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_runner_takes_a_row_from_estimate_to_the_doc_and_resumes_finished_rows() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    std::fs::create_dir_all(h.join("configs/paper")).unwrap();
+    std::fs::create_dir_all(h.join("docs")).unwrap();
+    std::fs::write(
+        h.join("docs/results.md"),
+        "# Results\n\nHand-written part.\n",
+    )
+    .unwrap();
+    let quick = std::fs::read_to_string(root().join("configs/quickstart.toml")).unwrap();
+    let row = quick.replace("epochs = 4", "epochs = 1").replace(
+        "root = \"data/mnist-subset\"",
+        "root = \"data/mnist-subset\"\ntrain_limit = 64\ntest_limit = 100",
+    )
+        + "\n[paper]\ntable = \"Table 5\"\nrow = \"tiny\"\nscore = \"best-test-accuracy\"\n\
+           values = { accuracy = 99.78 }\ndeviation = \"a test's budget\"\n";
+    std::fs::write(h.join("configs/paper/tiny-row.toml"), row).unwrap();
+    let runs = h.join("runs");
+    let run_args = ["tiny-row", "--runs", runs.to_str().unwrap()];
+
+    let o = python(&run_args, &[("REPRODUCE_HOME", h)]);
+    let (out, err) = common::text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        out.contains("estimate: 1 of 1 epochs x 4 steps (64 images, batch 16)"),
+        "{out}"
+    );
+    assert!(out.contains(" train "), "{out}");
+
+    // The results line carries the best test accuracy of the run's records.
+    let metrics = std::fs::read_to_string(runs.join("tiny-row/metrics.jsonl")).unwrap();
+    let best = metrics
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["test_accuracy"]
+                .as_f64()
+                .unwrap()
+        })
+        .fold(0.0, f64::max);
+    let results = std::fs::read_to_string(h.join("results/paper.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(results.lines().next().unwrap()).unwrap();
+    assert_eq!(line["row"], "tiny-row");
+    assert_eq!(line["config"], "configs/paper/tiny-row.toml");
+    let ours = line["ours"]["accuracy"].as_f64().unwrap();
+    assert!(
+        (ours - (100.0 * best * 100.0).round() / 100.0).abs() < 1e-9,
+        "{ours} vs {best}"
+    );
+    assert_eq!(line["paper"]["accuracy"], 99.78);
+    assert!(line["peak_rss_mib"].as_f64().unwrap() > 0.0, "{line}");
+    assert_eq!(
+        std::fs::read_to_string(h.join("results/paper/tiny-row/metrics.jsonl")).unwrap(),
+        metrics
+    );
+    let doc = std::fs::read_to_string(h.join("docs/results.md")).unwrap();
+    assert!(
+        doc.starts_with("# Results\n\nHand-written part.\n"),
+        "{doc}"
+    );
+    assert_eq!(rows_in_results_table(&doc), ["tiny-row"]);
+
+    // A finished row is scored again, not retrained.
+    let o = python(&run_args, &[("REPRODUCE_HOME", h)]);
+    let (out, err) = common::text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        !out.contains(" train ") && !out.contains("estimate:"),
+        "{out}"
+    );
+    assert_eq!(results_rows(&h.join("results/paper.jsonl")).len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(h.join("results/paper.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+    let o = python(&["--check-doc"], &[("REPRODUCE_HOME", h)]);
+    assert!(o.status.success(), "{:?}", common::text(&o));
+
+    // An unknown row is one clear error naming the rows there are.
+    let o = python(&["no-such-row"], &[("REPRODUCE_HOME", h)]);
+    let (_, err) = common::text(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("`no-such-row`") && err.contains("tiny-row"),
+        "{err}"
+    );
+}
