@@ -1,7 +1,8 @@
 //! The CIFAR-10 and CelebA configs cannot be trained to length on these
 //! machines (the data sets cannot be fetched here, and a run would take
-//! days), but each shipped config must run end to end on its real file
-//! format: train a few steps, checkpoint, and (generative models) sample.
+//! days), but each shipped config, and each paper row's (configs/paper/),
+//! must run end to end on its real file format: train a few steps,
+//! checkpoint, and (generative models) sample.
 //! CIFAR-10 is written in its binary layout from the 20 real test images in
 //! `tests/fixtures/cifar10`; CelebA is a folder of generated 178 x 218 JPEGs
 //! with its partition file.
@@ -138,14 +139,20 @@ fn cifar10_configs_train_on_the_binary_format_and_generate() {
     let data = dir.path().join("cifar10");
     write_cifar10(&data);
     let runs = dir.path().join("runs");
-    let run = train("cifar10-alif.toml", &data, &runs);
-    let o = snn(&["eval", "--checkpoint", run.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o).1);
+    for config in ["cifar10-alif.toml", "paper/table6-cifar10-alif.toml"] {
+        let run = train(config, &data, &runs);
+        let o = snn(&["eval", "--checkpoint", run.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", text(&o).1);
+    }
     train("ae-cifar10.toml", &data, &runs);
+    // The shipped configs and the paper rows' (configs/paper/).
     for config in [
         "fsvae-cifar10-taid.toml",
         "fsvae-cifar10-membrane.toml",
         "annvae-cifar10.toml",
+        "paper/table1-cifar10-fsvae-taid.toml",
+        "paper/table1-cifar10-fsvae.toml",
+        "paper/table1-cifar10-annvae.toml",
     ] {
         generates(&train(config, &data, &runs), 32);
     }
@@ -162,6 +169,9 @@ fn celeba_configs_train_on_the_aligned_folder_and_generate() {
         "fsvae-celeba-taid.toml",
         "fsvae-celeba-membrane.toml",
         "annvae-celeba.toml",
+        "paper/table1-celeba-fsvae-taid.toml",
+        "paper/table1-celeba-fsvae.toml",
+        "paper/table1-celeba-annvae.toml",
     ] {
         generates(&train(config, &data, &runs), 64);
     }
