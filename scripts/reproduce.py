@@ -47,6 +47,8 @@ END = "<!-- paper-rows: end -->"
 # The network and neuron the PyTorch twin (bench/pytorch_mnist.py) builds.
 TWIN_NET = "{c128k3s1-BN-ALIF-MPk2s2}*2-DP-FC2048-ALIF-DP-FC100-ALIF-APk10s10"
 TWIN_NEURON = {"type": "alif", "tau": 0.25, "v_th": 0.2}
+# Its `--augment`: the authors' RandomAffine, the only augmentation it has.
+TWIN_AUGMENT = {"rotate": 30.0, "translate": 0.15, "scale": [0.85, 1.11]}
 # The classification run whose classifier scores a dataset's generated
 # images for the (labelled) classifier IS.
 IS_CLASSIFIER = {"mnist": "table5-mnist-alif", "fmnist": "extra-fmnist-alif"}
@@ -99,11 +101,21 @@ def select(arg):
     return chosen
 
 
-def records(run):
-    path = run / "metrics.jsonl"
+def read_jsonl(path):
+    """The JSON objects of a file of one a line; none if it does not exist."""
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def records(run):
+    return read_jsonl(run / "metrics.jsonl")
+
+
+def best_accuracy(recs):
+    """(figures, detail) of the epoch with the best test accuracy."""
+    best = max(recs, key=lambda r: r["test_accuracy"])
+    return {"accuracy": round(100 * best["test_accuracy"], 2)}, {"best_epoch": best["epoch"]}
 
 
 def hours(seconds):
@@ -112,7 +124,7 @@ def hours(seconds):
 
 
 def estimate(path, cfg, done_epochs):
-    """Prints and returns the training time left, from a measured step."""
+    """Prints the training time left, from a measured step."""
     epochs = cfg["train"]["epochs"]
     check = snn("check", path, capture=True)
     m = re.search(r"# epoch: (\d+) training images, (\d+) steps at batch (\d+)", check)
@@ -127,13 +139,12 @@ def estimate(path, cfg, done_epochs):
           f"batch {m[3]}) x {bench['median_s']:.3f} s/step = {hours(left)} of training, "
           f"plus test evaluation and scoring (peak {bench['peak_rss_mib']:.0f} MiB in the bench)",
           flush=True)
-    return left
 
 
-def score_generation(name, cfg, run, out):
+def score_generation(cfg, run, runs_root, out):
     dataset = cfg["data"]["dataset"]
     args = ["metrics", "--checkpoint", run, "--dataset", dataset, "--json"]
-    cls = ROOT / "runs" / "paper" / IS_CLASSIFIER.get(dataset, "-")
+    cls = runs_root / IS_CLASSIFIER.get(dataset, "-")
     if (cls / "best.safetensors").exists():
         args += ["--classifier", cls]
     else:
@@ -173,11 +184,9 @@ def run_row(name, runs_root, estimate_only):
         if (run / f).exists():
             shutil.copy(run / f, out / f)
     if paper["score"] == "best-test-accuracy":
-        best = max(recs, key=lambda r: r["test_accuracy"])
-        ours = {"accuracy": round(100 * best["test_accuracy"], 2)}
-        detail = {"best_epoch": best["epoch"]}
+        ours, detail = best_accuracy(recs)
     else:
-        ours, detail = score_generation(name, cfg, run, out)
+        ours, detail = score_generation(cfg, run, runs_root, out)
     append_result(name, paper, {
         "framework": "snn-rs",
         "ours": ours,
@@ -214,29 +223,31 @@ def run_twin(name, runs_root):
     path, cfg = load_row(name)
     paper = cfg["paper"]
     neuron = {k: cfg.get("neuron", {}).get(k) for k in TWIN_NEURON}
+    augment = cfg["data"].get("augment")
     if (paper["score"] != "best-test-accuracy" or cfg["model"].get("layers") != TWIN_NET
-            or neuron != TWIN_NEURON or cfg["data"]["dataset"] not in ("mnist", "fmnist")):
+            or neuron != TWIN_NEURON or cfg["data"]["dataset"] not in ("mnist", "fmnist")
+            or augment not in (None, TWIN_AUGMENT)):
         fail(f"{path}: the PyTorch twin builds the MNIST Table 8 network with ALIF "
-             f"(tau 0.25, V_th 0.2) on MNIST / Fashion-MNIST; this row is not that")
+             f"(tau 0.25, V_th 0.2) on MNIST / Fashion-MNIST, with the authors' RandomAffine "
+             f"or no augmentation; this row is not that")
     t = cfg["train"]
     out = runs_root / f"{name}-twin.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     args = ["bash", str(ROOT / "bench" / "run-pytorch.sh"), "pytorch_mnist.py",
             "--train", str(ROOT / cfg["data"]["root"]), "--epochs", str(t["epochs"]),
             "--batch", str(t["batch_size"]), "--seed", str(cfg.get("seed", 42)), "--out", str(out)]
-    if cfg["data"].get("augment", {}).get("rotate"):
+    if augment:
         args.append("--augment")
     print("+ " + " ".join(args), flush=True)
     done = subprocess.run(args, cwd=ROOT, text=True, stdout=subprocess.PIPE)
     if done.returncode != 0:
         fail(f"the PyTorch twin exited with {done.returncode}")
     summary = json.loads(done.stdout.strip().splitlines()[-1])
-    epochs = [json.loads(x) for x in out.read_text().splitlines() if x.strip()]
-    best = max(epochs, key=lambda r: r["test_accuracy"])
+    ours, detail = best_accuracy(read_jsonl(out))
     append_result(name, paper, {
         "framework": f"PyTorch twin ({summary['framework']})",
-        "ours": {"accuracy": round(100 * best["test_accuracy"], 2)},
-        "detail": {"best_epoch": best["epoch"]},
+        "ours": ours,
+        "detail": detail,
         "epochs": t["epochs"],
         "train_seconds": round(summary["seconds"], 1),
         "peak_rss_mib": summary["peak_rss_mib"],

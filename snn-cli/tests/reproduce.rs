@@ -12,14 +12,12 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// The row names, sorted (`file_names` sorts).
 fn paper_rows() -> Vec<String> {
-    let mut rows: Vec<String> =
-        common::file_names(&root().join("configs/paper"), |n| n.ends_with(".toml"))
-            .into_iter()
-            .map(|n| n.trim_end_matches(".toml").to_string())
-            .collect();
-    rows.sort();
-    rows
+    common::file_names(&root().join("configs/paper"), |n| n.ends_with(".toml"))
+        .into_iter()
+        .map(|n| n.trim_end_matches(".toml").to_string())
+        .collect()
 }
 
 fn python(args: &[&str], envs: &[(&str, &Path)]) -> Output {
