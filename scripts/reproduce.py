@@ -14,7 +14,10 @@ runs/paper/ROW (resuming a run that was interrupted, skipping one that is
 finished), scores it, copies its metrics.jsonl and curves (and sample
 grids) to results/paper/ROW/, and appends one line to results/paper.jsonl.
 `--doc` rewrites the generated part of docs/results.md from that file.
-`--twin` trains the PyTorch twin (bench/pytorch_mnist.py, torch installed
+A row whose data cannot be had here (runs_here = false) is not trained:
+the command measures its step time at its batch (or the largest batch that
+fits this machine's memory) and records the time an epoch would take in
+results/estimates.jsonl, which the doc lists. `--twin` trains the PyTorch twin (bench/pytorch_mnist.py, torch installed
 on demand by bench/run-pytorch.sh) at the row's budget instead, for the
 MNIST-network ALIF rows, and records it beside ours (it does not
 checkpoint: an interrupted twin run starts again).
@@ -30,6 +33,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -39,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HOME = Path(os.environ.get("REPRODUCE_HOME", ROOT)).resolve()
 CONFIGS = HOME / "configs" / "paper"
 RESULTS = HOME / "results" / "paper.jsonl"
+ESTIMATES = HOME / "results" / "estimates.jsonl"
 ARTIFACTS = HOME / "results" / "paper"
 DOC = HOME / "docs" / "results.md"
 FIDELITY = HOME / "docs" / "fidelity.md"
@@ -49,9 +54,16 @@ TWIN_NET = "{c128k3s1-BN-ALIF-MPk2s2}*2-DP-FC2048-ALIF-DP-FC100-ALIF-APk10s10"
 TWIN_NEURON = {"type": "alif", "tau": 0.25, "v_th": 0.2}
 # Its `--augment`: the authors' RandomAffine, the only augmentation it has.
 TWIN_AUGMENT = {"rotate": 30.0, "translate": 0.15, "scale": [0.85, 1.11]}
-# The classification run whose classifier scores a dataset's generated
-# images for the (labelled) classifier IS.
-IS_CLASSIFIER = {"mnist": "table5-mnist-alif", "fmnist": "extra-fmnist-alif"}
+# The classification runs whose classifier scores a dataset's generated
+# images for the (labelled) classifier IS, first choice first: the row with
+# the longest budget, else the same network from the Table 7 ablation.
+# Training images of the data sets these machines cannot fetch (their
+# standard training splits: CIFAR-10's five batches, CelebA's partition 0).
+TRAIN_IMAGES = {"cifar10": 50000, "celeba": 162770}
+IS_CLASSIFIER = {
+    "mnist": ["table5-mnist-alif", "table7-learned-tau0.25-vth0.2"],
+    "fmnist": ["extra-fmnist-alif"],
+}
 
 
 def fail(msg):
@@ -63,12 +75,15 @@ def snn_binary():
     return os.environ.get("SNN", str(ROOT / "target" / "release" / "snn"))
 
 
-def snn(*args, capture=False):
-    """Runs `snn ARGS`; its output when `capture`. A failure stops the runner."""
+def snn(*args, capture=False, may_fail=False):
+    """Runs `snn ARGS`; its output when `capture`. A failure stops the runner,
+    unless `may_fail` (then None)."""
     cmd = [snn_binary(), *map(str, args)]
     print("+ " + " ".join(cmd), flush=True)
     done = subprocess.run(cmd, cwd=ROOT, text=True, stdout=subprocess.PIPE if capture else None)
     if done.returncode != 0:
+        if may_fail:
+            return None
         fail(f"`{' '.join(cmd)}` exited with {done.returncode}")
     return done.stdout
 
@@ -120,6 +135,8 @@ def best_accuracy(recs):
 
 def hours(seconds):
     m = round(seconds / 60)
+    if m >= 48 * 60:
+        return f"{m / 1440:.1f} days"
     return f"{m // 60} h {m % 60:02d} min"
 
 
@@ -141,40 +158,107 @@ def estimate(path, cfg, done_epochs):
           flush=True)
 
 
+def is_classifier(dataset, runs_root):
+    """(run folder, its best test accuracy in %) of the first trained
+    classification row of `dataset`, or None."""
+    for row in IS_CLASSIFIER.get(dataset, []):
+        cls = runs_root / row
+        if (cls / "best.safetensors").exists() and records(cls):
+            return cls, best_accuracy(records(cls))[0]["accuracy"]
+    return None
+
+
+def estimate_not_here(name, path, cfg):
+    """Measures the step of a row that cannot run here (no data) and records
+    the time an epoch would take, at the row's batch or, where that does not
+    fit this machine's memory (`snn check` refuses it), the largest halving
+    of it that does."""
+    dataset = cfg["data"]["dataset"]
+    if dataset not in TRAIN_IMAGES:
+        fail(f"{path}: no training-set size known for `{dataset}` (TRAIN_IMAGES in {__file__})")
+    row_batch = cfg["train"]["batch_size"]
+    batch = row_batch
+    while snn("check", path, "--set", f"train.batch_size={batch}", capture=True,
+              may_fail=True) is None:
+        if batch == 1:
+            fail(f"{path}: `snn check` refuses even batch 1")
+        batch //= 2
+        print(f"(batch {batch * 2} does not fit here; trying {batch})", flush=True)
+    bench = json.loads(snn("bench", "--config", path, "--set", f"train.batch_size={batch}",
+                           "--mode", "train", "--warmup", "1", "--steps", "3", "--json",
+                           capture=True))
+    images = TRAIN_IMAGES[dataset]
+    steps = -(-images // batch)
+    line = {
+        "row": name,
+        "dataset": dataset,
+        "train_images": images,
+        "batch": batch,
+        "row_batch": row_batch,
+        "s_per_step": round(bench["median_s"], 3),
+        "epoch_seconds": round(steps * bench["median_s"]),
+        "epochs": cfg["train"]["epochs"],
+        "peak_rss_mib": round(bench["peak_rss_mib"]),
+        "command": f"scripts/reproduce.sh {name} --estimate-only",
+        "revision": git_revision(),
+        "date": datetime.date.today().isoformat(),
+        "machine": machine(),
+    }
+    ESTIMATES.parent.mkdir(parents=True, exist_ok=True)
+    with ESTIMATES.open("a") as f:
+        f.write(json.dumps(line) + "\n")
+    print(f"{name}: {steps} steps of batch {batch} x {bench['median_s']:.3f} s = "
+          f"{hours(steps * bench['median_s'])} an epoch here -> {ESTIMATES}", flush=True)
+
+
 def score_generation(cfg, run, runs_root, out):
     dataset = cfg["data"]["dataset"]
     args = ["metrics", "--checkpoint", run, "--dataset", dataset, "--json"]
-    cls = runs_root / IS_CLASSIFIER.get(dataset, "-")
-    if (cls / "best.safetensors").exists():
-        args += ["--classifier", cls]
+    cls = is_classifier(dataset, runs_root)
+    detail = {}
+    if cls:
+        # Relative to the repository where it lies there: `snn metrics` names
+        # the classifier as given, and that name goes into the results file.
+        args += ["--classifier", os.path.relpath(cls[0], ROOT)
+                 if cls[0].is_relative_to(ROOT) else cls[0]]
+        detail["is_classifier"] = {"run": cls[0].name, "test_accuracy": cls[1]}
     else:
         args += ["--metrics", "fid,fad"]
-        print(f"note: no classifier run at {cls}; IS left out (run its row first)")
+        print(f"note: no classification row of {dataset} trained under {runs_root} "
+              f"({', '.join(IS_CLASSIFIER.get(dataset, [])) or 'none listed'}); IS left out")
+    started = time.monotonic()
     scores = json.loads(snn(*args, capture=True).strip().splitlines()[-1])
+    detail["scoring_seconds"] = round(time.monotonic() - started, 1)
     snn("generate", "--checkpoint", run, "--count", 64, "--out", run / "samples",
         "--grid", out / "samples.png")
-    snn("reconstruct", "--checkpoint", run, "--out", out / "recon.png")
-    return {k: v["value"] for k, v in scores.items()}, scores
+    recon = snn("reconstruct", "--checkpoint", run, "--out", out / "recon.png", capture=True)
+    m = re.search(r"reconstruction_mse=([0-9.eE+-]+)", recon)
+    if m:
+        detail["reconstruction_mse"] = float(m[1])
+    return {k: v["value"] for k, v in scores.items()}, {**detail, "scores": scores}
 
 
 def run_row(name, runs_root, estimate_only):
+    """Trains and scores row `name` (or only estimates it); whether it
+    recorded a line (a result, or a not-run row's epoch time)."""
     path, cfg = load_row(name)
     paper = cfg["paper"]
     print(f"== {name}: {paper['table']}, {paper['row']}", flush=True)
     if not paper.get("runs_here", True):
-        print(f"{name}: not run here: {paper['deviation']}")
-        return
+        print(f"{name}: {paper['deviation']}")
+        estimate_not_here(name, path, cfg)
+        return True
     run = runs_root / name
     epochs = cfg["train"]["epochs"]
     done = len(records(run))
     if done < epochs:
         estimate(path, cfg, done)
         if estimate_only:
-            return
+            return False
         snn("train", "--config", path, "--out", run, "--resume", "--quiet")
     elif estimate_only:
         print(f"{name}: trained ({done} epochs) in {run}")
-        return
+        return False
     recs = records(run)
     if len(recs) < epochs:
         fail(f"{run}: {len(recs)} of {epochs} epochs recorded after training")
@@ -196,6 +280,7 @@ def run_row(name, runs_root, estimate_only):
         "peak_rss_mib": max((r.get("peak_rss_mib", 0) for r in recs), default=0),
         "command": f"scripts/reproduce.sh {name}",
     })
+    return True
 
 
 def append_result(name, paper, measured):
@@ -324,14 +409,49 @@ def doc_section():
                 f"| {r['date']}, {r['revision']} | `{r['command']}` |")
     else:
         out.append("None yet.")
+    out += generation_gallery(run)
     out += ["", "### Rows not run yet (the command runs one; budgets in each config's [paper])", ""]
     out += [f"- `scripts/reproduce.sh {name}`: {table}, {prow} (paper {figures(values, score)}; "
             f"{epochs} epochs)"
             for (name, table, prow, score), epochs, values in waiting] or ["None."]
     out += ["", "### Rows that cannot run here (data not available on these machines)", ""]
+    estimates = {e["row"]: e for e in read_jsonl(ESTIMATES)}
     out += [f"- [{name}](../configs/paper/{name}.toml): {table}, {prow}"
-            for name, table, prow, _ in not_here] or ["None."]
+            + epoch_time(estimates.get(name)) for name, table, prow, _ in not_here] or ["None."]
     return "\n".join(out + ["", END])
+
+
+def epoch_time(e):
+    """What a not-run row's epoch would take here, from its measured step."""
+    if not e:
+        return ": epoch time not measured yet (`scripts/reproduce.sh ROW --estimate-only`)"
+    fit = ("" if e["batch"] == e["row_batch"] else
+           f" (its batch {e['row_batch']} does not fit in this machine's memory)")
+    return (f": {e['s_per_step']:.3f} s a step at batch {e['batch']}{fit}, "
+            f"{e['peak_rss_mib'] / 1024:.1f} GiB, so {hours(e['epoch_seconds'])} an epoch of "
+            f"{e['train_images']:,} images and {hours(e['epoch_seconds'] * e['epochs'])} for its "
+            f"{e['epochs']} epochs ({e['date']}, {e['revision']}, {e['machine']})")
+
+
+def generation_gallery(run):
+    """Per generation row run: what scored its IS, its samples and reconstructions."""
+    out = []
+    for (name, _, prow, score), r in run:
+        if score != "generation":
+            continue
+        cls = r["detail"].get("is_classifier")
+        which = (f"IS from the classifier of `{cls['run']}` ({cls['test_accuracy']:.2f}% test "
+                 "accuracy)" if cls else "no IS (no classification row of its data set was trained)")
+        mse = r["detail"].get("reconstruction_mse")
+        mse = f"; test reconstruction MSE {mse:.5f}" if mse is not None else ""
+        took = r["detail"].get("scoring_seconds")
+        mse += f"; scoring (`snn metrics`) took {hours(took)}" if took is not None else ""
+        out += ["", f"#### {name}: {prow}", "", f"{which}{mse}. 64 samples from the prior, then "
+                "test images, each row of 8 above its reconstructions:", ""]
+        out += [f"![{name} {what}](../results/paper/{name}/{f})"
+                for what, f in (("samples", "samples.png"), ("reconstructions", "recon.png"))
+                if (ARTIFACTS / name / f).exists()]
+    return out
 
 
 def deviations_section():
@@ -390,12 +510,14 @@ def main(argv):
     if len(argv) != 1:
         fail("usage: scripts/reproduce.sh ROW|TABLE|all [--estimate-only | --twin] [--runs DIR] "
              "| --doc | --check-doc")
+    recorded = False
     for name in select(argv[0]):
         if twin:
             run_twin(name, runs_root)
+            recorded = True
         else:
-            run_row(name, runs_root, estimate_only)
-    if not estimate_only:
+            recorded |= run_row(name, runs_root, estimate_only)
+    if recorded:
         write_doc()
 
 

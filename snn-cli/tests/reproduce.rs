@@ -3,7 +3,8 @@
 //! docs/fidelity.md and docs/results.md; every result in the doc has its
 //! config and its line in results/paper.jsonl; and the runner takes a tiny
 //! row through estimate, training, scoring, the results file and the doc,
-//! and does not retrain a finished row.
+//! does not retrain a finished row, and measures the epoch time of a row
+//! whose data cannot be had here.
 
 mod common;
 
@@ -207,4 +208,65 @@ fn the_runner_takes_a_row_from_estimate_to_the_doc_and_resumes_finished_rows() {
         err.contains("`no-such-row`") && err.contains("tiny-row"),
         "{err}"
     );
+}
+
+#[test]
+fn a_row_whose_data_is_not_here_gets_its_epoch_time_measured_and_listed() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    std::fs::create_dir_all(h.join("configs/paper")).unwrap();
+    std::fs::create_dir_all(h.join("docs")).unwrap();
+    let quick = std::fs::read_to_string(root().join("configs/quickstart.toml")).unwrap();
+    let row = quick.replace(
+        "dataset = \"mnist\"\nroot = \"data/mnist-subset\"",
+        "dataset = \"cifar10\"\nroot = \"data/not-on-this-machine\"",
+    ) + "\n[paper]\ntable = \"Table 6\"\nrow = \"tiny\"\nscore = \"best-test-accuracy\"\n\
+           values = { accuracy = 93.89 }\ndeviation = \"Not run here: no data.\"\nruns_here = false\n";
+    assert!(
+        row.contains("cifar10"),
+        "the quickstart config changed: {row}"
+    );
+    std::fs::write(h.join("configs/paper/far-row.toml"), row).unwrap();
+
+    let o = python(&["far-row", "--estimate-only"], &[("REPRODUCE_HOME", h)]);
+    let (out, err) = common::text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("far-row: Not run here: no data."), "{out}");
+    assert!(!out.contains("snn train "), "nothing is trained: {out}");
+
+    // The estimate: CIFAR-10's 50,000 training images at the row's batch 16.
+    let text = std::fs::read_to_string(h.join("results/estimates.jsonl")).unwrap();
+    let e: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(e["row"], "far-row");
+    assert_eq!(
+        (e["train_images"].as_u64(), e["batch"].as_u64()),
+        (Some(50_000), Some(16))
+    );
+    let step = e["s_per_step"].as_f64().unwrap();
+    let epoch = e["epoch_seconds"].as_f64().unwrap();
+    assert!(step > 0.0, "{e}");
+    // 3,125 steps an epoch, from a step rounded to milliseconds.
+    assert!(
+        (epoch - 3125.0 * step).abs() <= 3125.0 * 0.0005 + 0.5,
+        "{e}"
+    );
+    assert!(
+        !h.join("results/paper.jsonl").exists(),
+        "nothing was trained or scored"
+    );
+
+    // The doc lists the row as not run, with the time its epoch would take.
+    let doc = std::fs::read_to_string(h.join("docs/results.md")).unwrap();
+    let listed = doc
+        .lines()
+        .find(|l| l.starts_with("- [far-row]"))
+        .unwrap_or_else(|| panic!("{doc}"));
+    assert!(
+        listed.contains(&format!("{step:.3} s a step at batch 16"))
+            && listed.contains("an epoch of 50,000 images"),
+        "{listed}"
+    );
+    assert!(rows_in_results_table(&doc).is_empty(), "{doc}");
+    let o = python(&["--check-doc"], &[("REPRODUCE_HOME", h)]);
+    assert!(o.status.success(), "{:?}", common::text(&o));
 }
