@@ -17,7 +17,8 @@ grids) to results/paper/ROW/, and appends one line to results/paper.jsonl.
 A row whose data cannot be had here (runs_here = false) is not trained:
 the command measures its step time at its batch (or the largest batch that
 fits this machine's memory) and records the time an epoch would take in
-results/estimates.jsonl, which the doc lists. `--twin` trains the PyTorch twin (bench/pytorch_mnist.py, torch installed
+results/estimates.jsonl, which the doc lists.
+`--twin` trains the PyTorch twin (bench/pytorch_mnist.py, torch installed
 on demand by bench/run-pytorch.sh) at the row's budget instead, for the
 MNIST-network ALIF rows, and records it beside ours (it does not
 checkpoint: an interrupted twin run starts again).
@@ -54,12 +55,12 @@ TWIN_NET = "{c128k3s1-BN-ALIF-MPk2s2}*2-DP-FC2048-ALIF-DP-FC100-ALIF-APk10s10"
 TWIN_NEURON = {"type": "alif", "tau": 0.25, "v_th": 0.2}
 # Its `--augment`: the authors' RandomAffine, the only augmentation it has.
 TWIN_AUGMENT = {"rotate": 30.0, "translate": 0.15, "scale": [0.85, 1.11]}
-# The classification runs whose classifier scores a dataset's generated
-# images for the (labelled) classifier IS, first choice first: the row with
-# the longest budget, else the same network from the Table 7 ablation.
 # Training images of the data sets these machines cannot fetch (their
 # standard training splits: CIFAR-10's five batches, CelebA's partition 0).
 TRAIN_IMAGES = {"cifar10": 50000, "celeba": 162770}
+# The classification runs whose classifier scores a dataset's generated
+# images for the (labelled) classifier IS, first choice first: the row with
+# the longest budget, else the same network from the Table 7 ablation.
 IS_CLASSIFIER = {
     "mnist": ["table5-mnist-alif", "table7-learned-tau0.25-vth0.2"],
     "fmnist": ["extra-fmnist-alif"],
@@ -441,12 +442,12 @@ def generation_gallery(run):
             continue
         cls = r["detail"].get("is_classifier")
         which = (f"IS from the classifier of `{cls['run']}` ({cls['test_accuracy']:.2f}% test "
-                 "accuracy)" if cls else "no IS (no classification row of its data set was trained)")
-        mse = r["detail"].get("reconstruction_mse")
-        mse = f"; test reconstruction MSE {mse:.5f}" if mse is not None else ""
-        took = r["detail"].get("scoring_seconds")
-        mse += f"; scoring (`snn metrics`) took {hours(took)}" if took is not None else ""
-        out += ["", f"#### {name}: {prow}", "", f"{which}{mse}. 64 samples from the prior, then "
+                 "accuracy)" if cls else
+                 "no IS (no classification row of its data set was trained)")
+        mse, took = (r["detail"].get(k) for k in ("reconstruction_mse", "scoring_seconds"))
+        more = f"; test reconstruction MSE {mse:.5f}" if mse is not None else ""
+        more += f"; scoring (`snn metrics`) took {hours(took)}" if took is not None else ""
+        out += ["", f"#### {name}: {prow}", "", f"{which}{more}. 64 samples from the prior, then "
                 "test images, each row of 8 above its reconstructions:", ""]
         out += [f"![{name} {what}](../results/paper/{name}/{f})"
                 for what, f in (("samples", "samples.png"), ("reconstructions", "recon.png"))
