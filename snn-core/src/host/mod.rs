@@ -16,27 +16,26 @@ pub fn read<S: Shape, T>(t: &Tensor<S, f32, Dev, T>) -> Vec<f32> {
     v
 }
 
-/// Moves the gradient of `t` out of the accumulator without copying it.
+/// Moves a gradient out of its accumulator slot without copying it.
 ///
 /// Only for an op's *own output*: when its backward runs, every consumer of
 /// the output has already added its share, and nothing reads that gradient
 /// afterwards (the accumulator keeps an empty buffer in its place).
-pub fn take_grad<S: Shape>(
-    grads: &mut Gradients<f32, Dev>,
-    t: &Tensor<S, f32, Dev>,
-) -> Result<Vec<f32>, <Dev as HasErr>::Err> {
-    Ok(std::mem::take(&mut **grads.get_or_alloc_mut(t)?))
+///
+/// Backward ops fetch slots by a *ghost* of the tensor (`t.ghost()`:
+/// dfdx's handle with the tensor's id and length, not its data), e.g.
+/// `take_grad(grads.get_or_alloc_mut(&out_ghost)?)`. Holding the tensor
+/// itself would keep its values alive until backward: an op's output and
+/// input would then stay in memory beside whatever host copy (or spike
+/// bits) the op keeps for its gradient, twice or three times the
+/// activations a training step needs.
+pub fn take_grad(slot: &mut Vec<f32>) -> Vec<f32> {
+    std::mem::take(slot)
 }
 
-/// Adds `src` into the gradient of `t`.
-pub fn add_grad<S: Shape>(
-    grads: &mut Gradients<f32, Dev>,
-    t: &Tensor<S, f32, Dev>,
-    src: &[f32],
-) -> Result<(), <Dev as HasErr>::Err> {
-    let g = grads.get_or_alloc_mut(t)?;
-    for (a, b) in g.iter_mut().zip(src) {
+/// Adds `src` into a gradient slot (see [`take_grad`] for how to get one).
+pub fn add_grad(slot: &mut [f32], src: &[f32]) {
+    for (a, b) in slot.iter_mut().zip(src) {
         *a += b;
     }
-    Ok(())
 }

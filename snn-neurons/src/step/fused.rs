@@ -42,10 +42,12 @@ pub fn forward<S: NeuronStep>(
     if !snn_core::grad::is_enabled() {
         return Ok(out.put_tape(tape));
     }
-    let out_id = out.clone();
+    // Ghosts, not the tensors: backward needs their gradient slots, and
+    // the input's values are in `x_host` (see `host::take_grad`).
+    let (out_ghost, x_ghost) = (out.ghost(), x.ghost());
     tape.add_backward_op(move |grads| {
-        let g_out = host::take_grad(grads, &out_id)?;
-        let gx = grads.get_or_alloc_mut(&x)?;
+        let g_out = host::take_grad(grads.get_or_alloc_mut(&out_ghost)?);
+        let gx = grads.get_or_alloc_mut(&x_ghost)?;
         // Each task: all steps of one chunk of neurons.
         let gx_chunks = snn_core::slices::pieces_of_planes(&mut gx[..], m, CHUNK);
         let g_k = gx_chunks

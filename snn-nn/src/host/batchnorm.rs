@@ -63,10 +63,11 @@ pub fn batch_norm(
     if !snn_core::grad::is_enabled() {
         return (out.put_tape(tape), mean, var);
     }
-    let out_id = out.clone();
+    // Ghosts: backward re-reads the input from `xs` (`host::take_grad`).
+    let (out_ghost, x_ghost) = (out.ghost(), x.ghost());
     let (mean_b, inv_b) = (mean.clone(), inv.clone());
     tape.add_backward_op(move |grads| {
-        let gy = host::take_grad(grads, &out_id)?;
+        let gy = host::take_grad(grads.get_or_alloc_mut(&out_ghost)?);
         // Reductions: dbeta = sum gy, dgamma = sum gy * xhat.
         let mut db = vec![0.0f64; c];
         let mut dg = vec![0.0f64; c];
@@ -112,11 +113,12 @@ pub fn batch_norm(
                 }
             }
         }
-        host::add_grad(grads, &x, &dx)?;
+        host::add_grad(grads.get_or_alloc_mut(&x_ghost)?, &dx);
         let dg: Vec<f32> = dg.iter().map(|v| *v as f32 * scale).collect();
         let db: Vec<f32> = db.iter().map(|v| *v as f32).collect();
-        host::add_grad(grads, &gamma, &dg)?;
-        host::add_grad(grads, &beta, &db)
+        host::add_grad(grads.get_or_alloc_mut(&gamma)?, &dg);
+        host::add_grad(grads.get_or_alloc_mut(&beta)?, &db);
+        Ok(())
     });
     (out.put_tape(tape), mean, var)
 }

@@ -47,6 +47,7 @@ impl Bias {
                 *d += g;
             }
         }
-        host::add_grad(grads, &self.tensor, &db)
+        host::add_grad(grads.get_or_alloc_mut(&self.tensor)?, &db);
+        Ok(())
     }
 }

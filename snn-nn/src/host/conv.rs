@@ -262,14 +262,15 @@ pub fn conv2d(x: Nhwc, weight: FlatT, bias: Option<FlatT>, geo: Geometry) -> Nhw
     if !snn_core::grad::is_enabled() {
         return out.put_tape(tape);
     }
-    let out_id = out.clone();
-    // Keep what backward needs: the bit columns of a spike input, else the input.
+    // Keep what backward needs: the bit columns of a spike input, else the
+    // input; of the tensors, ghosts (the slots, not the values).
     let saved = match spikes {
         Some(cols) => Saved::SpikeColumns(cols),
         None => Saved::Input(xs),
     };
+    let (out_ghost, x_ghost) = (out.ghost(), x.ghost());
     tape.add_backward_op(move |grads| {
-        let gy = host::take_grad(grads, &out_id)?;
+        let gy = host::take_grad(grads.get_or_alloc_mut(&out_ghost)?);
         if let Some(b) = &bias {
             b.add_grad(grads, &gy)?;
         }
@@ -281,8 +282,9 @@ pub fn conv2d(x: Nhwc, weight: FlatT, bias: Option<FlatT>, geo: Geometry) -> Nhw
                 (geo.input_grad(&ws, &gy), dw)
             }
         };
-        host::add_grad(grads, &x, &dx)?;
-        host::add_grad(grads, &weight, &dw)
+        host::add_grad(grads.get_or_alloc_mut(&x_ghost)?, &dx);
+        host::add_grad(grads.get_or_alloc_mut(&weight)?, &dw);
+        Ok(())
     });
     out.put_tape(tape)
 }
@@ -313,16 +315,21 @@ pub fn conv_transpose2d(x: Nhwc, weight: FlatT, bias: Option<FlatT>, adjoint: Ge
     if !snn_core::grad::is_enabled() {
         return out.put_tape(tape);
     }
-    let out_id = out.clone();
+    // Ghosts: backward reads the input from `xs` (`host::take_grad`).
+    let (out_ghost, x_ghost) = (out.ghost(), x.ghost());
     tape.add_backward_op(move |grads| {
-        let gy = host::take_grad(grads, &out_id)?;
+        let gy = host::take_grad(grads.get_or_alloc_mut(&out_ghost)?);
         if let Some(b) = &bias {
             b.add_grad(grads, &gy)?;
         }
         let (dx, dwf) = g.forward_and_weight_grad(&gy, &wf, &xs);
-        host::add_grad(grads, &x, &dx)?;
+        host::add_grad(grads.get_or_alloc_mut(&x_ghost)?, &dx);
         // flip_swap is its own inverse (with the channel counts swapped).
-        host::add_grad(grads, &weight, &flip_swap(&dwf, g.k, g.c, g.o))
+        host::add_grad(
+            grads.get_or_alloc_mut(&weight)?,
+            &flip_swap(&dwf, g.k, g.c, g.o),
+        );
+        Ok(())
     });
     out.put_tape(tape)
 }

@@ -49,14 +49,16 @@ pub fn spike_product(x: Rows, layer: LinearOperands) -> Result<std::result::Resu
     }
     let out = x.device().tensor_from_vec(y, (n, o));
     if snn_core::grad::is_enabled() {
-        let out_id = out.clone();
+        // Ghosts: the slots, not the values (`host::take_grad`); backward
+        // reads the spikes from `product`.
+        let (out_ghost, x_ghost) = (out.ghost(), x.ghost());
         tape.add_backward_op(move |grads| {
-            let gy = host::take_grad(grads, &out_id)?;
+            let gy = host::take_grad(grads.get_or_alloc_mut(&out_ghost)?);
             if let Some(b) = &bias {
                 b.add_grad(grads, &gy)?;
             }
             // Both gradients add straight into the accumulator.
-            let dx = grads.get_or_alloc_mut(&x)?;
+            let dx = grads.get_or_alloc_mut(&x_ghost)?;
             matmul([n, f, o], Op::N(&gy), Op::T(&ws), dx, true);
             let dw = grads.get_or_alloc_mut(&weight)?;
             match &product {

@@ -29,10 +29,11 @@ pub fn max_pool(x: Nhwc, k: usize) -> Nhwc {
     if !snn_core::grad::is_enabled() {
         return out.put_tape(tape);
     }
-    let out_id = out.clone();
+    // Ghosts: backward needs the slots and `arg`, not the values.
+    let (out_ghost, x_ghost) = (out.ghost(), x.ghost());
     tape.add_backward_op(move |grads| {
-        let gy = snn_core::host::take_grad(grads, &out_id)?;
-        let gx = grads.get_or_alloc_mut(&x)?;
+        let gy = snn_core::host::take_grad(grads.get_or_alloc_mut(&out_ghost)?);
+        let gx = grads.get_or_alloc_mut(&x_ghost)?;
         gx.par_chunks_mut(in_row)
             .zip(gy.par_chunks(out_row).zip(arg.par_chunks(out_row)))
             .for_each(|(gx_r, (gy_r, arg_r))| {

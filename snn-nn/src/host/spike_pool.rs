@@ -147,10 +147,11 @@ pub fn spike_max_pool_taped(
     let out = x
         .device()
         .tensor_from_vec(pooled, (steps * shape.images, h / k, w / k, c));
-    let out_id = out.clone();
+    // Ghosts: backward re-reads the currents from its own copy.
+    let (out_ghost, x_ghost) = (out.ghost(), x.ghost());
     tape.add_backward_op(move |grads| {
-        let g_out = snn_core::host::take_grad(grads, &out_id)?;
-        let gx = grads.get_or_alloc_mut(&x)?;
+        let g_out = snn_core::host::take_grad(grads.get_or_alloc_mut(&out_ghost)?);
+        let gx = grads.get_or_alloc_mut(&x_ghost)?;
         let band = Backward {
             neuron: neuron.as_ref(),
             currents: &currents,
