@@ -201,13 +201,9 @@ def estimate_not_here(name, path, cfg):
         "epochs": cfg["train"]["epochs"],
         "peak_rss_mib": round(bench["peak_rss_mib"]),
         "command": f"scripts/reproduce.sh {name} --estimate-only",
-        "revision": git_revision(),
-        "date": datetime.date.today().isoformat(),
-        "machine": machine(),
+        **provenance(),
     }
-    ESTIMATES.parent.mkdir(parents=True, exist_ok=True)
-    with ESTIMATES.open("a") as f:
-        f.write(json.dumps(line) + "\n")
+    append_jsonl(ESTIMATES, line)
     print(f"{name}: {steps} steps of batch {batch} x {bench['median_s']:.3f} s = "
           f"{hours(steps * bench['median_s'])} an epoch here -> {ESTIMATES}", flush=True)
 
@@ -293,13 +289,9 @@ def append_result(name, paper, measured):
         "paper": paper.get("values", {}),
         **measured,
         "config": f"configs/paper/{name}.toml",
-        "revision": git_revision(),
-        "date": datetime.date.today().isoformat(),
-        "machine": machine(),
+        **provenance(),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as f:
-        f.write(json.dumps(line) + "\n")
+    append_jsonl(RESULTS, line)
     print(f"{name} ({measured['framework']}): {measured['ours']}, paper {paper.get('values', {})} "
           f"-> {RESULTS}")
 
@@ -339,6 +331,18 @@ def run_twin(name, runs_root):
         "peak_rss_mib": summary["peak_rss_mib"],
         "command": f"scripts/reproduce.sh {name} --twin",
     })
+
+
+def provenance():
+    """Where and when a measured line was made."""
+    return {"revision": git_revision(), "date": datetime.date.today().isoformat(),
+            "machine": machine()}
+
+
+def append_jsonl(path, line):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(line) + "\n")
 
 
 def git_revision():
