@@ -141,6 +141,12 @@ def hours(seconds):
     return f"{m // 60} h {m % 60:02d} min"
 
 
+def measure_step(path, *sets):
+    """`snn bench` of a training step of the config at `path` (3 after 1)."""
+    return json.loads(snn("bench", "--config", path, *sets, "--mode", "train", "--warmup", "1",
+                          "--steps", "3", "--json", capture=True))
+
+
 def estimate(path, cfg, done_epochs):
     """Prints the training time left, from a measured step."""
     epochs = cfg["train"]["epochs"]
@@ -150,8 +156,7 @@ def estimate(path, cfg, done_epochs):
         fail(f"{path}: `snn check` could not count the training images (is the data fetched? "
              "scripts/fetch-data.sh)")
     images, steps = int(m[1]), int(m[2])
-    bench = json.loads(snn("bench", "--config", path, "--mode", "train", "--warmup", "1",
-                           "--steps", "3", "--json", capture=True))
+    bench = measure_step(path)
     left = (epochs - done_epochs) * steps * bench["median_s"]
     print(f"estimate: {epochs - done_epochs} of {epochs} epochs x {steps} steps ({images} images, "
           f"batch {m[3]}) x {bench['median_s']:.3f} s/step = {hours(left)} of training, "
@@ -164,8 +169,9 @@ def is_classifier(dataset, runs_root):
     classification row of `dataset`, or None."""
     for row in IS_CLASSIFIER.get(dataset, []):
         cls = runs_root / row
-        if (cls / "best.safetensors").exists() and records(cls):
-            return cls, best_accuracy(records(cls))[0]["accuracy"]
+        recs = records(cls)
+        if (cls / "best.safetensors").exists() and recs:
+            return cls, best_accuracy(recs)[0]["accuracy"]
     return None
 
 
@@ -185,9 +191,7 @@ def estimate_not_here(name, path, cfg):
             fail(f"{path}: `snn check` refuses even batch 1")
         batch //= 2
         print(f"(batch {batch * 2} does not fit here; trying {batch})", flush=True)
-    bench = json.loads(snn("bench", "--config", path, "--set", f"train.batch_size={batch}",
-                           "--mode", "train", "--warmup", "1", "--steps", "3", "--json",
-                           capture=True))
+    bench = measure_step(path, "--set", f"train.batch_size={batch}")
     images = TRAIN_IMAGES[dataset]
     steps = -(-images // batch)
     line = {

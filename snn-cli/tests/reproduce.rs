@@ -118,25 +118,37 @@ fn a_config_with_a_wrong_paper_figure_is_refused_by_name() {
     );
 }
 
-#[test]
-fn the_runner_takes_a_row_from_estimate_to_the_doc_and_resumes_finished_rows() {
+/// A temporary home laid out as the repository (`REPRODUCE_HOME`) with one
+/// row, `configs/paper/NAME.toml`, holding `row`.
+fn home_with_row(name: &str, row: &str) -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
     std::fs::create_dir_all(h.join("configs/paper")).unwrap();
     std::fs::create_dir_all(h.join("docs")).unwrap();
-    std::fs::write(
-        h.join("docs/results.md"),
-        "# Results\n\nHand-written part.\n",
-    )
-    .unwrap();
-    let quick = std::fs::read_to_string(root().join("configs/quickstart.toml")).unwrap();
-    let row = quick.replace("epochs = 4", "epochs = 1").replace(
+    std::fs::write(h.join(format!("configs/paper/{name}.toml")), row).unwrap();
+    home
+}
+
+/// The quickstart config's text, the base of the tests' rows.
+fn quickstart() -> String {
+    std::fs::read_to_string(root().join("configs/quickstart.toml")).unwrap()
+}
+
+#[test]
+fn the_runner_takes_a_row_from_estimate_to_the_doc_and_resumes_finished_rows() {
+    let row = quickstart().replace("epochs = 4", "epochs = 1").replace(
         "root = \"data/mnist-subset\"",
         "root = \"data/mnist-subset\"\ntrain_limit = 64\ntest_limit = 100",
     )
         + "\n[paper]\ntable = \"Table 5\"\nrow = \"tiny\"\nscore = \"best-test-accuracy\"\n\
            values = { accuracy = 99.78 }\ndeviation = \"a test's budget\"\n";
-    std::fs::write(h.join("configs/paper/tiny-row.toml"), row).unwrap();
+    let home = home_with_row("tiny-row", &row);
+    let h = home.path();
+    std::fs::write(
+        h.join("docs/results.md"),
+        "# Results\n\nHand-written part.\n",
+    )
+    .unwrap();
     let runs = h.join("runs");
     let run_args = ["tiny-row", "--runs", runs.to_str().unwrap()];
 
@@ -212,12 +224,7 @@ fn the_runner_takes_a_row_from_estimate_to_the_doc_and_resumes_finished_rows() {
 
 #[test]
 fn a_row_whose_data_is_not_here_gets_its_epoch_time_measured_and_listed() {
-    let home = tempfile::tempdir().unwrap();
-    let h = home.path();
-    std::fs::create_dir_all(h.join("configs/paper")).unwrap();
-    std::fs::create_dir_all(h.join("docs")).unwrap();
-    let quick = std::fs::read_to_string(root().join("configs/quickstart.toml")).unwrap();
-    let row = quick.replace(
+    let row = quickstart().replace(
         "dataset = \"mnist\"\nroot = \"data/mnist-subset\"",
         "dataset = \"cifar10\"\nroot = \"data/not-on-this-machine\"",
     ) + "\n[paper]\ntable = \"Table 6\"\nrow = \"tiny\"\nscore = \"best-test-accuracy\"\n\
@@ -226,7 +233,8 @@ fn a_row_whose_data_is_not_here_gets_its_epoch_time_measured_and_listed() {
         row.contains("cifar10"),
         "the quickstart config changed: {row}"
     );
-    std::fs::write(h.join("configs/paper/far-row.toml"), row).unwrap();
+    let home = home_with_row("far-row", &row);
+    let h = home.path();
 
     let o = python(&["far-row", "--estimate-only"], &[("REPRODUCE_HOME", h)]);
     let (out, err) = common::text(&o);
