@@ -3,7 +3,7 @@
 //! Training uses batch statistics and records running statistics (momentum
 //! 0.1, unbiased variance, as PyTorch); evaluation uses the running ones.
 
-use super::{Nhwc, Rows};
+use super::{Nhwc, Rows, Spiking};
 use snn_core::dfdx::prelude::*;
 use snn_core::spec::Forward;
 use snn_core::{Error, Flat, FlatT, Impl, Result, Scope};
@@ -108,6 +108,89 @@ impl BatchNorm {
             self.normalise_running(x, gamma, beta, rm, rv)
         };
         Ok(y.reshape_like(&shape))
+    }
+
+    /// This layer and the spiking layer `sn` after it: the spikes
+    /// `[T * B, H, W, C]` of `sn` driven by the normalised `x` (a sequence
+    /// `[T * B, H, W, C]` when `timed`, else `[B, H, W, C]` repeated over
+    /// `steps`). With the CPU kernels and a neuron host step that can
+    /// train, one fused kernel ([`crate::host::bn_spike`]) that never
+    /// stores the normalised currents; otherwise the two layers in turn.
+    pub fn forward_spiking(
+        &self,
+        x: Nhwc,
+        sn: &Spiking,
+        steps: usize,
+        timed: bool,
+        fwd: &mut Forward<'_>,
+    ) -> Result<Nhwc> {
+        snn_core::host_kernels! {
+            if self.kernel_impl.host() {
+                if let Some(step) = crate::spiking::fusable_step(sn.neuron.as_ref(), fwd.store)? {
+                    return self.fused_spiking(x, step, sn, steps, timed, fwd);
+                }
+            }
+        }
+        let y = self.forward(x, fwd)?;
+        sn.forward(y, steps, timed, fwd)
+    }
+
+    snn_core::host_kernels! {
+        fn fused_spiking(
+            &self,
+            x: Nhwc,
+            step: Box<dyn snn_core::spec::HostStep>,
+            sn: &Spiking,
+            steps: usize,
+            timed: bool,
+            fwd: &mut Forward<'_>,
+        ) -> Result<Nhwc> {
+            let (n, h, w, c) = *x.shape();
+            if c != self.channels {
+                return Err(Error::shape(
+                    &self.name,
+                    format!("input has {c} channels, layer expects {}", self.channels),
+                ));
+            }
+            let rows_n = n * h * w;
+            let store = fwd.store;
+            let key = |s: &str| format!("{}.{s}", self.name);
+            let affine = (store.taped(&key("weight"))?, store.taped(&key("bias"))?);
+            let stats = if fwd.train {
+                self.check_batch(rows_n)?;
+                None
+            } else {
+                let values = |s: &str| store.values(&key(s));
+                Some((values("running_mean")?, values("running_var")?))
+            };
+            let params = match snn_core::grad::is_enabled() {
+                true => step.param_keys().unwrap_or_default(),
+                false => Vec::new(),
+            };
+            let params = params
+                .iter()
+                .map(|k| store.taped(k))
+                .collect::<Result<Vec<_>>>()?;
+            let (spikes, mean, var) = crate::host::bn_spike::batch_norm_spike(
+                x.reshape_like(&(rows_n, c)),
+                affine,
+                stats,
+                (self.eps, self.scale),
+                step,
+                params,
+                steps,
+                !timed,
+            )?;
+            if fwd.train {
+                let dev = spikes.device().clone();
+                let (mean, var) = (dev.tensor_from_vec(mean, (c,)), dev.tensor_from_vec(var, (c,)));
+                self.queue_running_update(fwd, rows_n, mean, var)?;
+            }
+            let images = if timed { n } else { steps * n };
+            let y = spikes.reshape_like(&(images, h, w, c));
+            fwd.record_rate(&sn.name, &y);
+            Ok(y)
+        }
     }
 
     /// Training: `[rows, C]` normalised by its own statistics, then scaled

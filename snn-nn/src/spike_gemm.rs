@@ -86,6 +86,22 @@ impl SpikeMatrix {
         })
     }
 
+    /// Rows `r0..r1` as floats (0 or `scale`), into `out` (`[r1 - r0, k]`):
+    /// the inverse of [`SpikeMatrix::pack`] (a `-0.0` entry comes back `0.0`).
+    pub fn unpack_rows(&self, r0: usize, r1: usize, out: &mut [f32]) {
+        let k = self.k.max(1);
+        let rows = self.bits[r0 * self.stride..r1 * self.stride].chunks_exact(self.stride.max(1));
+        for (src, dst) in rows.zip(out.chunks_exact_mut(k)) {
+            for (j, v) in dst.iter_mut().enumerate() {
+                *v = if src[j / 8] >> (j % 8) & 1 == 1 {
+                    self.scale
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+
     /// How many entries are `scale`.
     pub fn ones(&self) -> usize {
         self.bits.iter().map(|b| b.count_ones() as usize).sum()
@@ -556,6 +572,9 @@ mod tests {
             SpikeMatrix::pack(&[0.0, 2.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0], 1, 10).unwrap();
         assert_eq!(s.scale, 2.0);
         assert_eq!(s.bits, vec![0b0000_0110, 0b10]);
+        let mut back = [9.0f32; 10];
+        s.unpack_rows(0, 1, &mut back);
+        assert_eq!(back, [0.0, 2.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]);
         assert!(SpikeMatrix::pack(&[1.0, 0.5], 1, 2).is_none());
         assert!(SpikeMatrix::pack(&[1.0, -1.0], 2, 1).is_none());
         assert_eq!(SpikeMatrix::pack(&[0.0; 4], 2, 2).unwrap().scale, 1.0);

@@ -4,8 +4,8 @@
 
 use crate::Nhwc;
 use snn_core::dfdx::prelude::*;
-use snn_core::spec::{Forward, Neuron};
-use snn_core::Result;
+use snn_core::spec::{Forward, HostStep, Neuron};
+use snn_core::{ParamStore, Result};
 
 /// A configured neuron under the name its firing rate is recorded by.
 #[derive(Debug)]
@@ -43,4 +43,11 @@ impl Spiking {
         fwd.record_rate(&self.name, &spikes);
         Ok(spikes.reshape_like(&(rows, h, w, c)))
     }
+}
+
+/// The neuron's host step where a fused kernel can use it: without
+/// gradients any step, in training one that has a backward pass.
+pub fn fusable_step(neuron: &dyn Neuron, store: &ParamStore) -> Result<Option<Box<dyn HostStep>>> {
+    let step = neuron.host_step(store)?;
+    Ok(step.filter(|s| !snn_core::grad::is_enabled() || s.param_keys().is_some()))
 }

@@ -527,6 +527,48 @@ fn transposed_conv_matches_definition_and_finite_differences() {
 }
 
 #[test]
+fn cpu_transposed_conv_kernel_matches_composed_twin_on_spike_inputs() {
+    use snn_nn::ConvTranspose2dConfig;
+    // A spike input is kept as bits for the weight gradient and unpacked
+    // chunk by chunk in backward. The second shape's columns (32 x 32
+    // pixels x 3 x 3 x 64 outputs, 2.4 MB an image) put each image in its
+    // own chunk, so rows are unpacked from an offset.
+    for (c_in, c_out, stride, shape) in [(3, 5, 2, (2, 5, 4, 3)), (8, 64, 1, (3, 32, 32, 8))] {
+        let mut r = rng();
+        let n_in = shape.0 * shape.1 * shape.2 * shape.3;
+        let x = init::uniform(&mut r, n_in, -1.0, 1.0);
+        let spikes: Vec<f32> = x.iter().map(|v| (*v > 0.3) as u8 as f32).collect();
+        let dropped: Vec<f32> = x.iter().map(|v| 2.0 * (*v > -0.5) as u8 as f32).collect();
+        for input_values in [spikes, dropped, x] {
+            let mut store = store_with(&input_values);
+            let mut ct = ConvTranspose2dConfig {
+                in_channels: c_in,
+                out_channels: c_out,
+                kernel: 3,
+                stride,
+                padding: 1,
+                output_padding: stride - 1,
+                bias: true,
+                weight_init: WeightInit::Torch,
+            }
+            .init(&mut store.scope("ct"), &mut r)
+            .unwrap();
+            let mut results = Vec::new();
+            for imp in [Impl::Auto, Impl::Composed] {
+                ct.set_kernel_impl(imp);
+                let y = ct.forward(input(&store, shape), &store).unwrap();
+                let ys = *y.shape();
+                let c = init::uniform(&mut init::rng(5), ys.0 * ys.1 * ys.2 * ys.3, -1.0, 1.0);
+                let values = y.retaped::<NoneTape>().as_vec();
+                let (_, grads) = loss_and_grads(&store, y, &c);
+                results.push((values, grads));
+            }
+            assert_twins(&results[0], &results[1]);
+        }
+    }
+}
+
+#[test]
 fn tdbn_scales_the_normalised_value_by_alpha_vth() {
     // One channel, values 1..4 (mean 2.5, biased var 1.25); alpha 1, V_th 0.2.
     let mut store = store_with(&[1.0, 2.0, 3.0, 4.0]);
@@ -667,6 +709,108 @@ fn fused_spike_pool_matches_composed_neuron_then_pool_with_gradients() {
                 assert!(
                     (a - e).abs() <= 1e-5 * scale,
                     "timed {timed} {name}[{i}]: {a} vs {e}"
+                );
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn fused_batch_norm_spike_matches_batch_norm_then_neuron_with_gradients() {
+    use snn_core::spec::NeuronSpec;
+    use snn_neurons::{AlifSpec, LifSpec, Surrogate, WindowCenter};
+    use snn_nn::Spiking;
+    let specs: [Box<dyn NeuronSpec>; 2] = [
+        // The paper's neuron (learned tau and V_th: parameter gradients)
+        // and FSVAE's LIF (fixed constants, membrane-centred window).
+        Box::new(AlifSpec {
+            tau: 0.7,
+            v_th: 0.4,
+            surrogate: Surrogate::Sigmoid { alpha: 4.0 },
+            ..AlifSpec::default()
+        }),
+        Box::new(LifSpec {
+            surrogate: Surrogate::Rectangular { width: 1.0 },
+            window_center: WindowCenter::Membrane,
+            ..LifSpec::default()
+        }),
+    ];
+    let mut r = rng();
+    let cases = specs
+        .iter()
+        .flat_map(|s| [(s, false, true), (s, true, true), (s, true, false)]);
+    // A small layer, and one of 24,576 neurons a step: two of the kernel's
+    // chunks of 16,384, the second starting mid-pixel (16,384 % 12 = 4).
+    let geometries = [(5, 3, 4, 5, 6), (3, 2, 32, 32, 12)];
+    for ((steps, b, h, w, c), (spec, timed, train)) in geometries
+        .iter()
+        .flat_map(|g| cases.clone().map(move |case| (*g, case)))
+    {
+        let n = if timed { steps * b } else { b };
+        let shape = (n, h, w, c);
+        let x = init::uniform(&mut r, n * h * w * c, -1.0, 2.0);
+        let cw = init::uniform(&mut r, steps * b * h * w * c, -1.0, 1.0);
+        let mut store = store_with(&x);
+        let mut bn = BatchNorm::tdbn(&mut store.scope("bn"), c, 2.0, 0.2).unwrap();
+        let sn = Spiking {
+            name: "sn".into(),
+            neuron: spec.build("sn", &mut store).unwrap(),
+        };
+        for (key, lo, hi) in [("weight", 0.5, 1.5), ("bias", 0.0, 0.3)] {
+            let v = init::uniform(&mut r, c, lo, hi);
+            store.set_values(&format!("bn.{key}"), v).unwrap();
+        }
+        for (key, lo, hi) in [("running_mean", -0.5, 0.5), ("running_var", 0.5, 2.0)] {
+            let v = init::uniform(&mut r, c, lo, hi);
+            store.set_values(&format!("bn.{key}"), v).unwrap();
+        }
+        // Fused, then the twin: the same host batch norm followed by the
+        // neuron's own kernel (two ops, each keeping its input).
+        let mut results = Vec::new();
+        for fused in [true, false] {
+            bn.kernel_impl = Impl::Auto;
+            let mut rr = rng();
+            let mut fwd = Forward::new(&store, train, &mut rr);
+            let y = if fused {
+                bn.forward_spiking(input(&store, shape), &sn, steps, timed, &mut fwd)
+            } else {
+                let currents = bn.forward(input(&store, shape), &mut fwd).unwrap();
+                sn.forward(currents, steps, timed, &mut fwd)
+            }
+            .unwrap();
+            let updates: Vec<Vec<f32>> = fwd.updates.iter().map(|(_, t)| t.as_vec()).collect();
+            let rates = fwd.rates.clone();
+            drop(fwd);
+            let values = y.retaped::<NoneTape>().as_vec();
+            let (_, grads) = loss_and_grads(&store, y, &cw);
+            results.push((values, grads, updates, rates));
+        }
+        let what = format!(
+            "{spec:?} {:?} timed {timed} train {train}",
+            (steps, b, h, w, c)
+        );
+        let (fused, twin) = (&results[0], &results[1]);
+        assert_eq!(fused.0, twin.0, "spikes, {what}");
+        let fired = fused.0.iter().filter(|v| **v == 1.0).count();
+        assert!(
+            fired > fused.0.len() / 10 && fired < fused.0.len() * 9 / 10,
+            "{what}: {fired}"
+        );
+        assert_eq!(fused.2, twin.2, "running statistics, {what}");
+        assert_eq!(fused.3, twin.3, "firing rates, {what}");
+        assert_eq!(fused.1.len(), twin.1.len());
+        for ((name, g), (want_name, wg)) in fused.1.iter().zip(&twin.1) {
+            assert_eq!(name, want_name);
+            let scale = wg.iter().fold(1e-3f32, |s, v| s.max(v.abs()));
+            assert!(
+                wg.iter().any(|v| *v != 0.0),
+                "{what}: {name} has no gradient"
+            );
+            for (i, (a, e)) in g.iter().zip(wg).enumerate() {
+                assert!(
+                    (a - e).abs() <= 1e-5 * scale,
+                    "{what} {name}[{i}]: {a} vs {e}"
                 );
             }
         }

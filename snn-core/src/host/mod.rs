@@ -39,3 +39,17 @@ pub fn add_grad(slot: &mut [f32], src: &[f32]) {
         *a += b;
     }
 }
+
+/// Adds an owned gradient `src` into a slot: the buffer itself becomes the
+/// slot when nothing was added there yet (a tensor read by one op), so a
+/// full-size gradient is not held twice while the sum is made.
+///
+/// A slot that is still all zeros is replaced, not added to: the same
+/// values, except that a `-0.0` of `src` stays `-0.0`.
+pub fn add_grad_owned(slot: &mut Vec<f32>, src: Vec<f32>) {
+    if slot.len() == src.len() && slot.iter().all(|v| *v == 0.0) {
+        *slot = src;
+    } else {
+        add_grad(slot, &src);
+    }
+}

@@ -3,20 +3,10 @@
 //! full-size spike maps (and in training their gradient) never exist.
 
 use snn_core::dfdx::prelude::*;
-use snn_core::spec::{Forward, HostStep, Neuron};
-use snn_core::{ParamStore, Result};
+use snn_core::spec::{Forward, HostStep};
+use snn_core::Result;
 use snn_nn::host::spike_pool::{spike_max_pool, spike_max_pool_taped, SpikePool};
 use snn_nn::Nhwc;
-
-/// The neuron's host step where [`spike_pool`] can use it: without
-/// gradients any step, in training one that has a backward pass.
-pub(super) fn fusable_step(
-    neuron: &dyn Neuron,
-    store: &ParamStore,
-) -> Result<Option<Box<dyn HostStep>>> {
-    let step = neuron.host_step(store)?;
-    Ok(step.filter(|s| !snn_core::grad::is_enabled() || s.param_keys().is_some()))
-}
 
 /// The fused layer's geometry for input `x`: `[B, H, W, C]` before the time
 /// loop exists (`timed == false`) or `[T x B, H, W, C]`, pooled `k x k`.

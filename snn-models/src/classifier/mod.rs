@@ -243,7 +243,7 @@ impl Model for Classifier {
             // (and in training their gradient) never exist.
             if let (Layer::Spike(sn), Some(k)) = (layer, self.pool_after(i)) {
                 snn_core::host_kernels! {
-                    if let Some(step) = fused::fusable_step(sn.neuron.as_ref(), fwd.store)? {
+                    if let Some(step) = snn_nn::spiking::fusable_step(sn.neuron.as_ref(), fwd.store)? {
                         let shape = fused::geometry(&x, timed, steps, k);
                         x = fused::spike_pool(step, x, shape, fwd, &sn.name)?;
                         (timed, skip_pool) = (true, true);

@@ -33,13 +33,18 @@ pub struct Block {
 }
 
 impl Block {
+    /// The weight layer alone.
+    fn weighted(&self, x: Nhwc, fwd: &mut Forward<'_>) -> Result<Nhwc> {
+        match &self.weights {
+            Weights::Conv(c) => c.forward(x, fwd.store),
+            Weights::ConvT(c) => c.forward(x, fwd.store),
+            Weights::Fc(l) => l.forward_image(x, fwd.store),
+        }
+    }
+
     /// Weight layer and batch norm: the input current of the activation.
     pub fn current(&self, x: Nhwc, fwd: &mut Forward<'_>) -> Result<Nhwc> {
-        let y = match &self.weights {
-            Weights::Conv(c) => c.forward(x, fwd.store)?,
-            Weights::ConvT(c) => c.forward(x, fwd.store)?,
-            Weights::Fc(l) => l.forward_image(x, fwd.store)?,
-        };
+        let y = self.weighted(x, fwd)?;
         match &self.bn {
             Some(bn) => bn.forward(y, fwd),
             None => Ok(y),
@@ -48,29 +53,28 @@ impl Block {
 
     /// The whole block on a time-major sequence `[T * B, H, W, C]`.
     pub fn forward(&self, x: Nhwc, steps: usize, fwd: &mut Forward<'_>) -> Result<Nhwc> {
-        let y = self.current(x, fwd)?;
-        self.activate(y, steps, false, fwd)
+        self.run(x, steps, true, fwd)
     }
 
     /// The block on a static input `[B, H, W, C]` (direct encoding): the
     /// weight layer and batch norm run once, the neuron repeats the current
     /// over `steps`. Returns `[steps * B, ...]` for a spiking block.
     pub fn forward_static(&self, x: Nhwc, steps: usize, fwd: &mut Forward<'_>) -> Result<Nhwc> {
-        let y = self.current(x, fwd)?;
-        self.activate(y, steps, true, fwd)
+        self.run(x, steps, false, fwd)
     }
 
-    fn activate(
-        &self,
-        y: Nhwc,
-        steps: usize,
-        static_input: bool,
-        fwd: &mut Forward<'_>,
-    ) -> Result<Nhwc> {
+    fn run(&self, x: Nhwc, steps: usize, timed: bool, fwd: &mut Forward<'_>) -> Result<Nhwc> {
+        // Batch norm and a neuron go through one kernel where they can,
+        // which keeps the currents once instead of twice.
+        if let (Some(bn), Activation::Spike(sn)) = (&self.bn, &self.act) {
+            let y = self.weighted(x, fwd)?;
+            return bn.forward_spiking(y, sn, steps, timed, fwd);
+        }
+        let y = self.current(x, fwd)?;
         match &self.act {
             Activation::None => Ok(y),
             Activation::Leaky(slope) => Ok(leaky_relu(y, *slope)),
-            Activation::Spike(sn) => sn.forward(y, steps, !static_input, fwd),
+            Activation::Spike(sn) => sn.forward(y, steps, timed, fwd),
         }
     }
 

@@ -189,18 +189,20 @@ impl Geometry {
 
     /// `(forward(x, wt), im2col(x)^T gy)` from one im2col of `x`: the
     /// transposed convolution's backward, whose input and weight gradients
-    /// both read the columns of its output gradient.
-    pub fn forward_and_weight_grad(
+    /// both read the columns of its output gradient (`gy`: that
+    /// convolution's input, `[N, ho, wo, o]`, as it kept it).
+    fn forward_and_weight_grad(
         &self,
         x: &[f32],
         wt: &[f32],
-        gy: &[f32],
+        gy: &KeptRows,
     ) -> (Vec<f32>, Vec<f32>) {
         let (rows_per_image, width) = (self.ho * self.wo, self.col_width());
         let mut y = vec![0.0f32; self.n * rows_per_image * self.o];
         let mut dw = vec![0.0f32; width * self.o];
         let chunk = self.chunk();
         let mut col = vec![0.0f32; chunk * rows_per_image * width];
+        let mut unpacked = Vec::new();
         for n0 in (0..self.n).step_by(chunk) {
             let n1 = (n0 + chunk).min(self.n);
             let rows = (n1 - n0) * rows_per_image;
@@ -210,18 +212,43 @@ impl Geometry {
                 [rows, self.o, width],
                 Op::N(&col),
                 Op::N(wt),
-                &mut y[span.clone()],
+                &mut y[span],
                 false,
             );
-            matmul(
-                [width, self.o, rows],
-                Op::T(&col),
-                Op::N(&gy[span]),
-                &mut dw,
-                true,
-            );
+            let g = gy.rows(n0 * rows_per_image, n1 * rows_per_image, &mut unpacked);
+            matmul([width, self.o, rows], Op::T(&col), Op::N(g), &mut dw, true);
         }
         (y, dw)
+    }
+}
+
+/// A `[rows, width]` input that backward multiplies again, as the kernel
+/// keeps it: a spike map (every value 0 or one common value) as bits, 1/32
+/// of the floats, anything else as the floats.
+enum KeptRows {
+    Floats(Vec<f32>, usize),
+    Spikes(SpikeMatrix),
+}
+
+impl KeptRows {
+    fn keep(x: Vec<f32>, width: usize) -> Self {
+        let rows = x.len() / width.max(1);
+        match SpikeMatrix::pack(&x, rows, width) {
+            Some(bits) => Self::Spikes(bits),
+            None => Self::Floats(x, width),
+        }
+    }
+
+    /// Rows `r0..r1` as floats: borrowed, or unpacked into `buf`.
+    fn rows<'a>(&'a self, r0: usize, r1: usize, buf: &'a mut Vec<f32>) -> &'a [f32] {
+        match self {
+            Self::Floats(x, width) => &x[r0 * width..r1 * width],
+            Self::Spikes(bits) => {
+                buf.resize((r1 - r0) * bits.k, 0.0);
+                bits.unpack_rows(r0, r1, buf);
+                buf
+            }
+        }
     }
 }
 
@@ -315,7 +342,9 @@ pub fn conv_transpose2d(x: Nhwc, weight: FlatT, bias: Option<FlatT>, adjoint: Ge
     if !snn_core::grad::is_enabled() {
         return out.put_tape(tape);
     }
-    // Ghosts: backward reads the input from `xs` (`host::take_grad`).
+    // Ghosts: backward reads the input from `xs`, bits where it is spikes
+    // (`host::take_grad`).
+    let xs = KeptRows::keep(xs, c);
     let (out_ghost, x_ghost) = (out.ghost(), x.ghost());
     tape.add_backward_op(move |grads| {
         let gy = host::take_grad(grads.get_or_alloc_mut(&out_ghost)?);

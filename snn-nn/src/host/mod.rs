@@ -6,6 +6,7 @@
 
 pub mod batchnorm;
 pub mod bias;
+pub mod bn_spike;
 pub mod conv;
 pub mod linear;
 pub mod pool;

@@ -1,0 +1,205 @@
+//! Batch norm and the spiking neuron after it, fused (CPU), on the tape.
+//!
+//! Unfused, batch norm keeps its input for backward and the neuron keeps
+//! its input (batch norm's output): two full-size float copies of every
+//! spiking layer's currents live until backward (524 MB each for the
+//! FSVAE decoder's last layer at batch 250). Here only batch norm's input
+//! is kept; the neuron's currents are evaluated from it chunk by chunk
+//! with [`Norm::apply`], in the forward pass and again in backward, by the
+//! expression batch norm itself uses, so the floats are the same. Backward
+//! runs the neuron's pass through time chunk by chunk into the output
+//! gradient's own buffer (it becomes batch norm's output gradient), then
+//! batch norm's closed form in place.
+
+use super::batchnorm::Norm;
+use crate::Rows;
+use rayon::prelude::*;
+use snn_core::dfdx::prelude::*;
+use snn_core::slices::pieces_of_planes;
+use snn_core::spec::HostStep;
+use snn_core::{host, Error, FlatT, Result};
+
+/// Neurons per parallel task: all `T` steps of this many neurons (their
+/// state, currents and gradients) stay in cache.
+const CHUNK: usize = 16 * 1024;
+
+/// The layer's layout: `m` neurons per step over `steps` steps, fed a
+/// `[steps, m]` sequence or (`is_static`) one `[m]` input at every step.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    steps: usize,
+    m: usize,
+    is_static: bool,
+}
+
+impl Layout {
+    /// Where step `t`'s currents of neurons `from..` start in the input.
+    fn at(&self, t: usize, from: usize) -> usize {
+        if self.is_static {
+            from
+        } else {
+            t * self.m + from
+        }
+    }
+
+    fn input_steps(&self) -> usize {
+        if self.is_static {
+            1
+        } else {
+            self.steps
+        }
+    }
+}
+
+/// Normalises `x` (`[rows, c]`: the currents of one step-major sequence,
+/// `rows = steps x neurons / c`, or of one input repeated at every step
+/// when `is_static`) with batch statistics (`stats = None`) or the given
+/// `(mean, var)`, scaled by `scale * gamma`, shifted by `beta`, and runs
+/// `neuron` on it: returns the spikes `[steps, rows / input steps x c]`
+/// and the statistics used. `params` are the neuron's parameters in the
+/// order of its `param_keys` (scalars). Equals
+/// [`super::batchnorm::batch_norm`] followed by the neuron's own kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_spike(
+    x: Rows,
+    (gamma, beta): (FlatT, FlatT),
+    stats: Option<(Vec<f32>, Vec<f32>)>,
+    (eps, scale): (f32, f32),
+    neuron: Box<dyn HostStep>,
+    params: Vec<FlatT>,
+    steps: usize,
+    is_static: bool,
+) -> Result<(Rows, Vec<f32>, Vec<f32>)> {
+    let (rows, c) = *x.shape();
+    let input_steps = if is_static { 1 } else { steps };
+    if steps == 0 || rows % input_steps != 0 {
+        return Err(Error::shape(
+            "spiking layer input",
+            format!("{rows} rows for {steps} time steps"),
+        ));
+    }
+    if let Some(p) = params.iter().find(|p| p.shape().num_elements() != 1) {
+        return Err(Error::shape(
+            "neuron parameter",
+            format!("fused kernels need scalars, got {:?}", p.shape()),
+        ));
+    }
+    let layout = Layout {
+        steps,
+        m: rows / input_steps * c,
+        is_static,
+    };
+    let x = x.reshape_like(&(rows, c));
+    let (x, mut tape) = x.split_tape();
+    let mut plain = Vec::with_capacity(params.len() + 2);
+    for p in [gamma, beta].into_iter().chain(params) {
+        let (p, t) = p.split_tape();
+        tape = tape.merge(t);
+        plain.push(p);
+    }
+    let xs = host::read(&x);
+    let affine = (&host::read(&plain[0])[..], &host::read(&plain[1])[..]);
+    let norm = Norm::new(&xs, c, affine, stats, eps, scale);
+    let spikes = simulate(neuron.as_ref(), &norm, &xs, layout);
+    let (mean, var) = norm.stats();
+    let out = x
+        .device()
+        .tensor_from_vec(spikes, (steps * layout.m / c, c));
+    if !snn_core::grad::is_enabled() {
+        return Ok((out.put_tape(tape), mean, var));
+    }
+    // Ghosts: backward re-reads the currents from `xs` (`host::take_grad`).
+    let (out_ghost, x_ghost) = (out.ghost(), x.ghost());
+    tape.add_backward_op(move |grads| {
+        let g_out = host::take_grad(grads.get_or_alloc_mut(&out_ghost)?);
+        let (mut g, g_params) = neuron_backward(neuron.as_ref(), &norm, &xs, g_out, layout);
+        let (dg, db) = norm.backward(&xs, &mut g);
+        host::add_grad_owned(grads.get_or_alloc_mut(&x_ghost)?, g);
+        host::add_grad(grads.get_or_alloc_mut(&plain[0])?, &dg);
+        host::add_grad(grads.get_or_alloc_mut(&plain[1])?, &db);
+        for (p, g) in plain[2..].iter().zip(g_params) {
+            grads.get_or_alloc_mut(p)?[0] += g as f32;
+        }
+        Ok(())
+    });
+    Ok((out.put_tape(tape), mean, var))
+}
+
+/// The spikes `[steps, m]`, chunk of neurons by chunk, each chunk's
+/// currents evaluated one step at a time into a small buffer.
+fn simulate(neuron: &dyn HostStep, norm: &Norm, xs: &[f32], layout: Layout) -> Vec<f32> {
+    let Layout { steps, m, .. } = layout;
+    let mut spikes = vec![0.0f32; steps * m];
+    let state_len = neuron.state_len();
+    pieces_of_planes(&mut spikes, m, CHUNK)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(chunk, mut out)| {
+            let from = chunk * CHUNK;
+            let len = out.first().map_or(0, |r| r.len());
+            let mut state = vec![0.0f32; state_len * len];
+            let mut current = vec![0.0f32; len];
+            for (t, o) in out.iter_mut().enumerate() {
+                norm.apply(xs, layout.at(t, from), &mut current);
+                neuron.step(&current, &mut state, o);
+            }
+        });
+    spikes
+}
+
+/// The neuron's backward pass through time, chunk of neurons by chunk:
+/// returns the gradient of its currents (batch norm's output; `[rows, c]`,
+/// in `g_out`'s buffer for a sequence) and of its parameters.
+fn neuron_backward(
+    neuron: &dyn HostStep,
+    norm: &Norm,
+    xs: &[f32],
+    mut g_out: Vec<f32>,
+    layout: Layout,
+) -> (Vec<f32>, Vec<f64>) {
+    let Layout { steps, m, .. } = layout;
+    let input_steps = layout.input_steps();
+    // A repeated input's gradient is one row (the sum over steps), written
+    // beside `g_out`; a sequence's replaces `g_out` in place.
+    let mut g_static = vec![0.0f32; if layout.is_static { m } else { 0 }];
+    let task = |from: usize, len: usize, g_spikes: &[f32], g_x: &mut [f32]| {
+        let mut currents = vec![0.0f32; input_steps * len];
+        for (t, row) in currents.chunks_exact_mut(len.max(1)).enumerate() {
+            norm.apply(xs, layout.at(t, from), row);
+        }
+        neuron.backward(&currents, steps, g_spikes, g_x)
+    };
+    let sum = |a: Vec<f64>, b: Vec<f64>| a.iter().zip(&b).map(|(x, y)| x + y).collect();
+    let g_params = if layout.is_static {
+        let g_out = &g_out;
+        g_static
+            .par_chunks_mut(CHUNK)
+            .enumerate()
+            .map(|(chunk, g_x)| {
+                let from = chunk * CHUNK;
+                let g_spikes: Vec<f32> = (0..steps)
+                    .flat_map(|t| &g_out[t * m + from..t * m + from + g_x.len()])
+                    .copied()
+                    .collect();
+                task(from, g_x.len(), &g_spikes, g_x)
+            })
+            .reduce_with(sum)
+    } else {
+        pieces_of_planes(&mut g_out, m, CHUNK)
+            .into_par_iter()
+            .enumerate()
+            .map(|(chunk, mut rows)| {
+                let len = rows.first().map_or(0, |r| r.len());
+                let g_spikes: Vec<f32> = rows.iter().flat_map(|r| r.iter()).copied().collect();
+                let mut g_x = vec![0.0f32; steps * len];
+                let g = task(chunk * CHUNK, len, &g_spikes, &mut g_x);
+                for (row, src) in rows.iter_mut().zip(g_x.chunks_exact(len.max(1))) {
+                    row.copy_from_slice(src);
+                }
+                g
+            })
+            .reduce_with(sum)
+    };
+    let g = if layout.is_static { g_static } else { g_out };
+    (g, g_params.unwrap_or_default())
+}
