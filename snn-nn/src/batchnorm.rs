@@ -146,16 +146,43 @@ impl BatchNorm {
             fwd: &mut Forward<'_>,
         ) -> Result<Nhwc> {
             let (n, h, w, c) = *x.shape();
+            let rows_n = n * h * w;
+            let bn = self.fold_operands(c, rows_n, fwd)?;
+            let params = crate::spiking::taped_params(step.as_ref(), fwd.store)?;
+            let (spikes, stats) = crate::host::bn_spike::batch_norm_spike(
+                x.reshape_like(&(rows_n, c)),
+                bn,
+                step,
+                params,
+                steps,
+                !timed,
+            )?;
+            self.record_stats(fwd, rows_n, stats)?;
+            let images = if timed { n } else { steps * n };
+            let y = spikes.reshape_like(&(images, h, w, c));
+            fwd.record_rate(&sn.name, &y);
+            Ok(y)
+        }
+
+        /// What a fused kernel needs to apply this layer to an input of
+        /// `rows_n` rows of `c` channels: the parameters on the tape and,
+        /// in evaluation, the running statistics (training uses the
+        /// batch's; hand them to [`BatchNorm::record_stats`] after).
+        pub fn fold_operands(
+            &self,
+            c: usize,
+            rows_n: usize,
+            fwd: &Forward<'_>,
+        ) -> Result<crate::host::batchnorm::BnOperands> {
             if c != self.channels {
                 return Err(Error::shape(
                     &self.name,
                     format!("input has {c} channels, layer expects {}", self.channels),
                 ));
             }
-            let rows_n = n * h * w;
             let store = fwd.store;
             let key = |s: &str| format!("{}.{s}", self.name);
-            let affine = (store.taped(&key("weight"))?, store.taped(&key("bias"))?);
+            let (gamma, beta) = (store.taped(&key("weight"))?, store.taped(&key("bias"))?);
             let stats = if fwd.train {
                 self.check_batch(rows_n)?;
                 None
@@ -163,33 +190,40 @@ impl BatchNorm {
                 let values = |s: &str| store.values(&key(s));
                 Some((values("running_mean")?, values("running_var")?))
             };
-            let params = match snn_core::grad::is_enabled() {
-                true => step.param_keys().unwrap_or_default(),
-                false => Vec::new(),
-            };
-            let params = params
-                .iter()
-                .map(|k| store.taped(k))
-                .collect::<Result<Vec<_>>>()?;
-            let (spikes, mean, var) = crate::host::bn_spike::batch_norm_spike(
-                x.reshape_like(&(rows_n, c)),
-                affine,
-                stats,
-                (self.eps, self.scale),
-                step,
-                params,
-                steps,
-                !timed,
-            )?;
-            if fwd.train {
-                let dev = spikes.device().clone();
-                let (mean, var) = (dev.tensor_from_vec(mean, (c,)), dev.tensor_from_vec(var, (c,)));
-                self.queue_running_update(fwd, rows_n, mean, var)?;
+            Ok(self.operands(gamma, beta, stats))
+        }
+
+        /// Queues the running statistics' update from the `(mean, biased
+        /// variance)` a fused kernel normalised `rows_n` rows with
+        /// (training only).
+        pub fn record_stats(
+            &self,
+            fwd: &mut Forward<'_>,
+            rows_n: usize,
+            (mean, var): crate::host::batchnorm::Stats,
+        ) -> Result<()> {
+            if !fwd.train {
+                return Ok(());
             }
-            let images = if timed { n } else { steps * n };
-            let y = spikes.reshape_like(&(images, h, w, c));
-            fwd.record_rate(&sn.name, &y);
-            Ok(y)
+            let dev = fwd.store.dev().clone();
+            let c = mean.len();
+            let (mean, var) = (dev.tensor_from_vec(mean, (c,)), dev.tensor_from_vec(var, (c,)));
+            self.queue_running_update(fwd, rows_n, mean, var)
+        }
+
+        fn operands(
+            &self,
+            gamma: FlatT,
+            beta: FlatT,
+            stats: Option<crate::host::batchnorm::Stats>,
+        ) -> crate::host::batchnorm::BnOperands {
+            crate::host::batchnorm::BnOperands {
+                gamma,
+                beta,
+                stats,
+                eps: self.eps,
+                scale: self.scale,
+            }
         }
     }
 
@@ -199,7 +233,7 @@ impl BatchNorm {
         let (rows_n, c) = *x.shape();
         snn_core::host_kernels! {
             if self.kernel_impl.host() {
-                let (y, mean, var) = crate::host::batchnorm::batch_norm(x, gamma, beta, None, self.eps, self.scale);
+                let (y, mean, var) = crate::host::batchnorm::batch_norm(x, self.operands(gamma, beta, None));
                 let dev = y.device().clone();
                 return (y, dev.tensor_from_vec(mean, (c,)), dev.tensor_from_vec(var, (c,)));
             }
@@ -221,7 +255,7 @@ impl BatchNorm {
         snn_core::host_kernels! {
             if self.kernel_impl.host() {
                 let stats = Some((rm.as_vec(), rv.as_vec()));
-                return crate::host::batchnorm::batch_norm(x, gamma, beta, stats, self.eps, self.scale).0;
+                return crate::host::batchnorm::batch_norm(x, self.operands(gamma, beta, stats)).0;
             }
         }
         let inv_std = (rv + self.eps).sqrt().recip();

@@ -51,3 +51,13 @@ pub fn fusable_step(neuron: &dyn Neuron, store: &ParamStore) -> Result<Option<Bo
     let step = neuron.host_step(store)?;
     Ok(step.filter(|s| !snn_core::grad::is_enabled() || s.param_keys().is_some()))
 }
+
+/// The parameters of a host step on the tape, in its `param_keys` order
+/// (none without gradients: nothing would read their gradient).
+pub fn taped_params(step: &dyn HostStep, store: &ParamStore) -> Result<Vec<snn_core::FlatT>> {
+    if !snn_core::grad::is_enabled() {
+        return Ok(Vec::new());
+    }
+    let keys = step.param_keys().unwrap_or_default();
+    keys.iter().map(|k| store.taped(k)).collect()
+}

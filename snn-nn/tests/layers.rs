@@ -673,8 +673,8 @@ fn fused_spike_pool_matches_composed_neuron_then_pool_with_gradients() {
             c,
             k,
         };
-        let (y, fired) =
-            spike_max_pool_taped(step, input(&store, shape), params, geometry).unwrap();
+        let (y, fired, _) =
+            spike_max_pool_taped(step, input(&store, shape), params, geometry, None).unwrap();
         let values = y.retaped::<NoneTape>().as_vec();
         let (_, grads) = loss_and_grads(&store, y, &cw);
         // Twin: the dfdx-composed neuron, then the composed max-pool.
@@ -807,6 +807,108 @@ fn fused_batch_norm_spike_matches_batch_norm_then_neuron_with_gradients() {
                 wg.iter().any(|v| *v != 0.0),
                 "{what}: {name} has no gradient"
             );
+            for (i, (a, e)) in g.iter().zip(wg).enumerate() {
+                assert!(
+                    (a - e).abs() <= 1e-5 * scale,
+                    "{what} {name}[{i}]: {a} vs {e}"
+                );
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn batch_norm_folded_into_spike_pool_matches_batch_norm_then_spike_pool() {
+    use snn_core::spec::NeuronSpec;
+    use snn_neurons::{AlifSpec, Surrogate};
+    use snn_nn::host::spike_pool::{spike_max_pool_taped, SpikePool};
+    use snn_nn::spiking::taped_params;
+    let (steps, b, h, w, c, k) = (4, 3, 4, 6, 5, 2);
+    let mut r = rng();
+    let cw = init::uniform(&mut r, steps * b * h * w * c / (k * k), -1.0, 1.0);
+    for (timed, train) in [(false, true), (true, true), (true, false)] {
+        let n = if timed { steps * b } else { b };
+        let shape = (n, h, w, c);
+        let x = init::uniform(&mut r, n * h * w * c, -1.0, 2.0);
+        let mut store = store_with(&x);
+        let bn = BatchNorm::tdbn(&mut store.scope("bn"), c, 2.0, 0.2).unwrap();
+        let neuron = AlifSpec {
+            tau: 0.7,
+            v_th: 0.4,
+            surrogate: Surrogate::Sigmoid { alpha: 4.0 },
+            ..AlifSpec::default()
+        }
+        .build("sn", &mut store)
+        .unwrap();
+        for (key, lo, hi) in [
+            ("weight", 0.5, 1.5),
+            ("bias", 0.0, 0.3),
+            ("running_mean", -0.5, 0.5),
+            ("running_var", 0.5, 2.0),
+        ] {
+            let v = init::uniform(&mut r, c, lo, hi);
+            store.set_values(&format!("bn.{key}"), v).unwrap();
+        }
+        let geometry = SpikePool {
+            steps,
+            images: b,
+            h,
+            w,
+            c,
+            k,
+        };
+        let mut results = Vec::new();
+        for folded in [true, false] {
+            let mut rr = rng();
+            let mut fwd = Forward::new(&store, train, &mut rr);
+            let step = neuron.host_step(&store).unwrap().unwrap();
+            let params = taped_params(step.as_ref(), &store).unwrap();
+            let rows_n = n * h * w;
+            let (y, fired) = if folded {
+                let operands = bn.fold_operands(c, rows_n, &fwd).unwrap();
+                let (y, fired, stats) = spike_max_pool_taped(
+                    step,
+                    input(&store, shape),
+                    params,
+                    geometry,
+                    Some(operands),
+                )
+                .unwrap();
+                bn.record_stats(&mut fwd, rows_n, stats.unwrap()).unwrap();
+                (y, fired)
+            } else {
+                let currents = bn.forward(input(&store, shape), &mut fwd).unwrap();
+                let (y, fired, stats) =
+                    spike_max_pool_taped(step, currents, params, geometry, None).unwrap();
+                assert!(stats.is_none());
+                (y, fired)
+            };
+            let updates: Vec<Vec<f32>> = fwd.updates.iter().map(|(_, t)| t.as_vec()).collect();
+            drop(fwd);
+            let values = y.retaped::<NoneTape>().as_vec();
+            let (_, grads) = loss_and_grads(&store, y, &cw);
+            results.push((values, fired, updates, grads));
+        }
+        let what = format!("timed {timed} train {train}");
+        let (folded, twin) = (&results[0], &results[1]);
+        assert_eq!(folded.0, twin.0, "pooled spikes, {what}");
+        assert_eq!(folded.1, twin.1, "spike count, {what}");
+        let all = steps * b * h * w * c;
+        assert!(
+            folded.1 > all / 10 && folded.1 < all * 9 / 10,
+            "{what}: {}",
+            folded.1
+        );
+        assert_eq!(folded.2, twin.2, "running statistics, {what}");
+        assert_eq!(folded.2.len(), if train { 2 } else { 0 });
+        for ((name, g), (want_name, wg)) in folded.3.iter().zip(&twin.3) {
+            assert_eq!(name, want_name);
+            assert!(
+                wg.iter().any(|v| *v != 0.0),
+                "{what}: {name} has no gradient"
+            );
+            let scale = wg.iter().fold(1e-3f32, |s, v| s.max(v.abs()));
             for (i, (a, e)) in g.iter().zip(wg).enumerate() {
                 assert!(
                     (a - e).abs() <= 1e-5 * scale,

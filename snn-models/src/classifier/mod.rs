@@ -222,6 +222,19 @@ impl Classifier {
             _ => None,
         }
     }
+
+    /// A spiking layer followed by a max-pool starting at layer `i`, with
+    /// the batch norm before it when layer `i` is one (on the CPU kernels):
+    /// the layers one fused kernel can run.
+    fn spike_pool_at(&self, i: usize) -> Option<(&Spiking, Option<&BatchNorm>, usize)> {
+        match (&self.layers[i], self.layers.get(i + 1)) {
+            (Layer::Spike(sn), _) => Some((sn, None, self.pool_after(i)?)),
+            (Layer::Bn(bn), Some(Layer::Spike(sn))) if bn.kernel_impl.host() => {
+                Some((sn, Some(bn), self.pool_after(i + 1)?))
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Model for Classifier {
@@ -233,25 +246,29 @@ impl Model for Classifier {
             .permute::<_, Axes4<0, 2, 3, 1>>()
             .reshape_like(&(b, h, w, c));
         let mut timed = false;
-        let mut skip_pool = false;
+        let mut skip = 0;
         for (i, layer) in self.layers.iter().enumerate() {
-            if std::mem::take(&mut skip_pool) {
+            if skip > 0 {
+                skip -= 1;
                 continue;
             }
             // A spiking layer and the max-pool after it run fused where
             // the neuron offers a host step: its `T` full-size spike maps
-            // (and in training their gradient) never exist.
-            if let (Layer::Spike(sn), Some(k)) = (layer, self.pool_after(i)) {
+            // (and in training their gradient) never exist. A batch norm
+            // just before them joins in: the currents are then never
+            // stored, only batch norm's input.
+            if let Some((sn, bn, k)) = self.spike_pool_at(i) {
                 snn_core::host_kernels! {
                     if let Some(step) = snn_nn::spiking::fusable_step(sn.neuron.as_ref(), fwd.store)? {
                         let shape = fused::geometry(&x, timed, steps, k);
-                        x = fused::spike_pool(step, x, shape, fwd, &sn.name)?;
-                        (timed, skip_pool) = (true, true);
+                        x = fused::spike_pool(step, x, shape, fwd, (sn, bn))?;
+                        timed = true;
+                        skip = if bn.is_some() { 2 } else { 1 };
                         continue;
                     }
                 }
                 // Read only by the host kernels; a CUDA build compiles them out.
-                let _ = (sn, k);
+                let _ = (sn, bn, k);
             }
             x = match layer {
                 Layer::Conv(conv) => conv.forward(x, fwd.store)?,

@@ -4,10 +4,13 @@
 
 use crate::Rows;
 use snn_core::dfdx::prelude::*;
-use snn_core::{host, FlatT};
+use snn_core::{host, Dev, Flat, FlatT, Tp};
+
+/// Per-channel `(mean, biased variance)`.
+pub type Stats = (Vec<f32>, Vec<f32>);
 
 /// Per-channel mean and biased variance of `[rows, c]` data.
-fn moments(x: &[f32], c: usize) -> (Vec<f32>, Vec<f32>) {
+fn moments(x: &[f32], c: usize) -> Stats {
     let rows = x.len() / c.max(1);
     let mut sum = vec![0.0f64; c];
     let mut sq = vec![0.0f64; c];
@@ -52,7 +55,7 @@ impl Norm {
         xs: &[f32],
         c: usize,
         (gamma, beta): (&[f32], &[f32]),
-        stats: Option<(Vec<f32>, Vec<f32>)>,
+        stats: Option<Stats>,
         eps: f32,
         scale: f32,
     ) -> Self {
@@ -76,7 +79,7 @@ impl Norm {
 
     /// The statistics used, `(mean, biased variance)`: as given, or the
     /// batch's (for the running averages).
-    pub fn stats(&self) -> (Vec<f32>, Vec<f32>) {
+    pub fn stats(&self) -> Stats {
         (self.mean.clone(), self.var.clone())
     }
 
@@ -159,39 +162,76 @@ impl Norm {
     }
 }
 
-/// Normalises `x` (`[rows, c]`) with batch statistics (`stats = None`) or
-/// the given `(mean, var)`, scaled by `scale * gamma`, shifted by `beta`;
-/// returns the output and the statistics used.
-pub fn batch_norm(
-    x: Rows,
-    gamma: FlatT,
-    beta: FlatT,
-    stats: Option<(Vec<f32>, Vec<f32>)>,
-    eps: f32,
-    scale: f32,
-) -> (Rows, Vec<f32>, Vec<f32>) {
+/// Batch norm's operands, for a kernel that applies it to an input it
+/// keeps: the affine parameters on the tape, the statistics to use
+/// (`None`: the batch's), `eps`, and the constant scale (`alpha * V_th` for
+/// tdBN, 1 for plain batch norm).
+pub struct BnOperands {
+    pub gamma: FlatT,
+    pub beta: FlatT,
+    pub stats: Option<Stats>,
+    pub eps: f32,
+    pub scale: f32,
+}
+
+/// Batch norm inside a kernel: its constants for the kept input, and its
+/// parameters for the backward pass.
+pub struct Folded {
+    pub norm: Norm,
+    gamma: Flat,
+    beta: Flat,
+}
+
+impl BnOperands {
+    /// Splits the parameters off their tapes (merged into `tape`) and
+    /// computes the constants for the input `xs` (`[rows, c]`).
+    pub fn fold(self, xs: &[f32], c: usize, tape: Tp) -> (Folded, Tp) {
+        let (gamma, g_tape) = self.gamma.split_tape();
+        let (beta, b_tape) = self.beta.split_tape();
+        let affine = (&host::read(&gamma)[..], &host::read(&beta)[..]);
+        let norm = Norm::new(xs, c, affine, self.stats, self.eps, self.scale);
+        let folded = Folded { norm, gamma, beta };
+        (folded, tape.merge(g_tape).merge(b_tape))
+    }
+}
+
+impl Folded {
+    /// Backward: turns `g`, the gradient of the normalised values, into
+    /// the input's (returned; same buffer) and adds gamma's and beta's.
+    pub fn backward(
+        &self,
+        xs: &[f32],
+        mut g: Vec<f32>,
+        grads: &mut Gradients<f32, Dev>,
+    ) -> std::result::Result<Vec<f32>, <Dev as HasErr>::Err> {
+        let (dg, db) = self.norm.backward(xs, &mut g);
+        host::add_grad(grads.get_or_alloc_mut(&self.gamma)?, &dg);
+        host::add_grad(grads.get_or_alloc_mut(&self.beta)?, &db);
+        Ok(g)
+    }
+}
+
+/// Normalises `x` (`[rows, c]`) as `bn` says; returns the output and the
+/// statistics used.
+pub fn batch_norm(x: Rows, bn: BnOperands) -> (Rows, Vec<f32>, Vec<f32>) {
     let (rows, c) = *x.shape();
     let x = x.reshape_like(&(rows, c));
-    let (x, x_tape) = x.split_tape();
-    let (gamma, g_tape) = gamma.split_tape();
-    let (beta, b_tape) = beta.split_tape();
-    let mut tape = x_tape.merge(g_tape).merge(b_tape);
+    let (x, tape) = x.split_tape();
     let xs = host::read(&x);
-    let affine = (&host::read(&gamma)[..], &host::read(&beta)[..]);
-    let norm = Norm::new(&xs, c, affine, stats, eps, scale);
-    let out = x.device().tensor_from_vec(norm.apply_rows(&xs), (rows, c));
-    let (mean, var) = norm.stats();
+    let (bn, mut tape) = bn.fold(&xs, c, tape);
+    let out = x
+        .device()
+        .tensor_from_vec(bn.norm.apply_rows(&xs), (rows, c));
+    let (mean, var) = bn.norm.stats();
     if !snn_core::grad::is_enabled() {
         return (out.put_tape(tape), mean, var);
     }
     // Ghosts: backward re-reads the input from `xs` (`host::take_grad`).
     let (out_ghost, x_ghost) = (out.ghost(), x.ghost());
     tape.add_backward_op(move |grads| {
-        let mut g = host::take_grad(grads.get_or_alloc_mut(&out_ghost)?);
-        let (dg, db) = norm.backward(&xs, &mut g);
-        host::add_grad_owned(grads.get_or_alloc_mut(&x_ghost)?, g);
-        host::add_grad(grads.get_or_alloc_mut(&gamma)?, &dg);
-        host::add_grad(grads.get_or_alloc_mut(&beta)?, &db);
+        let g = host::take_grad(grads.get_or_alloc_mut(&out_ghost)?);
+        let dx = bn.backward(&xs, g, grads)?;
+        host::add_grad_owned(grads.get_or_alloc_mut(&x_ghost)?, dx);
         Ok(())
     });
     (out.put_tape(tape), mean, var)

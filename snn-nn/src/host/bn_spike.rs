@@ -11,13 +11,13 @@
 //! gradient's own buffer (it becomes batch norm's output gradient), then
 //! batch norm's closed form in place.
 
-use super::batchnorm::Norm;
+use super::batchnorm::{BnOperands, Norm, Stats};
 use crate::Rows;
 use rayon::prelude::*;
 use snn_core::dfdx::prelude::*;
 use snn_core::slices::pieces_of_planes;
 use snn_core::spec::HostStep;
-use snn_core::{host, Error, FlatT, Result};
+use snn_core::{host, Error, Flat, FlatT, Result, Tp};
 
 /// Neurons per parallel task: all `T` steps of this many neurons (their
 /// state, currents and gradients) stay in cache.
@@ -53,23 +53,19 @@ impl Layout {
 
 /// Normalises `x` (`[rows, c]`: the currents of one step-major sequence,
 /// `rows = steps x neurons / c`, or of one input repeated at every step
-/// when `is_static`) with batch statistics (`stats = None`) or the given
-/// `(mean, var)`, scaled by `scale * gamma`, shifted by `beta`, and runs
-/// `neuron` on it: returns the spikes `[steps, rows / input steps x c]`
-/// and the statistics used. `params` are the neuron's parameters in the
-/// order of its `param_keys` (scalars). Equals
-/// [`super::batchnorm::batch_norm`] followed by the neuron's own kernel.
-#[allow(clippy::too_many_arguments)]
+/// when `is_static`) as `bn` says and runs `neuron` on it: returns the
+/// spikes `[steps, rows / input steps x c]` and the statistics used.
+/// `params` are the neuron's parameters in the order of its `param_keys`
+/// (scalars). Equals [`super::batchnorm::batch_norm`] followed by the
+/// neuron's own kernel.
 pub fn batch_norm_spike(
     x: Rows,
-    (gamma, beta): (FlatT, FlatT),
-    stats: Option<(Vec<f32>, Vec<f32>)>,
-    (eps, scale): (f32, f32),
+    bn: BnOperands,
     neuron: Box<dyn HostStep>,
     params: Vec<FlatT>,
     steps: usize,
     is_static: bool,
-) -> Result<(Rows, Vec<f32>, Vec<f32>)> {
+) -> Result<(Rows, Stats)> {
     let (rows, c) = *x.shape();
     let input_steps = if is_static { 1 } else { steps };
     if steps == 0 || rows % input_steps != 0 {
@@ -78,51 +74,55 @@ pub fn batch_norm_spike(
             format!("{rows} rows for {steps} time steps"),
         ));
     }
-    if let Some(p) = params.iter().find(|p| p.shape().num_elements() != 1) {
-        return Err(Error::shape(
-            "neuron parameter",
-            format!("fused kernels need scalars, got {:?}", p.shape()),
-        ));
-    }
     let layout = Layout {
         steps,
         m: rows / input_steps * c,
         is_static,
     };
     let x = x.reshape_like(&(rows, c));
-    let (x, mut tape) = x.split_tape();
-    let mut plain = Vec::with_capacity(params.len() + 2);
-    for p in [gamma, beta].into_iter().chain(params) {
-        let (p, t) = p.split_tape();
-        tape = tape.merge(t);
-        plain.push(p);
-    }
+    let (x, tape) = x.split_tape();
+    let (params, tape) = scalar_params(params, tape)?;
     let xs = host::read(&x);
-    let affine = (&host::read(&plain[0])[..], &host::read(&plain[1])[..]);
-    let norm = Norm::new(&xs, c, affine, stats, eps, scale);
-    let spikes = simulate(neuron.as_ref(), &norm, &xs, layout);
-    let (mean, var) = norm.stats();
+    let (bn, mut tape) = bn.fold(&xs, c, tape);
+    let spikes = simulate(neuron.as_ref(), &bn.norm, &xs, layout);
+    let stats = bn.norm.stats();
     let out = x
         .device()
         .tensor_from_vec(spikes, (steps * layout.m / c, c));
     if !snn_core::grad::is_enabled() {
-        return Ok((out.put_tape(tape), mean, var));
+        return Ok((out.put_tape(tape), stats));
     }
     // Ghosts: backward re-reads the currents from `xs` (`host::take_grad`).
     let (out_ghost, x_ghost) = (out.ghost(), x.ghost());
     tape.add_backward_op(move |grads| {
         let g_out = host::take_grad(grads.get_or_alloc_mut(&out_ghost)?);
-        let (mut g, g_params) = neuron_backward(neuron.as_ref(), &norm, &xs, g_out, layout);
-        let (dg, db) = norm.backward(&xs, &mut g);
-        host::add_grad_owned(grads.get_or_alloc_mut(&x_ghost)?, g);
-        host::add_grad(grads.get_or_alloc_mut(&plain[0])?, &dg);
-        host::add_grad(grads.get_or_alloc_mut(&plain[1])?, &db);
-        for (p, g) in plain[2..].iter().zip(g_params) {
+        let (g, g_params) = neuron_backward(neuron.as_ref(), &bn.norm, &xs, g_out, layout);
+        let dx = bn.backward(&xs, g, grads)?;
+        host::add_grad_owned(grads.get_or_alloc_mut(&x_ghost)?, dx);
+        for (p, g) in params.iter().zip(g_params) {
             grads.get_or_alloc_mut(p)?[0] += g as f32;
         }
         Ok(())
     });
-    Ok((out.put_tape(tape), mean, var))
+    Ok((out.put_tape(tape), stats))
+}
+
+/// A fused kernel's neuron parameters off their tapes (merged into
+/// `tape`); each must be one value.
+pub fn scalar_params(params: Vec<FlatT>, mut tape: Tp) -> Result<(Vec<Flat>, Tp)> {
+    let mut plain = Vec::with_capacity(params.len());
+    for p in params {
+        if p.shape().num_elements() != 1 {
+            return Err(Error::shape(
+                "neuron parameter",
+                format!("fused kernels need scalars, got {:?}", p.shape()),
+            ));
+        }
+        let (p, t) = p.split_tape();
+        tape = tape.merge(t);
+        plain.push(p);
+    }
+    Ok((plain, tape))
 }
 
 /// The spikes `[steps, m]`, chunk of neurons by chunk, each chunk's

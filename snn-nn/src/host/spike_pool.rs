@@ -11,12 +11,14 @@
 //! pooled value naming its window's winner. Backward works band by band
 //! too, the neuron recomputing its membranes from the band's currents.
 
+use super::batchnorm::{BnOperands, Norm, Stats};
+use super::bn_spike::scalar_params;
 use crate::Nhwc;
 use rayon::prelude::*;
 use snn_core::dfdx::prelude::*;
 use snn_core::slices::pieces_of_planes;
 use snn_core::spec::HostStep;
-use snn_core::{Error, Flat, FlatT, Result};
+use snn_core::{Error, FlatT, Result};
 
 /// The shape of a fused spike + max-pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,67 +106,100 @@ pub fn spike_max_pool(
     shape: SpikePool,
 ) -> Result<(Vec<f32>, usize)> {
     let bands = Bands::new(shape, shape.check(currents.len())?);
-    Ok(forward_bands(neuron, currents, bands, None))
+    Ok(forward_bands(neuron, (currents, None), bands, None))
 }
 
-/// [`spike_max_pool`] on the tape: `x` holds the currents, `params` the
-/// neuron's parameters in the order of its `param_keys` (each one value).
-/// Forward keeps the currents and, per pooled value, which cell of its
-/// window won (a byte); backward scatters the pooled gradient to the
-/// winners and runs the neuron's own backward pass band by band, so
-/// neither the `T` spike maps nor their gradient ever exist whole. The
-/// winner is the first maximum in row-major window order, by the same
-/// `pool::max_pool_band` as `pool::max_pool`.
+/// [`spike_max_pool`] on the tape: `x` holds the currents, or with `bn`
+/// batch norm's input (the currents are then its output, evaluated where
+/// they are read: [`Norm::apply`]); `params` the neuron's parameters in
+/// the order of its `param_keys` (each one value). Forward keeps `x` and,
+/// per pooled value, which cell of its window won (a byte); backward
+/// scatters the pooled gradient to the winners and runs the neuron's own
+/// backward pass band by band, so neither the `T` spike maps nor their
+/// gradient ever exist whole. The winner is the first maximum in
+/// row-major window order, by the same `pool::max_pool_band` as
+/// `pool::max_pool`. Returns the pooled spikes, how many fired and, with
+/// `bn`, the statistics it normalised with.
 pub fn spike_max_pool_taped(
     neuron: Box<dyn HostStep>,
     x: Nhwc,
     params: Vec<FlatT>,
     shape: SpikePool,
-) -> Result<(Nhwc, usize)> {
+    bn: Option<BnOperands>,
+) -> Result<(Nhwc, usize, Option<Stats>)> {
     let (n, h, w, c) = *x.shape();
     let is_static = shape.check(n * h * w * c)?;
-    if let Some(p) = params.iter().find(|p| p.shape().num_elements() != 1) {
-        return Err(Error::shape(
-            "neuron parameter",
-            format!("fused kernels need scalars, got {:?}", p.shape()),
-        ));
-    }
     let x = x.reshape_like(&(n, h, w, c));
-    let (x, mut tape) = x.split_tape();
-    let params: Vec<Flat> = params
-        .into_iter()
-        .map(|p| {
-            let (p, t) = p.split_tape();
-            tape = std::mem::take(&mut tape).merge(t);
-            p
-        })
-        .collect();
-    let currents = snn_core::host::read(&x);
+    let (x, tape) = x.split_tape();
+    let (params, tape) = scalar_params(params, tape)?;
+    let xs = snn_core::host::read(&x);
+    let (bn, mut tape) = match bn {
+        Some(bn) => {
+            let (folded, tape) = bn.fold(&xs, c, tape);
+            (Some(folded), tape)
+        }
+        None => (None, tape),
+    };
+    let norm = bn.as_ref().map(|b| &b.norm);
     let bands = Bands::new(shape, is_static);
-    let mut arg = vec![0u8; shape.steps * bands.tasks * bands.out_row];
-    let (pooled, fired) = forward_bands(neuron.as_ref(), &currents, bands, Some(&mut arg));
+    let grad = snn_core::grad::is_enabled();
+    let mut arg = vec![
+        0u8;
+        if grad {
+            shape.steps * bands.tasks * bands.out_row
+        } else {
+            0
+        }
+    ];
+    let winners = grad.then_some(&mut arg[..]);
+    let (pooled, fired) = forward_bands(neuron.as_ref(), (&xs, norm), bands, winners);
+    let stats = norm.map(Norm::stats);
     let (steps, k) = (shape.steps, shape.k);
     let out = x
         .device()
         .tensor_from_vec(pooled, (steps * shape.images, h / k, w / k, c));
-    // Ghosts: backward re-reads the currents from its own copy.
+    if !grad {
+        return Ok((out.put_tape(tape), fired, stats));
+    }
+    // Ghosts: backward re-reads the input from its own copy.
     let (out_ghost, x_ghost) = (out.ghost(), x.ghost());
     tape.add_backward_op(move |grads| {
         let g_out = snn_core::host::take_grad(grads.get_or_alloc_mut(&out_ghost)?);
-        let gx = grads.get_or_alloc_mut(&x_ghost)?;
         let band = Backward {
             neuron: neuron.as_ref(),
-            currents: &currents,
+            currents: (&xs, bn.as_ref().map(|b| &b.norm)),
             arg: &arg,
             g_out: &g_out,
         };
-        let g_params = band.run(bands, gx);
+        let g_params = match &bn {
+            // The currents' gradient is batch norm's output gradient.
+            Some(bn) => {
+                let mut g = vec![0.0f32; xs.len()];
+                let g_params = band.run(bands, &mut g);
+                let dx = bn.backward(&xs, g, grads)?;
+                snn_core::host::add_grad_owned(grads.get_or_alloc_mut(&x_ghost)?, dx);
+                g_params
+            }
+            None => band.run(bands, grads.get_or_alloc_mut(&x_ghost)?),
+        };
         for (p, g) in params.iter().zip(g_params) {
             grads.get_or_alloc_mut(p)?[0] += g as f32;
         }
         Ok(())
     });
-    Ok((out.put_tape(tape), fired))
+    Ok((out.put_tape(tape), fired, stats))
+}
+
+/// What a fused layer reads its currents from: the values themselves, or
+/// batch norm's input and its constants.
+type Currents<'a> = (&'a [f32], Option<&'a Norm>);
+
+/// Currents `at..at + out.len()` into `out`.
+fn read_currents((xs, norm): Currents<'_>, at: usize, out: &mut [f32]) {
+    match norm {
+        Some(norm) => norm.apply(xs, at, out),
+        None => out.copy_from_slice(&xs[at..at + out.len()]),
+    }
 }
 
 /// The forward pass, task (image b, band y) by task: the neuron on the
@@ -173,7 +208,7 @@ pub fn spike_max_pool_taped(
 /// `[task, T, W / k x C]`.
 fn forward_bands(
     neuron: &dyn HostStep,
-    currents: &[f32],
+    (xs, norm): Currents<'_>,
     bands: Bands,
     arg: Option<&mut [u8]>,
 ) -> (Vec<f32>, usize) {
@@ -191,13 +226,23 @@ fn forward_bands(
         .zip(args)
         .enumerate()
         .map_init(
-            || (vec![0.0f32; state_len * band], vec![0.0f32; band]),
-            |(state, spikes), (task, (mut dst, mut arg))| {
+            || {
+                let band_of = |len| vec![0.0f32; len];
+                (band_of(state_len * band), band_of(band), band_of(band))
+            },
+            |(state, spikes, normalised), (task, (mut dst, mut arg))| {
                 state.fill(0.0);
                 let mut fired = 0;
                 for (t, dst) in dst.iter_mut().enumerate() {
                     let src = bands.src(task, t);
-                    neuron.step(&currents[src..src + band], state, spikes);
+                    let currents = match norm {
+                        Some(norm) => {
+                            norm.apply(xs, src, normalised);
+                            &normalised[..]
+                        }
+                        None => &xs[src..src + band],
+                    };
+                    neuron.step(currents, state, spikes);
                     fired += spikes.iter().filter(|&&s| s != 0.0).count();
                     let arg_t = arg.as_deref_mut().map(|a| &mut a[t * out_row..][..out_row]);
                     super::pool::max_pool_band(spikes, dst, arg_t, w, c, k);
@@ -212,7 +257,7 @@ fn forward_bands(
 /// What the backward pass reads.
 struct Backward<'a> {
     neuron: &'a dyn HostStep,
-    currents: &'a [f32],
+    currents: Currents<'a>,
     /// Winners, `[task, T, W / k x C]`.
     arg: &'a [u8],
     /// The pooled output's gradient, `[T x B, H / k, W / k, C]`.
@@ -249,7 +294,7 @@ impl Backward<'_> {
                     let (xb, gxb) = (&mut xb[..x_rows * band], &mut gxb[..x_rows * band]);
                     for (t, xr) in xb.chunks_exact_mut(band).enumerate() {
                         let src = bands.src(task, t);
-                        xr.copy_from_slice(&self.currents[src..src + band]);
+                        read_currents(self.currents, src, xr);
                     }
                     gxb.fill(0.0);
                     let g_params = self.neuron.backward(xb, steps, g_spikes, gxb);
