@@ -180,8 +180,12 @@ fn main() {
     // re-allocates the same large buffers, and re-faulting them costs the
     // kernel zeroing every page again (measured on the FSVAE step at batch
     // 64: 7.0 s -> 4.6 s, peak memory +17%).
-    // SAFETY: sets a process-wide allocator option before any threads exist.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    // mimalloc's own `MIMALLOC_PURGE_DELAY` (milliseconds) in the
+    // environment wins, to trade that time for memory.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets a process-wide allocator option before any threads exist.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    }
     if let Some(bytes) = snn_core::memory::machine_bytes() {
         snn_core::memory::set_limit(bytes);
     }

@@ -309,7 +309,7 @@ pub fn conv2d(x: Nhwc, weight: FlatT, bias: Option<FlatT>, geo: Geometry) -> Nhw
                 (geo.input_grad(&ws, &gy), dw)
             }
         };
-        host::add_grad(grads.get_or_alloc_mut(&x_ghost)?, &dx);
+        host::add_grad_owned(grads.get_or_alloc_mut(&x_ghost)?, dx);
         host::add_grad(grads.get_or_alloc_mut(&weight)?, &dw);
         Ok(())
     });
@@ -352,7 +352,7 @@ pub fn conv_transpose2d(x: Nhwc, weight: FlatT, bias: Option<FlatT>, adjoint: Ge
             b.add_grad(grads, &gy)?;
         }
         let (dx, dwf) = g.forward_and_weight_grad(&gy, &wf, &xs);
-        host::add_grad(grads.get_or_alloc_mut(&x_ghost)?, &dx);
+        host::add_grad_owned(grads.get_or_alloc_mut(&x_ghost)?, dx);
         // flip_swap is its own inverse (with the channel counts swapped).
         host::add_grad(
             grads.get_or_alloc_mut(&weight)?,
