@@ -92,12 +92,14 @@ impl SpikeMatrix {
         let k = self.k.max(1);
         let rows = self.bits[r0 * self.stride..r1 * self.stride].chunks_exact(self.stride.max(1));
         for (src, dst) in rows.zip(out.chunks_exact_mut(k)) {
-            for (j, v) in dst.iter_mut().enumerate() {
-                *v = if src[j / 8] >> (j % 8) & 1 == 1 {
-                    self.scale
-                } else {
-                    0.0
-                };
+            for (byte, eight) in src.iter().zip(dst.chunks_mut(8)) {
+                for (bit, v) in eight.iter_mut().enumerate() {
+                    *v = if byte >> bit & 1 == 1 {
+                        self.scale
+                    } else {
+                        0.0
+                    };
+                }
             }
         }
     }

@@ -83,34 +83,46 @@ impl Norm {
         (self.mean.clone(), self.var.clone())
     }
 
-    /// `y` of the values `xs[at..at + out.len()]` of the `[rows, c]` input.
+    /// `y` of the values `xs[at..at + out.len()]` of the `[rows, c]` input:
+    /// the partial row it starts in, whole rows, then the partial row it
+    /// ends in.
     pub fn apply(&self, xs: &[f32], at: usize, out: &mut [f32]) {
-        let mut ch = at % self.c;
-        for (y, x) in out.iter_mut().zip(&xs[at..]) {
-            *y = (x - self.mean[ch]) * self.inv[ch] * self.gain[ch] + self.shift[ch];
-            ch += 1;
-            if ch == self.c {
-                ch = 0;
-            }
+        let (c, n) = (self.c, out.len());
+        let x = &xs[at..at + n];
+        let first = at % c;
+        let head = ((c - first) % c).min(n);
+        self.apply_channels(&x[..head], first, &mut out[..head]);
+        let body = (n - head) / c * c;
+        self.apply_whole_rows(&x[head..head + body], &mut out[head..head + body]);
+        self.apply_channels(&x[head + body..], 0, &mut out[head + body..]);
+    }
+
+    /// `y` of the whole input.
+    fn apply_rows(&self, xs: &[f32]) -> Vec<f32> {
+        let mut y = vec![0.0f32; xs.len()];
+        self.apply_whole_rows(xs, &mut y);
+        y
+    }
+
+    /// Whole rows, zipped with the channels' constants: no index checks per
+    /// element, so the loop vectorises.
+    fn apply_whole_rows(&self, x: &[f32], y: &mut [f32]) {
+        let c = self.c;
+        for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+            self.apply_channels(xr, 0, yr);
         }
     }
 
-    /// `y` of the whole input, row by row (zipped rows: no index checks
-    /// per element, so the loop vectorises).
-    fn apply_rows(&self, xs: &[f32]) -> Vec<f32> {
-        let c = self.c;
-        let mut y = vec![0.0f32; xs.len()];
-        for (yr, xr) in y.chunks_exact_mut(c).zip(xs.chunks_exact(c)) {
-            let consts = self
-                .mean
-                .iter()
-                .zip(&self.inv)
-                .zip(self.gain.iter().zip(&self.shift));
-            for ((y, x), ((m, i), (g, b))) in yr.iter_mut().zip(xr).zip(consts) {
-                *y = (x - m) * i * g + b;
-            }
+    /// Channels `first..first + x.len()` of one row.
+    fn apply_channels(&self, x: &[f32], first: usize, y: &mut [f32]) {
+        let at = first..first + x.len();
+        let consts = self.mean[at.clone()]
+            .iter()
+            .zip(&self.inv[at.clone()])
+            .zip(self.gain[at.clone()].iter().zip(&self.shift[at]));
+        for ((y, x), ((m, i), (g, b))) in y.iter_mut().zip(x).zip(consts) {
+            *y = (x - m) * i * g + b;
         }
-        y
     }
 
     /// The closed-form backward pass: turns the output gradient `g`

@@ -177,10 +177,10 @@ fn neuron_backward(
             .enumerate()
             .map(|(chunk, g_x)| {
                 let from = chunk * CHUNK;
-                let g_spikes: Vec<f32> = (0..steps)
-                    .flat_map(|t| &g_out[t * m + from..t * m + from + g_x.len()])
-                    .copied()
-                    .collect();
+                let mut g_spikes = Vec::with_capacity(steps * g_x.len());
+                for t in 0..steps {
+                    g_spikes.extend_from_slice(&g_out[t * m + from..][..g_x.len()]);
+                }
                 task(from, g_x.len(), &g_spikes, g_x)
             })
             .reduce_with(sum)
@@ -190,7 +190,10 @@ fn neuron_backward(
             .enumerate()
             .map(|(chunk, mut rows)| {
                 let len = rows.first().map_or(0, |r| r.len());
-                let g_spikes: Vec<f32> = rows.iter().flat_map(|r| r.iter()).copied().collect();
+                let mut g_spikes = Vec::with_capacity(steps * len);
+                for row in &rows {
+                    g_spikes.extend_from_slice(row);
+                }
                 let mut g_x = vec![0.0f32; steps * len];
                 let g = task(chunk * CHUNK, len, &g_spikes, &mut g_x);
                 for (row, src) in rows.iter_mut().zip(g_x.chunks_exact(len.max(1))) {
