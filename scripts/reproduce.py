@@ -256,6 +256,7 @@ def run_row(name, runs_root, estimate_only):
         estimate(path, cfg, done)
         if estimate_only:
             return False
+        note_revision(run)
         snn("train", "--config", path, "--out", run, "--resume", "--quiet")
     elif estimate_only:
         print(f"{name}: trained ({done} epochs) in {run}")
@@ -272,11 +273,13 @@ def run_row(name, runs_root, estimate_only):
         ours, detail = best_accuracy(recs)
     else:
         ours, detail = score_generation(cfg, run, runs_root, out)
+    trained = trained_revisions(run)
     append_result(name, paper, {
         "framework": "snn-rs",
         "ours": ours,
         "detail": detail,
         "epochs": epochs,
+        **({"revision": "+".join(trained)} if trained else {}),
         "train_seconds": round(sum(r["seconds"] for r in recs), 1),
         "peak_rss_mib": max((r.get("peak_rss_mib", 0) for r in recs), default=0),
         "command": f"scripts/reproduce.sh {name}",
@@ -291,9 +294,10 @@ def append_result(name, paper, measured):
         "table": paper["table"],
         "paper_row": paper["row"],
         "paper": paper.get("values", {}),
-        **measured,
         "config": f"configs/paper/{name}.toml",
+        # Scoring's revision unless `measured` names the training's.
         **provenance(),
+        **measured,
     }
     append_jsonl(RESULTS, line)
     print(f"{name} ({measured['framework']}): {measured['ours']}, paper {paper.get('values', {})} "
@@ -350,9 +354,27 @@ def append_jsonl(path, line):
 
 
 def git_revision():
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                          capture_output=True)
-    return done.stdout.strip() or "unknown"
+    """HEAD's short hash, with `-dirty` when tracked files differ from it."""
+    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, text=True, capture_output=True)
+    rev = git("rev-parse", "--short", "HEAD").stdout.strip() or "unknown"
+    return rev + ("-dirty" if git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+                  else "")
+
+
+def note_revision(run):
+    """Records in the run folder the revision its training runs at (one line
+    per revision: a run resumed on another revision gets a second line), so
+    the result names what trained it, not what scored it."""
+    rev = git_revision()
+    seen = trained_revisions(run)
+    if not seen or seen[-1] != rev:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "revisions").write_text("\n".join(seen + [rev]) + "\n")
+
+
+def trained_revisions(run):
+    f = run / "revisions"
+    return f.read_text().split() if f.exists() else []
 
 
 def machine():
@@ -418,6 +440,7 @@ def doc_section():
                 f"| {r['date']}, {r['revision']} | `{r['command']}` |")
     else:
         out.append("None yet.")
+    out += classification_curves(run)
     out += generation_gallery(run)
     out += ["", "### Rows not run yet (the command runs one; budgets in each config's [paper])", ""]
     out += [f"- `scripts/reproduce.sh {name}`: {table}, {prow} (paper {figures(values, score)}; "
@@ -440,6 +463,22 @@ def epoch_time(e):
             f"{e['peak_rss_mib'] / 1024:.1f} GiB, so {hours(e['epoch_seconds'])} an epoch of "
             f"{e['train_images']:,} images and {hours(e['epoch_seconds'] * e['epochs'])} for its "
             f"{e['epochs']} epochs ({e['date']}, {e['revision']}, {e['machine']})")
+
+
+def classification_curves(run):
+    """Per classification row run: its test accuracy after each epoch and
+    its training curves."""
+    out = []
+    for (name, _, prow, score), _r in run:
+        if score == "generation":
+            continue
+        recs = read_jsonl(ARTIFACTS / name / "metrics.jsonl")
+        per_epoch = ", ".join(f"{100 * r['test_accuracy']:.2f}" for r in recs)
+        out += ["", f"#### {name}: {prow}", "",
+                f"Test accuracy (%) after each epoch: {per_epoch}.", ""]
+        if (ARTIFACTS / name / "curves.png").exists():
+            out.append(f"![{name} curves](../results/paper/{name}/curves.png)")
+    return out
 
 
 def generation_gallery(run):

@@ -182,6 +182,10 @@ fn the_runner_takes_a_row_from_estimate_to_the_doc_and_resumes_finished_rows() {
     );
     assert_eq!(line["paper"]["accuracy"], 99.78);
     assert!(line["peak_rss_mib"].as_f64().unwrap() > 0.0, "{line}");
+    // The revision is the one training ran at, recorded in the run folder.
+    let trained = std::fs::read_to_string(runs.join("tiny-row/revisions")).unwrap();
+    assert_eq!(trained.lines().count(), 1, "{trained}");
+    assert_eq!(line["revision"], trained.trim());
     assert_eq!(
         std::fs::read_to_string(h.join("results/paper/tiny-row/metrics.jsonl")).unwrap(),
         metrics
@@ -193,7 +197,9 @@ fn the_runner_takes_a_row_from_estimate_to_the_doc_and_resumes_finished_rows() {
     );
     assert_eq!(rows_in_results_table(&doc), ["tiny-row"]);
 
-    // A finished row is scored again, not retrained.
+    // A finished row is scored again, not retrained; its line still names
+    // the revisions that trained it, whatever revision scores it.
+    std::fs::write(runs.join("tiny-row/revisions"), "abc1234\ndef5678\n").unwrap();
     let o = python(&run_args, &[("REPRODUCE_HOME", h)]);
     let (out, err) = common::text(&o);
     assert!(o.status.success(), "{out}{err}");
@@ -202,13 +208,10 @@ fn the_runner_takes_a_row_from_estimate_to_the_doc_and_resumes_finished_rows() {
         "{out}"
     );
     assert_eq!(results_rows(&h.join("results/paper.jsonl")).len(), 1);
-    assert_eq!(
-        std::fs::read_to_string(h.join("results/paper.jsonl"))
-            .unwrap()
-            .lines()
-            .count(),
-        2
-    );
+    let results = std::fs::read_to_string(h.join("results/paper.jsonl")).unwrap();
+    assert_eq!(results.lines().count(), 2);
+    let line: serde_json::Value = serde_json::from_str(results.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(line["revision"], "abc1234+def5678");
     let o = python(&["--check-doc"], &[("REPRODUCE_HOME", h)]);
     assert!(o.status.success(), "{:?}", common::text(&o));
 
