@@ -262,12 +262,7 @@ fn cpu_conv_kernel_matches_composed_twin() {
         (8, 5, 3, 2, 0, (9, 15, 17, 8)),
     ] {
         let mut r = rng();
-        let n_in = shape.0 * shape.1 * shape.2 * shape.3;
-        let x = init::uniform(&mut r, n_in, -1.0, 1.0);
-        // Spike-like inputs too: binary values, and spikes after dropout (0 or 2).
-        let spikes: Vec<f32> = x.iter().map(|v| (*v > 0.3) as u8 as f32).collect();
-        let dropped: Vec<f32> = x.iter().map(|v| 2.0 * (*v > -0.5) as u8 as f32).collect();
-        for input_values in [x, spikes, dropped] {
+        for input_values in values_and_spikes(&mut r, shape) {
             let mut store = store_with(&input_values);
             let mut conv = Conv2dConfig {
                 in_channels: c_in,
@@ -280,17 +275,11 @@ fn cpu_conv_kernel_matches_composed_twin() {
             }
             .init(&mut store.scope("c"), &mut r)
             .unwrap();
-            let mut results = Vec::new();
-            for imp in [Impl::Auto, Impl::Composed] {
+            let [kernel, composed] = [Impl::Auto, Impl::Composed].map(|imp| {
                 conv.kernel_impl = imp;
-                let y = conv.forward(input(&store, shape), &store).unwrap();
-                let ys = *y.shape();
-                let c = init::uniform(&mut init::rng(5), ys.0 * ys.1 * ys.2 * ys.3, -1.0, 1.0);
-                let values = y.retaped::<NoneTape>().as_vec();
-                let (_, grads) = loss_and_grads(&store, y, &c);
-                results.push((values, grads));
-            }
-            assert_twins(&results[0], &results[1]);
+                run_layer(&store, conv.forward(input(&store, shape), &store).unwrap())
+            });
+            assert_twins(&kernel, &composed);
         }
     }
 }
@@ -300,6 +289,24 @@ fn cpu_conv_kernel_matches_composed_twin() {
 /// weight gradient sums hundreds of rows, and both sides are float32 sums
 /// in different orders, each ~5e-6 from the float64 value).
 type Run = (Vec<f32>, Vec<(String, Vec<f32>)>);
+
+/// Random values for an input of `shape`, and the spike-like inputs made
+/// from them: binary values, and spikes after dropout (0 or 2).
+fn values_and_spikes(r: &mut Rng, shape: S4) -> [Vec<f32>; 3] {
+    let x = init::uniform(r, shape.0 * shape.1 * shape.2 * shape.3, -1.0, 1.0);
+    let spikes = x.iter().map(|v| (*v > 0.3) as u8 as f32).collect();
+    let dropped = x.iter().map(|v| 2.0 * (*v > -0.5) as u8 as f32).collect();
+    [x, spikes, dropped]
+}
+
+/// A layer output's values, and the gradients of `sum(y * c)` (`c` fixed
+/// random) for every trainable entry of `store`.
+fn run_layer(store: &ParamStore, y: snn_nn::Nhwc) -> Run {
+    let ys = *y.shape();
+    let c = init::uniform(&mut init::rng(5), ys.0 * ys.1 * ys.2 * ys.3, -1.0, 1.0);
+    let values = y.retaped::<NoneTape>().as_vec();
+    (values, loss_and_grads(store, y, &c).1)
+}
 fn assert_twins(a: &Run, b: &Run) {
     for (u, v) in a.0.iter().zip(&b.0) {
         assert!((u - v).abs() <= 1e-5 * (1.0 + u.abs()), "value {u} vs {v}");
@@ -535,11 +542,7 @@ fn cpu_transposed_conv_kernel_matches_composed_twin_on_spike_inputs() {
     // own chunk, so rows are unpacked from an offset.
     for (c_in, c_out, stride, shape) in [(3, 5, 2, (2, 5, 4, 3)), (8, 64, 1, (3, 32, 32, 8))] {
         let mut r = rng();
-        let n_in = shape.0 * shape.1 * shape.2 * shape.3;
-        let x = init::uniform(&mut r, n_in, -1.0, 1.0);
-        let spikes: Vec<f32> = x.iter().map(|v| (*v > 0.3) as u8 as f32).collect();
-        let dropped: Vec<f32> = x.iter().map(|v| 2.0 * (*v > -0.5) as u8 as f32).collect();
-        for input_values in [spikes, dropped, x] {
+        for input_values in values_and_spikes(&mut r, shape) {
             let mut store = store_with(&input_values);
             let mut ct = ConvTranspose2dConfig {
                 in_channels: c_in,
@@ -553,17 +556,11 @@ fn cpu_transposed_conv_kernel_matches_composed_twin_on_spike_inputs() {
             }
             .init(&mut store.scope("ct"), &mut r)
             .unwrap();
-            let mut results = Vec::new();
-            for imp in [Impl::Auto, Impl::Composed] {
+            let [kernel, composed] = [Impl::Auto, Impl::Composed].map(|imp| {
                 ct.set_kernel_impl(imp);
-                let y = ct.forward(input(&store, shape), &store).unwrap();
-                let ys = *y.shape();
-                let c = init::uniform(&mut init::rng(5), ys.0 * ys.1 * ys.2 * ys.3, -1.0, 1.0);
-                let values = y.retaped::<NoneTape>().as_vec();
-                let (_, grads) = loss_and_grads(&store, y, &c);
-                results.push((values, grads));
-            }
-            assert_twins(&results[0], &results[1]);
+                run_layer(&store, ct.forward(input(&store, shape), &store).unwrap())
+            });
+            assert_twins(&kernel, &composed);
         }
     }
 }
@@ -702,15 +699,27 @@ fn fused_spike_pool_matches_composed_neuron_then_pool_with_gradients() {
         );
         let (_, want) = loss_and_grads(&twin_store, pooled, &cw);
         assert_eq!(grads.len(), 3);
-        for ((name, g), (want_name, wg)) in grads.iter().zip(&want) {
-            assert_eq!(name, want_name);
-            let scale = wg.iter().fold(1e-3f32, |s, v| s.max(v.abs()));
-            for (i, (a, e)) in g.iter().zip(wg).enumerate() {
-                assert!(
-                    (a - e).abs() <= 1e-5 * scale,
-                    "timed {timed} {name}[{i}]: {a} vs {e}"
-                );
-            }
+        assert_gradients_match(&format!("timed {timed}"), &grads, &want);
+    }
+}
+
+/// Two runs' gradients of the same entries agree, each to 1e-5 of its
+/// largest entry (both are float32 sums, in different orders), and none is
+/// all zeros (a gradient that never arrives would agree trivially).
+fn assert_gradients_match(what: &str, got: &[(String, Vec<f32>)], want: &[(String, Vec<f32>)]) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for ((name, g), (want_name, wg)) in got.iter().zip(want) {
+        assert_eq!(name, want_name);
+        assert!(
+            wg.iter().any(|v| *v != 0.0),
+            "{what}: {name} has no gradient"
+        );
+        let scale = wg.iter().fold(1e-3f32, |s, v| s.max(v.abs()));
+        for (i, (a, e)) in g.iter().zip(wg).enumerate() {
+            assert!(
+                (a - e).abs() <= 1e-5 * scale,
+                "{what} {name}[{i}]: {a} vs {e}"
+            );
         }
     }
 }
@@ -799,21 +808,7 @@ fn fused_batch_norm_spike_matches_batch_norm_then_neuron_with_gradients() {
         );
         assert_eq!(fused.2, twin.2, "running statistics, {what}");
         assert_eq!(fused.3, twin.3, "firing rates, {what}");
-        assert_eq!(fused.1.len(), twin.1.len());
-        for ((name, g), (want_name, wg)) in fused.1.iter().zip(&twin.1) {
-            assert_eq!(name, want_name);
-            let scale = wg.iter().fold(1e-3f32, |s, v| s.max(v.abs()));
-            assert!(
-                wg.iter().any(|v| *v != 0.0),
-                "{what}: {name} has no gradient"
-            );
-            for (i, (a, e)) in g.iter().zip(wg).enumerate() {
-                assert!(
-                    (a - e).abs() <= 1e-5 * scale,
-                    "{what} {name}[{i}]: {a} vs {e}"
-                );
-            }
-        }
+        assert_gradients_match(&what, &fused.1, &twin.1);
     }
 }
 
@@ -902,19 +897,6 @@ fn batch_norm_folded_into_spike_pool_matches_batch_norm_then_spike_pool() {
         );
         assert_eq!(folded.2, twin.2, "running statistics, {what}");
         assert_eq!(folded.2.len(), if train { 2 } else { 0 });
-        for ((name, g), (want_name, wg)) in folded.3.iter().zip(&twin.3) {
-            assert_eq!(name, want_name);
-            assert!(
-                wg.iter().any(|v| *v != 0.0),
-                "{what}: {name} has no gradient"
-            );
-            let scale = wg.iter().fold(1e-3f32, |s, v| s.max(v.abs()));
-            for (i, (a, e)) in g.iter().zip(wg).enumerate() {
-                assert!(
-                    (a - e).abs() <= 1e-5 * scale,
-                    "{what} {name}[{i}]: {a} vs {e}"
-                );
-            }
-        }
+        assert_gradients_match(&what, &folded.3, &twin.3);
     }
 }
