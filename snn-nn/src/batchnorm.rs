@@ -233,7 +233,7 @@ impl BatchNorm {
         let (rows_n, c) = *x.shape();
         snn_core::host_kernels! {
             if self.kernel_impl.host() {
-                let (y, mean, var) = crate::host::batchnorm::batch_norm(x, self.operands(gamma, beta, None));
+                let (y, (mean, var)) = crate::host::batchnorm::batch_norm(x, self.operands(gamma, beta, None));
                 let dev = y.device().clone();
                 return (y, dev.tensor_from_vec(mean, (c,)), dev.tensor_from_vec(var, (c,)));
             }

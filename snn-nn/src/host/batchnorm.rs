@@ -225,7 +225,7 @@ impl Folded {
 
 /// Normalises `x` (`[rows, c]`) as `bn` says; returns the output and the
 /// statistics used.
-pub fn batch_norm(x: Rows, bn: BnOperands) -> (Rows, Vec<f32>, Vec<f32>) {
+pub fn batch_norm(x: Rows, bn: BnOperands) -> (Rows, Stats) {
     let (rows, c) = *x.shape();
     let x = x.reshape_like(&(rows, c));
     let (x, tape) = x.split_tape();
@@ -234,9 +234,9 @@ pub fn batch_norm(x: Rows, bn: BnOperands) -> (Rows, Vec<f32>, Vec<f32>) {
     let out = x
         .device()
         .tensor_from_vec(bn.norm.apply_rows(&xs), (rows, c));
-    let (mean, var) = bn.norm.stats();
+    let stats = bn.norm.stats();
     if !snn_core::grad::is_enabled() {
-        return (out.put_tape(tape), mean, var);
+        return (out.put_tape(tape), stats);
     }
     // Ghosts: backward re-reads the input from `xs` (`host::take_grad`).
     let (out_ghost, x_ghost) = (out.ghost(), x.ghost());
@@ -246,5 +246,5 @@ pub fn batch_norm(x: Rows, bn: BnOperands) -> (Rows, Vec<f32>, Vec<f32>) {
         host::add_grad_owned(grads.get_or_alloc_mut(&x_ghost)?, dx);
         Ok(())
     });
-    (out.put_tape(tape), mean, var)
+    (out.put_tape(tape), stats)
 }

@@ -33,6 +33,23 @@ struct Layout {
 }
 
 impl Layout {
+    /// The layout of `rows` rows of `c` channels: a `[steps, m]` sequence,
+    /// or (`is_static`) one `[m]` input.
+    fn new(rows: usize, c: usize, steps: usize, is_static: bool) -> Result<Self> {
+        let input_steps = if is_static { 1 } else { steps };
+        if steps == 0 || !rows.is_multiple_of(input_steps) {
+            return Err(Error::shape(
+                "spiking layer input",
+                format!("{rows} rows for {steps} time steps"),
+            ));
+        }
+        Ok(Self {
+            steps,
+            m: rows / input_steps * c,
+            is_static,
+        })
+    }
+
     /// Where step `t`'s currents of neurons `from..` start in the input.
     fn at(&self, t: usize, from: usize) -> usize {
         if self.is_static {
@@ -67,18 +84,7 @@ pub fn batch_norm_spike(
     is_static: bool,
 ) -> Result<(Rows, Stats)> {
     let (rows, c) = *x.shape();
-    let input_steps = if is_static { 1 } else { steps };
-    if steps == 0 || rows % input_steps != 0 {
-        return Err(Error::shape(
-            "spiking layer input",
-            format!("{rows} rows for {steps} time steps"),
-        ));
-    }
-    let layout = Layout {
-        steps,
-        m: rows / input_steps * c,
-        is_static,
-    };
+    let layout = Layout::new(rows, c, steps, is_static)?;
     let x = x.reshape_like(&(rows, c));
     let (x, tape) = x.split_tape();
     let (params, tape) = scalar_params(params, tape)?;

@@ -95,24 +95,13 @@ impl Bands {
     }
 }
 
-/// Runs `neuron` on `currents` (`[B, H, W, C]`, the same at every step, or
-/// `[T x B, H, W, C]` time-major) and max-pools its spikes: returns the
-/// pooled spikes `[T x B, H / k, W / k, C]` and how many spikes fired
-/// before pooling (for the layer's firing rate). Equals the neuron's
-/// `forward` followed by `pool::max_pool`.
-pub fn spike_max_pool(
-    neuron: &dyn HostStep,
-    currents: &[f32],
-    shape: SpikePool,
-) -> Result<(Vec<f32>, usize)> {
-    let bands = Bands::new(shape, shape.check(currents.len())?);
-    Ok(forward_bands(neuron, (currents, None), bands, None))
-}
-
-/// [`spike_max_pool`] on the tape: `x` holds the currents, or with `bn`
-/// batch norm's input (the currents are then its output, evaluated where
-/// they are read: [`Norm::apply`]); `params` the neuron's parameters in
-/// the order of its `param_keys` (each one value). Forward keeps `x` and,
+/// Runs `neuron` on its currents (`[B, H, W, C]`, the same at every step,
+/// or `[T x B, H, W, C]` time-major) and max-pools its spikes into `[T x B,
+/// H / k, W / k, C]` (the neuron's `forward` followed by `pool::max_pool`),
+/// on the tape: `x` holds the currents, or with `bn` batch norm's input
+/// (the currents are then its output, evaluated where they are read:
+/// [`Norm::apply`]); `params` the neuron's parameters in the order of its
+/// `param_keys` (each one value). In training, forward keeps `x` and,
 /// per pooled value, which cell of its window won (a byte); backward
 /// scatters the pooled gradient to the winners and runs the neuron's own
 /// backward pass band by band, so neither the `T` spike maps nor their
@@ -316,6 +305,17 @@ impl Backward<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fused layer on plain currents, without a tape: the pooled
+    /// spikes and how many fired before pooling.
+    fn spike_max_pool(
+        neuron: &dyn HostStep,
+        currents: &[f32],
+        shape: SpikePool,
+    ) -> Result<(Vec<f32>, usize)> {
+        let bands = Bands::new(shape, shape.check(currents.len())?);
+        Ok(forward_bands(neuron, (currents, None), bands, None))
+    }
 
     /// A neuron that fires when its accumulated input reaches 1, then
     /// resets: spikes are easy to predict by hand.
