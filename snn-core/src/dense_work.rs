@@ -11,7 +11,6 @@
 //! decoders, resizing) is not counted.
 
 use crate::Dev;
-use dfdx::prelude::*;
 use std::cell::Cell;
 use std::time::Instant;
 
@@ -31,24 +30,54 @@ pub fn take() -> u64 {
     MACS.with(|m| m.replace(0))
 }
 
-/// The best of a few runs of a large square product on `dev` (dfdx's
-/// matmul: the `gemm` crate on all cores, as the layers' kernels use it),
-/// in floating-point operations per second (a multiply-accumulate is two).
+/// Side of the square product [`gemm_peak_flops`] times.
+const PEAK_N: usize = 1024;
+
+/// The best of a few runs of a large square product, in floating-point
+/// operations per second (a multiply-accumulate is two): on the CPU,
+/// [`crate::gemm::matmul`] on all cores, the product the layers' host
+/// kernels use.
+#[cfg(not(feature = "cuda"))]
+pub fn gemm_peak_flops(_dev: &Dev) -> f64 {
+    use crate::gemm::{matmul, Op};
+    let (a, b) = peak_operands();
+    let mut c = vec![0.0f32; PEAK_N * PEAK_N];
+    best_rate(|| matmul([PEAK_N; 3], Op::N(&a), Op::N(&b), &mut c, false))
+}
+
+/// [`gemm_peak_flops`] with CUDA: dfdx's matmul on `dev`.
+#[cfg(feature = "cuda")]
 pub fn gemm_peak_flops(dev: &Dev) -> f64 {
-    const N: usize = 1024;
-    let a = dev.tensor_from_vec((0..N * N).map(|i| (i % 7) as f32 * 0.1).collect(), (N, N));
-    let b = dev.tensor_from_vec((0..N * N).map(|i| (i % 5) as f32 * 0.1).collect(), (N, N));
-    let mut best = f64::INFINITY;
-    // Best of 8 (~15 ms each): the rate the machine reaches when nothing
-    // else takes a core, as far as a short measurement can tell.
-    for _ in 0..8 {
-        let t0 = Instant::now();
+    use dfdx::prelude::*;
+    let (a, b) = peak_operands();
+    let shape = (PEAK_N, PEAK_N);
+    let (a, b) = (dev.tensor_from_vec(a, shape), dev.tensor_from_vec(b, shape));
+    best_rate(|| {
         let c = a.clone().matmul(b.clone());
         dev.synchronize();
         drop(c);
+    })
+}
+
+fn peak_operands() -> (Vec<f32>, Vec<f32>) {
+    let n = PEAK_N * PEAK_N;
+    (
+        (0..n).map(|i| (i % 7) as f32 * 0.1).collect(),
+        (0..n).map(|i| (i % 5) as f32 * 0.1).collect(),
+    )
+}
+
+/// Best of 8 runs of `product` (~5-15 ms each): the rate the machine
+/// reaches when nothing else takes a core, as far as a short measurement
+/// can tell.
+fn best_rate(mut product: impl FnMut()) -> f64 {
+    let mut best = f64::INFINITY;
+    for _ in 0..8 {
+        let t0 = Instant::now();
+        product();
         best = best.min(t0.elapsed().as_secs_f64());
     }
-    2.0 * (N * N * N) as f64 / best
+    2.0 * (PEAK_N * PEAK_N * PEAK_N) as f64 / best
 }
 
 #[cfg(test)]

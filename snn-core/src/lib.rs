@@ -12,6 +12,7 @@ pub mod dense_work;
 pub mod device;
 pub mod error;
 pub mod fsutil;
+pub mod gemm;
 pub mod grad;
 // The one gate of this crate's host kernels (see `device`).
 #[cfg(not(feature = "cuda"))]

@@ -2,7 +2,7 @@
 //! scoring networks (Inception-v3, the FAD autoencoder): one im2col and one
 //! GEMM per group of images.
 
-use snn_nn::gemm::{matmul, Op};
+use snn_core::gemm::{matmul, Op};
 use snn_nn::im2col::Windows;
 
 /// Channels-last activations of a batch, `[n, h, w, c]`.

@@ -16,8 +16,8 @@
 //! set 0.59 instead of 0 against their reference.
 
 use crate::conv::{Act, Conv};
+use snn_core::gemm::{matmul, Op};
 use snn_core::{params, Error, Result};
-use snn_nn::gemm::{matmul, Op};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

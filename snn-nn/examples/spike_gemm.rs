@@ -5,7 +5,7 @@
 //!
 //! Prints the median of 5 runs of each product, in milliseconds.
 
-use snn_nn::gemm::{matmul, Op};
+use snn_core::gemm::{matmul, Op};
 use snn_nn::spike_gemm::{self, SpikeMatrix};
 use snn_nn::spike_sparse::{self, SpikeLists};
 use std::time::Instant;

@@ -14,7 +14,6 @@ pub mod conv_transpose;
 #[cfg(test)]
 mod dense_work_tests;
 pub mod dropout;
-pub mod gemm;
 // The one gate of this crate's host kernels (see `snn_core::device`).
 #[cfg(not(feature = "cuda"))]
 pub mod host;

@@ -24,8 +24,8 @@ mod torchvision;
 use crate::conv::{Act, Conv};
 use crate::resize::resize_plane;
 pub use crate::resize::Resize;
+use snn_core::gemm::{matmul, Op};
 use snn_core::{params, Error, Result};
-use snn_nn::gemm::{matmul, Op};
 use std::collections::HashMap;
 use std::path::Path;
 

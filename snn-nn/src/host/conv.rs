@@ -12,11 +12,11 @@
 //! input.
 
 use super::bias::Bias;
-use crate::gemm::{matmul, Op};
 use crate::im2col::{Geometry, Windows};
 use crate::spike_gemm::{self, SpikeMatrix};
 use crate::Nhwc;
 use snn_core::dfdx::prelude::*;
+use snn_core::gemm::{matmul, Op};
 use snn_core::{host, FlatT};
 
 // The kernels of one convolution geometry (the type is plain data in

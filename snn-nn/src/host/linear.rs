@@ -3,13 +3,13 @@
 //! the spikes.
 
 use super::bias::Bias;
-use crate::gemm::{matmul, Op};
 use crate::linear::LinearOperands;
 use crate::spike_gemm::{self, SpikeMatrix};
 use crate::spike_product::SpikeProduct;
 use crate::spike_sparse::{self, SpikeLists};
 use crate::Rows;
 use snn_core::dfdx::prelude::*;
+use snn_core::gemm::{matmul, Op};
 use snn_core::{host, Result};
 
 /// `x W + b` by a spike kernel when `x` is a spike matrix and one of
