@@ -35,7 +35,7 @@ fn main() {
     };
     println!("density {density}");
     println!(
-        "{:<24} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "{:<24} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
         "shape m x k x n",
         "dense fwd",
         "table fwd",
@@ -43,6 +43,7 @@ fn main() {
         "dense dW",
         "table dW",
         "lists dW",
+        "unpack+dW",
         "pack"
     );
     for (label, m, k, n) in [
@@ -69,10 +70,11 @@ fn main() {
         let spike_dw = median_ms(|| spike_gemm::weight_grad(&s, &g, n, &mut dw));
         let lists_fwd =
             median_ms(|| spike_sparse::matmul(&SpikeLists::from_bits(&s), &w, n, &mut out));
+        let unpacked_dw = median_ms(|| spike_gemm::weight_grad_dense(&s, &g, n, &mut dw));
         let lists_dw =
             median_ms(|| spike_sparse::weight_grad(&SpikeLists::from_bits(&s), &g, n, &mut dw));
         println!(
-            "{label:<10} {:>13} {dense_fwd:>10.1} {spike_fwd:>10.1} {lists_fwd:>10.1} {dense_dw:>10.1} {spike_dw:>10.1} {lists_dw:>10.1} {pack:>8.1}",
+            "{label:<10} {:>13} {dense_fwd:>10.1} {spike_fwd:>10.1} {lists_fwd:>10.1} {dense_dw:>10.1} {spike_dw:>10.1} {lists_dw:>10.1} {unpacked_dw:>10.1} {pack:>8.1}",
             format!("{m}x{k}x{n}")
         );
     }
