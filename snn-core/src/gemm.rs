@@ -8,6 +8,20 @@
 
 use gemm::Parallelism;
 
+/// Whether [`matmul`] runs on AVX-512 microkernels here (`gemm` picks
+/// them at run time): about twice the AVX2 rate, which moves the point
+/// where a spike kernel beats the dense product (`snn_nn::SpikeProduct`).
+pub fn wide() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// A matrix operand as its slice holds it, row-major: `N(a)` holds the
 /// operand itself, `T(a)` its transpose.
 #[derive(Clone, Copy, Debug)]

@@ -1,11 +1,13 @@
 //! Fully connected layer, `y = x W (+ b)`, weight `[in, out]`.
 //!
-//! On the CPU, when the input is a spike matrix (every value 0 or one
-//! common value, dropout's scaled spikes included), the product and the
-//! weight gradient run on the spikes: by index lists when few are ones
-//! ([`crate::spike_sparse`]), by table lookup on packed bits when there are
-//! enough rows ([`crate::spike_gemm`]); otherwise dfdx's matmul. The spike
-//! products' tape op is [`crate::host::linear`].
+//! On the CPU the layer runs on its host kernel ([`crate::host::linear`]):
+//! when the input is a spike matrix (every value 0 or one common value,
+//! dropout's scaled spikes included), the product and the weight gradient
+//! run on the spikes by index lists when few are ones
+//! ([`crate::spike_sparse`]) or by table lookup where that beats the GEMM
+//! ([`crate::spike_gemm`]), else on the GEMM with the spikes kept as bits;
+//! any other input on the GEMM. dfdx's matmul is the composed twin (and
+//! the CUDA path).
 
 pub use crate::spike_product::SpikeProduct;
 
@@ -21,8 +23,8 @@ pub struct Linear {
     pub inputs: usize,
     pub outputs: usize,
     pub kernel_impl: Impl,
-    /// Forces this spike kernel for spike inputs (tests, benchmarks);
-    /// `None` chooses by the measured density.
+    /// Forces this kernel for spike inputs (tests, benchmarks); `None`
+    /// chooses by the measured density ([`SpikeProduct::choose`]).
     pub spike_kernel: Option<SpikeProduct>,
 }
 
@@ -79,14 +81,9 @@ impl Linear {
         }
         snn_core::dense_work::record(x.shape().0 * f * self.outputs);
         snn_core::host_kernels! {
-            let x = if self.kernel_impl.host() {
-                match crate::host::linear::spike_product(x, self.operands(store)?)? {
-                    Ok(y) => return Ok(y),
-                    Err(x) => x,
-                }
-            } else {
-                x
-            };
+            if self.kernel_impl.host() {
+                return crate::host::linear::linear(x, self.operands(store)?);
+            }
         }
         let w = store
             .taped(&self.weight)?

@@ -493,7 +493,13 @@ pub fn weight_grad_dense(a: &SpikeMatrix, g: &[f32], n: usize, dw: &mut [f32]) {
         let r1 = (r0 + ROWS).min(a.rows);
         let s = &mut block[..(r1 - r0) * a.k];
         a.unpack_rows(r0, r1, s);
-        matmul([a.k, n, r1 - r0], Op::T(s), Op::N(&g[r0 * n..r1 * n]), dw, true);
+        matmul(
+            [a.k, n, r1 - r0],
+            Op::T(s),
+            Op::N(&g[r0 * n..r1 * n]),
+            dw,
+            true,
+        );
     }
 }
 

@@ -626,7 +626,12 @@ fn spike_linear_matches_composed_twin() {
             (v, loss_and_grads(&store, y, &c).1)
         };
         let composed = run(Impl::Composed, None);
-        for kernel in [None, Some(SpikeProduct::Lists), Some(SpikeProduct::Table)] {
+        let kernels = [
+            SpikeProduct::Lists,
+            SpikeProduct::Table,
+            SpikeProduct::Dense,
+        ];
+        for kernel in std::iter::once(None).chain(kernels.map(Some)) {
             assert_twins(&run(Impl::Auto, kernel), &composed);
         }
     }
