@@ -223,6 +223,13 @@ impl<'a> Forward<'a> {
         self.rates.push((name.to_string(), rate));
     }
 
+    /// Records the firing rate of a layer whose kernel counted its spikes:
+    /// `fired` of `neurons` (neurons x time steps).
+    pub fn record_fired(&mut self, name: &str, fired: usize, neurons: usize) {
+        let rate = fired as f64 / neurons.max(1) as f64;
+        self.rates.push((name.to_string(), rate as f32));
+    }
+
     /// Writes the recorded buffer updates into `store`.
     pub fn apply_updates(updates: Vec<(String, Flat)>, store: &mut ParamStore) -> Result<()> {
         for (name, value) in updates {

@@ -149,7 +149,7 @@ impl BatchNorm {
             let rows_n = n * h * w;
             let bn = self.fold_operands(c, rows_n, fwd)?;
             let params = crate::spiking::taped_params(step.as_ref(), fwd.store)?;
-            let (spikes, stats) = crate::host::bn_spike::batch_norm_spike(
+            let (spikes, fired, stats) = crate::host::bn_spike::batch_norm_spike(
                 x.reshape_like(&(rows_n, c)),
                 bn,
                 step,
@@ -159,9 +159,8 @@ impl BatchNorm {
             )?;
             self.record_stats(fwd, rows_n, stats)?;
             let images = if timed { n } else { steps * n };
-            let y = spikes.reshape_like(&(images, h, w, c));
-            fwd.record_rate(&sn.name, &y);
-            Ok(y)
+            fwd.record_fired(&sn.name, fired, images * h * w * c);
+            Ok(spikes.reshape_like(&(images, h, w, c)))
         }
 
         /// What a fused kernel needs to apply this layer to an input of

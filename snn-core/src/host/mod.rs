@@ -47,9 +47,49 @@ pub fn add_grad(slot: &mut [f32], src: &[f32]) {
 /// A slot that is still all zeros is replaced, not added to: the same
 /// values, except that a `-0.0` of `src` stays `-0.0`.
 pub fn add_grad_owned(slot: &mut Vec<f32>, src: Vec<f32>) {
-    if slot.len() == src.len() && slot.iter().all(|v| *v == 0.0) {
+    if slot.len() == src.len() && all_zero(slot) {
         *slot = src;
     } else {
         add_grad(slot, &src);
+    }
+}
+
+/// Whether every value is `0.0` or `-0.0`: the bits of 64 values at a
+/// time, sign dropped, OR-ed together (a loop that vectorises, where a
+/// comparison per value with an early exit did not; a slot being scanned
+/// is usually all zeros, so the early exit rarely helps within a block).
+fn all_zero(v: &[f32]) -> bool {
+    v.chunks(64)
+        .all(|block| block.iter().fold(0u32, |acc, x| acc | (x.to_bits() << 1)) == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zero_slot_becomes_the_gradient_and_any_other_is_added_to() {
+        // 130 values: two full blocks of 64 and a partial one.
+        let mut slot = vec![0.0f32; 130];
+        slot[7] = -0.0;
+        let src: Vec<f32> = (0..130).map(|i| i as f32).collect();
+        let ptr = src.as_ptr();
+        add_grad_owned(&mut slot, src);
+        assert_eq!(slot.as_ptr(), ptr, "moved, not copied");
+        assert_eq!(slot[129], 129.0);
+        // A value anywhere, however small (or NaN), means the slot holds a
+        // gradient already: add.
+        for (at, v) in [
+            (129, f32::from_bits(1)),
+            (64, 1.0),
+            (0, f32::NAN),
+            (5, -2.0),
+        ] {
+            let mut slot = vec![0.0f32; 130];
+            slot[at] = v;
+            add_grad_owned(&mut slot, vec![1.0; 130]);
+            assert_eq!(slot[at].to_bits(), (v + 1.0).to_bits(), "at {at}");
+            assert_eq!(slot[(at + 1) % 130], 1.0);
+        }
     }
 }

@@ -50,8 +50,6 @@ pub(super) fn spike_pool(
     if let (Some(bn), Some(stats)) = (bn, stats) {
         bn.record_stats(fwd, rows_n, stats)?;
     }
-    let neurons = (steps * images * h * w * c).max(1);
-    fwd.rates
-        .push((sn.name.clone(), (fired as f64 / neurons as f64) as f32));
+    fwd.record_fired(&sn.name, fired, steps * images * h * w * c);
     Ok(y)
 }

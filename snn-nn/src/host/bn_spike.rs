@@ -71,7 +71,8 @@ impl Layout {
 /// Normalises `x` (`[rows, c]`: the currents of one step-major sequence,
 /// `rows = steps x neurons / c`, or of one input repeated at every step
 /// when `is_static`) as `bn` says and runs `neuron` on it: returns the
-/// spikes `[steps, rows / input steps x c]` and the statistics used.
+/// spikes `[steps, rows / input steps x c]`, how many of them fired, and
+/// the statistics used.
 /// `params` are the neuron's parameters in the order of its `param_keys`
 /// (scalars). Equals [`super::batchnorm::batch_norm`] followed by the
 /// neuron's own kernel.
@@ -82,7 +83,7 @@ pub fn batch_norm_spike(
     params: Vec<FlatT>,
     steps: usize,
     is_static: bool,
-) -> Result<(Rows, Stats)> {
+) -> Result<(Rows, usize, Stats)> {
     let (rows, c) = *x.shape();
     let layout = Layout::new(rows, c, steps, is_static)?;
     let x = x.reshape_like(&(rows, c));
@@ -90,13 +91,13 @@ pub fn batch_norm_spike(
     let (params, tape) = scalar_params(params, tape)?;
     let xs = host::read(&x);
     let (bn, mut tape) = bn.fold(&xs, c, tape);
-    let spikes = simulate(neuron.as_ref(), &bn.norm, &xs, layout);
+    let (spikes, fired) = simulate(neuron.as_ref(), &bn.norm, &xs, layout);
     let stats = bn.norm.stats();
     let out = x
         .device()
         .tensor_from_vec(spikes, (steps * layout.m / c, c));
     if !snn_core::grad::is_enabled() {
-        return Ok((out.put_tape(tape), stats));
+        return Ok((out.put_tape(tape), fired, stats));
     }
     // Ghosts: backward re-reads the currents from `xs` (`host::take_grad`).
     let (out_ghost, x_ghost) = (out.ghost(), x.ghost());
@@ -110,7 +111,7 @@ pub fn batch_norm_spike(
         }
         Ok(())
     });
-    Ok((out.put_tape(tape), stats))
+    Ok((out.put_tape(tape), fired, stats))
 }
 
 /// A fused kernel's neuron parameters off their tapes (merged into
@@ -132,25 +133,31 @@ pub fn scalar_params(params: Vec<FlatT>, mut tape: Tp) -> Result<(Vec<Flat>, Tp)
 }
 
 /// The spikes `[steps, m]`, chunk of neurons by chunk, each chunk's
-/// currents evaluated one step at a time into a small buffer.
-fn simulate(neuron: &dyn HostStep, norm: &Norm, xs: &[f32], layout: Layout) -> Vec<f32> {
+/// currents evaluated one step at a time into a small buffer; and how many
+/// fired (counted while each step's row is in cache: the firing rate
+/// without another pass over the spikes).
+fn simulate(neuron: &dyn HostStep, norm: &Norm, xs: &[f32], layout: Layout) -> (Vec<f32>, usize) {
     let Layout { steps, m, .. } = layout;
     let mut spikes = vec![0.0f32; steps * m];
     let state_len = neuron.state_len();
-    pieces_of_planes(&mut spikes, m, CHUNK)
+    let fired = pieces_of_planes(&mut spikes, m, CHUNK)
         .into_par_iter()
         .enumerate()
-        .for_each(|(chunk, mut out)| {
+        .map(|(chunk, mut out)| {
             let from = chunk * CHUNK;
             let len = out.first().map_or(0, |r| r.len());
             let mut state = vec![0.0f32; state_len * len];
             let mut current = vec![0.0f32; len];
+            let mut fired = 0;
             for (t, o) in out.iter_mut().enumerate() {
                 norm.apply(xs, layout.at(t, from), &mut current);
                 neuron.step(&current, &mut state, o);
+                fired += o.iter().filter(|s| **s != 0.0).count();
             }
-        });
-    spikes
+            fired
+        })
+        .sum();
+    (spikes, fired)
 }
 
 /// The neuron's backward pass through time, chunk of neurons by chunk:
