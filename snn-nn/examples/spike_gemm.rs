@@ -1,7 +1,7 @@
 //! Spike products by table lookup against the dense GEMM, at the shapes of
 //! the paper's MNIST network (T = 8): conv2's im2col product and FC1.
 //!
-//!     cargo run --release -p snn-models --example spike_gemm [-- density]
+//!     cargo run --release -p snn-nn --example spike_gemm [-- density]
 //!
 //! Prints the median of 5 runs of each product, in milliseconds.
 
