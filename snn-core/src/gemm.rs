@@ -22,6 +22,21 @@ pub fn wide() -> bool {
     }
 }
 
+/// Allocates `gemm`'s per-thread packing buffer (`L2_SLAB`, the size of
+/// the L2 cache: 2 MiB here) on the calling thread and every thread of the
+/// rayon pool. `gemm` makes it lazily, on whichever thread first runs a
+/// product of a certain form, so without this the memory estimate's
+/// probes (`snn_train::memory`) saw 2 MiB more or less depending on how
+/// rayon happened to split earlier work, and extrapolated it as a cost
+/// per image.
+pub fn warm_threads() {
+    fn touch() {
+        gemm_common::gemm::L2_SLAB.with(|_| ());
+    }
+    rayon::broadcast(|_| touch());
+    touch();
+}
+
 /// A matrix operand as its slice holds it, row-major: `N(a)` holds the
 /// operand itself, `T(a)` its transpose.
 #[derive(Clone, Copy, Debug)]

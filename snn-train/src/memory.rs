@@ -4,9 +4,9 @@
 //!
 //! No formula per layer: the estimate *measures* the config's own model.
 //! It builds the model at a small batch (2 and 4) and runs one real
-//! training step and one evaluation batch on random images, reading the
-//! counting allocator's peak ([`snn_core::memory`]). Memory is affine in the
-//! batch (parameters, gradients and optimizer moments do not grow with it;
+//! training step and one evaluation batch (4x the training batch, as a run
+//! evaluates) on random images, reading the counting allocator's peak
+//! ([`snn_core::memory`]). Memory is affine in the batch (parameters, gradients and optimizer moments do not grow with it;
 //! activations do), so two batches give both parts exactly; the configured
 //! batch is then one multiplication. Time steps up to [`MEASURED_STEPS`]
 //! are measured as configured; longer runs are probed at 8, 16 and 32 steps
@@ -125,7 +125,10 @@ pub fn estimate(cfg: &RunConfig, path: &Path) -> Result<Option<Estimate>> {
     let probed = (|| -> Result<()> {
         // A first, discarded probe: one-time allocations (thread pools,
         // lazily built tables) stay in use afterwards and would otherwise
-        // count against the first measured batch only.
+        // count against the first measured batch only. The GEMM's
+        // per-thread buffers are made on every thread first: the probe
+        // alone leaves them to chance (`snn_core::gemm::warm_threads`).
+        snn_core::gemm::warm_threads();
         let [lo, _] = probe_batches(batch);
         let sets = [
             format!("time_steps={}", probe_steps[0]),
@@ -149,9 +152,8 @@ pub fn estimate(cfg: &RunConfig, path: &Path) -> Result<Option<Estimate>> {
     // Each phase at the configured batch, then at the configured steps; the
     // peak is the largest phase. Extrapolated are the phases' totals (the
     // fixed / per-image split at small batches is the noisier part).
-    let at_batch = |fit: &[(f64, f64); PHASES], phase: usize| {
-        fit[phase].0 + fit[phase].1 * (batch * BATCH_MULTIPLE[phase]) as f64
-    };
+    let at_batch =
+        |fit: &[(f64, f64); PHASES], phase: usize| fit[phase].0 + fit[phase].1 * batch as f64;
     // The phase that peaks at the largest measured steps is the one that
     // grows with them (activations); only it is extrapolated, so that
     // rounding in a small phase cannot pass for a T^2 term.
@@ -167,7 +169,7 @@ pub fn estimate(cfg: &RunConfig, path: &Path) -> Result<Option<Estimate>> {
             (y, Some(g))
         }
     };
-    let (fixed, per_image) = (last[phase].0, last[phase].1 * BATCH_MULTIPLE[phase] as f64);
+    let (fixed, per_image) = last[phase];
     let data = data_bytes(cfg);
     let total = peak + data.unwrap_or(0) as f64 + memory::live().unwrap_or(0) as f64;
     Ok(Some(Estimate {
@@ -188,8 +190,9 @@ pub fn estimate(cfg: &RunConfig, path: &Path) -> Result<Option<Estimate>> {
 /// data (activations during forward and backward, parameter-sized
 /// gradients and moments in the update), so each is fitted on its own.
 const PHASES: usize = 5;
-/// Evaluation runs batches 4 times the training batch.
-const BATCH_MULTIPLE: [usize; PHASES] = [1, 1, 1, 1, 4];
+/// Evaluation runs batches 4 times the training batch (the probe too:
+/// each phase is fitted per training image).
+const EVAL_BATCH_MULTIPLE: usize = 4;
 
 /// Peak bytes of each phase, above what was in use before the probe.
 type Peaks = [u64; PHASES];
@@ -222,8 +225,15 @@ fn probe(cfg: &RunConfig) -> Result<Peaks> {
     };
     train_step(&mut learner, x, &labels, &mut rng, &mut step_phase)?;
     // Evaluation: the parameters and optimizer state (held now) and one
-    // batch's forward without the tape.
-    let x = dev.tensor_from_vec(images(&mut rng), (b, c, h, w));
+    // evaluation batch's forward without the tape, at its own size (the
+    // products' scratch buffers do not grow in proportion to the batch, so
+    // a smaller batch scaled up misses some of them).
+    let n = EVAL_BATCH_MULTIPLE * b;
+    let x = dev.tensor_from_vec(
+        init::uniform(&mut rng, n * c * h * w, 0.0, 1.0),
+        (n, c, h, w),
+    );
+    let labels: Vec<u8> = (0..n).map(|k| (k % classes.max(1)) as u8).collect();
     snn_core::grad::no_grad(|| -> Result<()> {
         let mut fwd = Forward::new(&store, false, &mut rng);
         let o = model.objective(x.traced(Gradients::leaky()), &labels, &mut fwd)?;
