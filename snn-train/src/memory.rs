@@ -6,8 +6,8 @@
 //! It builds the model at a small batch (2 and 4) and runs one real
 //! training step and one evaluation batch (4x the training batch, as a run
 //! evaluates) on random images, reading the counting allocator's peak
-//! ([`snn_core::memory`]). Memory is affine in the batch (parameters, gradients and optimizer moments do not grow with it;
-//! activations do), so two batches give both parts exactly; the configured
+//! ([`snn_core::memory`]). Memory is affine in the batch (parameters,
+//! gradients and optimizer moments do not grow with it; activations do), so two batches give both parts exactly; the configured
 //! batch is then one multiplication. Time steps up to [`MEASURED_STEPS`]
 //! are measured as configured; longer runs are probed at 8, 16 and 32 steps
 //! and extrapolated by the quadratic through them (an autoregressive model
