@@ -2,19 +2,20 @@
 //! anything large: `snn check` prints it, and `snn train` / `snn bench`
 //! refuse a config whose estimate exceeds the machine.
 //!
-//! No formula per layer: the estimate *measures* the config's own model.
-//! It builds the model at a small batch (2 and 4) and runs one real
-//! training step and one evaluation batch (4x the training batch, as a run
-//! evaluates) on random images, reading the counting allocator's peak
+//! No formula per layer: the estimate *measures* the config's own model. It
+//! builds the model at a small batch (2 and 4) and runs one real training
+//! step and one evaluation batch (4x the training batch, as a run evaluates)
+//! on random images, reading the counting allocator's peak
 //! ([`snn_core::memory`]). Memory is affine in the batch (parameters,
-//! gradients and optimizer moments do not grow with it; activations do), so two batches give both parts exactly; the configured
-//! batch is then one multiplication. Time steps up to [`MEASURED_STEPS`]
-//! are measured as configured; longer runs are probed at 8, 16 and 32 steps
-//! and extrapolated by the quadratic through them (an autoregressive model
-//! may keep one activation per prefix, T^2; a plain SNN is linear in T).
-//! The data held in memory (train and test images as f32) is added from the
-//! files' headers and sizes. The result is checked against measured peaks
-//! in `docs/reliability.md`.
+//! gradients and optimizer moments do not grow with it; activations do), so
+//! two batches give both parts exactly; the configured batch is then one
+//! multiplication. Time steps up to [`MEASURED_STEPS`] are measured as
+//! configured; longer runs are probed at 8, 16 and 32 steps and extrapolated
+//! by the quadratic through them (an autoregressive model may keep one
+//! activation per prefix, T^2; a plain SNN is linear in T). The data held in
+//! memory (train and test images as f32) is added from the files' headers
+//! and sizes. The result is checked against measured peaks in
+//! `docs/reliability.md`.
 
 use crate::bench::{train_step, Learner};
 use crate::config::RunConfig;
