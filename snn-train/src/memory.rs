@@ -213,9 +213,14 @@ fn probe(cfg: &RunConfig) -> Result<Peaks> {
     let mut rng = init::rng(cfg.seed);
     let (mut store, model) = build_model(cfg, shape, classes, &dev)?;
     let mut opt = optimizer(cfg);
-    let labels: Vec<u8> = (0..b).map(|k| (k % classes.max(1)) as u8).collect();
-    let images = |rng: &mut init::Rng| init::uniform(rng, b * c * h * w, 0.0, 1.0);
-    let x = dev.tensor_from_vec(images(&mut rng), (b, c, h, w));
+    // `n` random images and their labels (the training and the evaluation
+    // batch differ in size only).
+    let batch = |rng: &mut init::Rng, n: usize| {
+        let x = dev.tensor_from_vec(init::uniform(rng, n * c * h * w, 0.0, 1.0), (n, c, h, w));
+        let labels: Vec<u8> = (0..n).map(|k| (k % classes.max(1)) as u8).collect();
+        (x, labels)
+    };
+    let (x, labels) = batch(&mut rng, b);
     end_phase(0);
     let mut step_phase = |phase: usize| end_phase(1 + phase);
     let mut learner = Learner {
@@ -229,12 +234,7 @@ fn probe(cfg: &RunConfig) -> Result<Peaks> {
     // evaluation batch's forward without the tape, at its own size (the
     // products' scratch buffers do not grow in proportion to the batch, so
     // a smaller batch scaled up misses some of them).
-    let n = EVAL_BATCH_MULTIPLE * b;
-    let x = dev.tensor_from_vec(
-        init::uniform(&mut rng, n * c * h * w, 0.0, 1.0),
-        (n, c, h, w),
-    );
-    let labels: Vec<u8> = (0..n).map(|k| (k % classes.max(1)) as u8).collect();
+    let (x, labels) = batch(&mut rng, EVAL_BATCH_MULTIPLE * b);
     snn_core::grad::no_grad(|| -> Result<()> {
         let mut fwd = Forward::new(&store, false, &mut rng);
         let o = model.objective(x.traced(Gradients::leaky()), &labels, &mut fwd)?;
