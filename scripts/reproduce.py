@@ -60,9 +60,13 @@ TWIN_AUGMENT = {"rotate": 30.0, "translate": 0.15, "scale": [0.85, 1.11]}
 TRAIN_IMAGES = {"cifar10": 50000, "celeba": 162770}
 # The classification runs whose classifier scores a dataset's generated
 # images for the (labelled) classifier IS, first choice first: the row with
-# the longest budget, else the same network from the Table 7 ablation.
+# the longest budget, else the same network from the Table 7 ablation, most
+# accurate at its 2-epoch budget first. `runs/` does not always survive from
+# one session to the next, so a later row may find only a later choice: the
+# doc then says that the IS of that data set's rows are not comparable.
 IS_CLASSIFIER = {
-    "mnist": ["table5-mnist-alif", "table7-learned-tau0.25-vth0.2"],
+    "mnist": ["table5-mnist-alif", "table7-learned-tau0.5-vth0.5", "table7-fixed-tau0.5-vth0.5",
+              "table7-learned-tau0.25-vth0.2", "table7-learned-tau0.5-vth0.2"],
     "fmnist": ["extra-fmnist-alif"],
 }
 
@@ -438,6 +442,7 @@ def doc_section():
                 f"| {figures(r['paper'], score)} | **{figures(r['ours'], score)}** | {twin} "
                 f"| {r['epochs']} | {hours(r['train_seconds'])} | {r['peak_rss_mib'] / 1024:.1f} GiB "
                 f"| {r['date']}, {r['revision']} | `{r['command']}` |")
+        out += is_comparability(run)
     else:
         out.append("None yet.")
     out += classification_curves(run)
@@ -451,6 +456,26 @@ def doc_section():
     out += [f"- [{name}](../configs/paper/{name}.toml): {table}, {prow}"
             + epoch_time(estimates.get(name)) for name, table, prow, _ in not_here] or ["None."]
     return "\n".join(out + ["", END])
+
+
+def is_comparability(run):
+    """A warning per data set whose generation rows took their IS from
+    different classifiers (the IS of one classifier is not that of another)."""
+    by_dataset = {}
+    for (name, _, _, score), r in run:
+        if score == "generation":
+            cls = r["detail"].get("is_classifier")
+            dataset = load_row(name)[1]["data"]["dataset"]
+            by_dataset.setdefault(dataset, {}).setdefault(cls["run"] if cls else None, []).append(name)
+    out = []
+    for dataset, groups in by_dataset.items():
+        if len(groups) > 1:
+            parts = "; ".join(f"{', '.join(f'`{n}`' for n in names)} by "
+                              + (f"`{cls}`" if cls else "none (no IS)")
+                              for cls, names in groups.items())
+            out += ["", f"**{dataset}: the IS of these rows come from different classifiers and "
+                    f"are not comparable with each other** ({parts}). FID and FAD are."]
+    return out
 
 
 def epoch_time(e):
