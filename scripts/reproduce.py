@@ -4,6 +4,7 @@
     scripts/reproduce.sh ROW|TABLE|all [--estimate-only] [--runs DIR]
     scripts/reproduce.sh ROW --twin
     scripts/reproduce.sh --doc | --check-doc
+    scripts/reproduce.sh --status [--runs DIR]
 
 A row is a config in configs/paper/ (its [paper] table says what the paper
 reports and how the row is scored); TABLE is a file-name prefix (`table7`
@@ -18,6 +19,9 @@ A row whose data cannot be had here (runs_here = false) is not trained:
 the command measures its step time at its batch (or the largest batch that
 fits this machine's memory) and records the time an epoch would take in
 results/estimates.jsonl, which the doc lists.
+`--status` runs nothing: per row, its last recorded result and what its
+run folder holds (epochs done, the last logged step, the checkpoint's
+age), to pick up rows that span sessions.
 `--twin` trains the PyTorch twin (bench/pytorch_mnist.py, torch installed
 on demand by bench/run-pytorch.sh) at the row's budget instead, for the
 MNIST-network ALIF rows, and records it beside ours (it does not
@@ -559,6 +563,41 @@ def write_doc():
         print(f"wrote {path}")
 
 
+def run_status(run, epochs):
+    """What run folder `run` holds, in words: epochs done of `epochs`, the
+    last logged step and how old its newest checkpoint is."""
+    if not run.is_dir():
+        return "not started"
+    done = len(records(run))
+    steps = read_jsonl(run / "steps.jsonl")
+    last = f", last logged epoch {steps[-1]['epoch']} step {steps[-1]['step']}" if steps else ""
+    ckpts = [p for p in run.iterdir() if p.suffix == ".safetensors" or p.name == "state.json"]
+    if ckpts:
+        age = time.time() - max(p.stat().st_mtime for p in ckpts)
+        last += f", newest checkpoint {hours(age)} old"
+    else:
+        last += ", no checkpoint yet"
+    if (run / "run.lock").exists():
+        last += " (run.lock: a training may be running)"
+    return f"{done} of {epochs} epochs{last}"
+
+
+def status(runs_root):
+    """One line a row: its last recorded result, and its run folder."""
+    latest = latest_results()
+    for name in all_rows():
+        _, cfg = load_row(name)
+        p = cfg["paper"]
+        if not p.get("runs_here", True):
+            print(f"{name}: cannot run here ({p['table']}, {p['row']})")
+            continue
+        r = latest.get(name)
+        result = (f"recorded {figures(r['ours'], p['score'])} ({r['date']}, {r['revision']})"
+                  if r else "no result recorded")
+        print(f"{name}: {result}; run folder: "
+              f"{run_status(runs_root / name, cfg['train']['epochs'])}")
+
+
 def main(argv):
     if argv == ["--doc"]:
         write_doc()
@@ -580,9 +619,12 @@ def main(argv):
             fail("--runs needs a folder")
         runs_root = Path(argv[i + 1]).resolve()
         del argv[i:i + 2]
+    if argv == ["--status"]:
+        status(runs_root)
+        return
     if len(argv) != 1:
         fail("usage: scripts/reproduce.sh ROW|TABLE|all [--estimate-only | --twin] [--runs DIR] "
-             "| --doc | --check-doc")
+             "| --status [--runs DIR] | --doc | --check-doc")
     recorded = False
     for name in select(argv[0]):
         if twin:

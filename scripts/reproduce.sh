@@ -7,9 +7,11 @@
 #   scripts/reproduce.sh table7                 # a table's rows
 #   scripts/reproduce.sh all --estimate-only    # what every row would take
 #   scripts/reproduce.sh --doc                  # docs/results.md from the results file
+#   scripts/reproduce.sh --status               # each row's result and run folder
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [[ "${1:-}" != "--doc" && -z "${SNN:-}" ]]; then
+# The doc and status modes run no `snn`: nothing to build.
+if [[ ! "${1:-}" =~ ^--(doc|check-doc|status)$ && -z "${SNN:-}" ]]; then
     cargo build --release -q -p snn-cli
 fi
 exec python3 scripts/reproduce.py "$@"

@@ -136,7 +136,7 @@ fn quickstart() -> String {
 
 #[test]
 fn the_runner_takes_a_row_from_estimate_to_the_doc_and_resumes_finished_rows() {
-    let row = quickstart().replace("epochs = 4", "epochs = 1").replace(
+    let row = quickstart().replace("epochs = 4", "epochs = 1\nlog_every = 2").replace(
         "root = \"data/mnist-subset\"",
         "root = \"data/mnist-subset\"\ntrain_limit = 64\ntest_limit = 100",
     )
@@ -151,6 +151,14 @@ fn the_runner_takes_a_row_from_estimate_to_the_doc_and_resumes_finished_rows() {
     .unwrap();
     let runs = h.join("runs");
     let run_args = ["tiny-row", "--runs", runs.to_str().unwrap()];
+    let status_args = ["--status", "--runs", runs.to_str().unwrap()];
+    let o = python(&status_args, &[("REPRODUCE_HOME", h)]);
+    let (out, err) = common::text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert_eq!(
+        out,
+        "tiny-row: no result recorded; run folder: not started\n"
+    );
 
     let o = python(&run_args, &[("REPRODUCE_HOME", h)]);
     let (out, err) = common::text(&o);
@@ -196,6 +204,15 @@ fn the_runner_takes_a_row_from_estimate_to_the_doc_and_resumes_finished_rows() {
         "{doc}"
     );
     assert_eq!(rows_in_results_table(&doc), ["tiny-row"]);
+    // The status names the recorded result and what the run folder holds.
+    let o = python(&status_args, &[("REPRODUCE_HOME", h)]);
+    let (out, err) = common::text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        out.starts_with(&format!("tiny-row: recorded {ours:.2} ("))
+            && out.contains("run folder: 1 of 1 epochs, last logged epoch 1 step 4, newest checkpoint 0 h 00 min old\n"),
+        "{out}"
+    );
 
     // A finished row is scored again, not retrained; its line still names
     // the revisions that trained it, whatever revision scores it.
