@@ -136,10 +136,12 @@ fn quickstart() -> String {
 
 #[test]
 fn the_runner_takes_a_row_from_estimate_to_the_doc_and_resumes_finished_rows() {
-    let row = quickstart().replace("epochs = 4", "epochs = 1\nlog_every = 2").replace(
-        "root = \"data/mnist-subset\"",
-        "root = \"data/mnist-subset\"\ntrain_limit = 64\ntest_limit = 100",
-    )
+    let row = quickstart()
+        .replace("epochs = 4", "epochs = 1\nlog_every = 2")
+        .replace(
+            "root = \"data/mnist-subset\"",
+            "root = \"data/mnist-subset\"\ntrain_limit = 64\ntest_limit = 100",
+        )
         + "\n[paper]\ntable = \"Table 5\"\nrow = \"tiny\"\nscore = \"best-test-accuracy\"\n\
            values = { accuracy = 99.78 }\ndeviation = \"a test's budget\"\n";
     let home = home_with_row("tiny-row", &row);

@@ -78,6 +78,24 @@ pub trait HostStep: Send + Sync {
         let _ = (x, steps, g_spikes, g_x);
         Vec::new()
     }
+
+    /// [`HostStep::backward`] for a sequence, in place: `x` is `[steps, n]`
+    /// and `g` its `steps` rows of `n`, holding the spikes' gradient on
+    /// entry and the input's on return, wherever the rows lie (a fused
+    /// kernel hands over one chunk of neurons of its output gradient's
+    /// rows, which become the input gradient without a copy). The default
+    /// gathers the rows, runs `backward` and scatters the result back; a
+    /// step overrides it to skip those copies.
+    fn backward_in_place(&self, x: &[f32], g: &mut [&mut [f32]]) -> Vec<f64> {
+        let (steps, n) = (g.len(), g.first().map_or(0, |r| r.len()));
+        let g_spikes = g.concat();
+        let mut g_x = vec![0.0f32; steps * n];
+        let g_params = self.backward(x, steps, &g_spikes, &mut g_x);
+        for (row, src) in g.iter_mut().zip(g_x.chunks_exact(n.max(1))) {
+            row.copy_from_slice(src);
+        }
+        g_params
+    }
 }
 
 /// Repeats a `[1, M]` row `steps` times: `[steps, M]`.

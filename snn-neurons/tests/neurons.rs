@@ -750,6 +750,67 @@ fn host_step_backward_follows_the_charge_form_and_tau_parametrisation() {
 }
 
 #[test]
+fn host_step_backward_in_place_equals_backward_wherever_the_rows_lie() {
+    // The fused batch norm + neuron kernel hands the neuron one chunk of
+    // neurons of its output gradient, rows apart in memory, to overwrite
+    // with the input's gradient. The ALIF override and the trait's default
+    // (gather, `backward`, scatter) must both give `backward`'s values
+    // exactly, and touch nothing between the rows.
+    use snn_core::spec::HostStep;
+    struct DefaultInPlace(Box<dyn HostStep>);
+    impl HostStep for DefaultInPlace {
+        fn step(&self, x: &[f32], state: &mut [f32], spikes: &mut [f32]) {
+            self.0.step(x, state, spikes)
+        }
+        fn param_keys(&self) -> Option<Vec<String>> {
+            self.0.param_keys()
+        }
+        fn backward(&self, x: &[f32], steps: usize, g: &[f32], g_x: &mut [f32]) -> Vec<f64> {
+            self.0.backward(x, steps, g, g_x)
+        }
+    }
+    // 11 neurons: one group of 8 lanes and a tail of 3 done one by one.
+    let (steps, m) = (6, 11);
+    let x: Vec<f32> = (0..steps * m)
+        .map(|k| 0.8 * ((k as f32) * 0.7).sin() + 0.3)
+        .collect();
+    let c: Vec<f32> = (0..x.len()).map(|k| 0.6 - 0.05 * k as f32).collect();
+    let dev = device::create(0).unwrap();
+    let mut store = ParamStore::new(dev);
+    let spec = AlifSpec {
+        tau: 0.5,
+        v_th: 0.3,
+        ..Default::default()
+    };
+    let n = spec.build("n", &mut store).unwrap();
+    let step = n.host_step(&store).unwrap().unwrap();
+    let mut gx = vec![0.0f32; x.len()];
+    let g = step.backward(&x, steps, &c, &mut gx);
+    assert!(gx.iter().any(|v| *v != 0.0) && g.iter().all(|v| *v != 0.0));
+    let default = DefaultInPlace(n.host_step(&store).unwrap().unwrap());
+    for (which, kernel) in [("override", &*step), ("default", &default as &dyn HostStep)] {
+        // Each row at the front of a row twice as long; the rest is a sentinel.
+        let mut buf = vec![7.0f32; steps * 2 * m];
+        for (row, src) in buf.chunks_mut(2 * m).zip(c.chunks(m)) {
+            row[..m].copy_from_slice(src);
+        }
+        let mut rows: Vec<&mut [f32]> = buf.chunks_mut(2 * m).map(|r| &mut r[..m]).collect();
+        let g_in_place = kernel.backward_in_place(&x, &mut rows);
+        assert_eq!(g_in_place, g, "{which}: parameter gradients");
+        for (t, row) in buf.chunks(2 * m).enumerate() {
+            assert_eq!(
+                &row[..m],
+                &gx[t * m..(t + 1) * m],
+                "{which}: input gradient, step {t}"
+            );
+            assert!(
+                row[m..].iter().all(|v| *v == 7.0),
+                "{which}: wrote between rows"
+            );
+        }
+    }
+}
+#[test]
 fn a_tau_that_is_not_a_decay_factor_is_refused() {
     let dev = device::create(0).unwrap();
     for (tau, param) in [

@@ -103,6 +103,23 @@ impl<S: NeuronStep> HostRun<S> {
         g_spikes: &[&[f32]],
         g_x: &mut [&mut [f32]],
     ) -> Vec<f64> {
+        self.through_time(
+            x,
+            &mut Apart {
+                spikes: g_spikes,
+                input: g_x,
+            },
+        )
+    }
+
+    /// [`HostRun::backward_rows`] for a sequence with the gradients in the
+    /// same rows: `g[t]` holds step `t`'s spike gradient on entry and its
+    /// input's on return.
+    pub fn backward_rows_in_place(&self, x: &[&[f32]], g: &mut [&mut [f32]]) -> Vec<f64> {
+        self.through_time(x, &mut InPlace(g))
+    }
+
+    fn through_time<G: StepGrads>(&self, x: &[&[f32]], grads: &mut G) -> Vec<f64> {
         let (steps, ns) = (x.len(), S::STATE);
         let n = x.first().map_or(0, |r| r.len());
         let plane = ns * n;
@@ -123,12 +140,7 @@ impl<S: NeuronStep> HostRun<S> {
         let n8 = n / 8 * 8;
         for t in (0..steps).rev() {
             let s_before = &states[t * plane..(t + 1) * plane];
-            let (xr, go) = (x[t], g_spikes[t]);
-            let gx = if g_x.len() == 1 {
-                &mut *g_x[0]
-            } else {
-                &mut *g_x[t]
-            };
+            let xr = x[t];
             let mut gk8 = [Lanes::splat(0.0); MAX_TANGENTS];
             for i in (0..n8).step_by(8) {
                 let s: [Lanes; MAX_STATE] = std::array::from_fn(|j| match j < ns {
@@ -143,11 +155,11 @@ impl<S: NeuronStep> HostRun<S> {
                     &k8[..nk],
                     &s[..ns],
                     Lanes::load(&xr[i..]),
-                    Lanes::load(&go[i..]),
+                    grads.spikes(t, i),
                     &mut gs[..ns],
                     &mut gk8[..nk],
                 );
-                (Lanes::load(&gx[i..]) + g).store(&mut gx[i..]);
+                grads.put_input(t, i, g);
                 for (j, gj) in gs.iter().enumerate().take(ns) {
                     gj.store(&mut g_state[j * n + i..]);
                 }
@@ -162,11 +174,11 @@ impl<S: NeuronStep> HostRun<S> {
                     &self.k,
                     &s[..ns],
                     xr[i],
-                    go[i],
+                    grads.spikes(t, i),
                     &mut gs[..ns],
                     &mut gk1[..nk],
                 );
-                gx[i] += g;
+                grads.put_input(t, i, g);
                 for (j, gj) in gs.iter().enumerate().take(ns) {
                     g_state[j * n + i] = *gj;
                 }
@@ -215,5 +227,56 @@ impl<S: NeuronStep> HostStep for HostRun<S> {
         let mut gxs: Vec<&mut [f32]> = g_x.chunks_mut(n.max(1)).collect();
         let g_k = self.backward_rows(&xs, &gos, &mut gxs);
         self.param_grads(&g_k)
+    }
+
+    fn backward_in_place(&self, x: &[f32], g: &mut [&mut [f32]]) -> Vec<f64> {
+        let n = g.first().map_or(0, |r| r.len());
+        let xs: Vec<&[f32]> = x.chunks(n.max(1)).take(g.len()).collect();
+        let g_k = self.backward_rows_in_place(&xs, g);
+        self.param_grads(&g_k)
+    }
+}
+
+/// Where the pass through time reads step `t`'s spike gradient and puts
+/// its input's, `N::LANES` neurons from `i` at a time. The input's
+/// gradient is written only after that step's spike gradient is read.
+trait StepGrads {
+    fn spikes<N: HostNum>(&self, t: usize, i: usize) -> N;
+    fn put_input<N: HostNum>(&mut self, t: usize, i: usize, g: N);
+}
+
+/// The two gradients in rows of their own: the input's is added into its
+/// row (a repeated input's single row sums every step's).
+struct Apart<'a, 's, 'x> {
+    spikes: &'a [&'s [f32]],
+    input: &'a mut [&'x mut [f32]],
+}
+
+impl StepGrads for Apart<'_, '_, '_> {
+    #[inline(always)]
+    fn spikes<N: HostNum>(&self, t: usize, i: usize) -> N {
+        N::load(&self.spikes[t][i..])
+    }
+
+    #[inline(always)]
+    fn put_input<N: HostNum>(&mut self, t: usize, i: usize, g: N) {
+        let row = if self.input.len() == 1 { 0 } else { t };
+        let dst = &mut self.input[row][i..];
+        (N::load(dst) + g).store(dst);
+    }
+}
+
+/// Both in the same rows: the input's gradient replaces the spikes'.
+struct InPlace<'a, 'r>(&'a mut [&'r mut [f32]]);
+
+impl StepGrads for InPlace<'_, '_> {
+    #[inline(always)]
+    fn spikes<N: HostNum>(&self, t: usize, i: usize) -> N {
+        N::load(&self.0[t][i..])
+    }
+
+    #[inline(always)]
+    fn put_input<N: HostNum>(&mut self, t: usize, i: usize, g: N) {
+        g.store(&mut self.0[t][i..]);
     }
 }

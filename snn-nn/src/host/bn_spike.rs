@@ -171,16 +171,16 @@ fn neuron_backward(
     layout: Layout,
 ) -> (Vec<f32>, Vec<f64>) {
     let Layout { steps, m, .. } = layout;
-    let input_steps = layout.input_steps();
     // A repeated input's gradient is one row (the sum over steps), written
     // beside `g_out`; a sequence's replaces `g_out` in place.
     let mut g_static = vec![0.0f32; if layout.is_static { m } else { 0 }];
-    let task = |from: usize, len: usize, g_spikes: &[f32], g_x: &mut [f32]| {
-        let mut currents = vec![0.0f32; input_steps * len];
+    // Batch norm's output for neurons `from..from + len`, `[input steps, len]`.
+    let currents = |from: usize, len: usize| {
+        let mut currents = vec![0.0f32; layout.input_steps() * len];
         for (t, row) in currents.chunks_exact_mut(len.max(1)).enumerate() {
             norm.apply(xs, layout.at(t, from), row);
         }
-        neuron.backward(&currents, steps, g_spikes, g_x)
+        currents
     };
     let sum = |a: Vec<f64>, b: Vec<f64>| a.iter().zip(&b).map(|(x, y)| x + y).collect();
     let g_params = if layout.is_static {
@@ -194,25 +194,18 @@ fn neuron_backward(
                 for t in 0..steps {
                     g_spikes.extend_from_slice(&g_out[t * m + from..][..g_x.len()]);
                 }
-                task(from, g_x.len(), &g_spikes, g_x)
+                neuron.backward(&currents(from, g_x.len()), steps, &g_spikes, g_x)
             })
             .reduce_with(sum)
     } else {
+        // Each chunk's rows of `g_out` are handed to the neuron as they
+        // lie: no gathering into a contiguous buffer and back.
         pieces_of_planes(&mut g_out, m, CHUNK)
             .into_par_iter()
             .enumerate()
             .map(|(chunk, mut rows)| {
                 let len = rows.first().map_or(0, |r| r.len());
-                let mut g_spikes = Vec::with_capacity(steps * len);
-                for row in &rows {
-                    g_spikes.extend_from_slice(row);
-                }
-                let mut g_x = vec![0.0f32; steps * len];
-                let g = task(chunk * CHUNK, len, &g_spikes, &mut g_x);
-                for (row, src) in rows.iter_mut().zip(g_x.chunks_exact(len.max(1))) {
-                    row.copy_from_slice(src);
-                }
-                g
+                neuron.backward_in_place(&currents(chunk * CHUNK, len), &mut rows)
             })
             .reduce_with(sum)
     };
