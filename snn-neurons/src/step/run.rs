@@ -141,6 +141,7 @@ impl<S: NeuronStep> HostRun<S> {
         for t in (0..steps).rev() {
             let s_before = &states[t * plane..(t + 1) * plane];
             let xr = x[t];
+            let mut row = grads.row(t);
             let mut gk8 = [Lanes::splat(0.0); MAX_TANGENTS];
             for i in (0..n8).step_by(8) {
                 let s: [Lanes; MAX_STATE] = std::array::from_fn(|j| match j < ns {
@@ -155,11 +156,11 @@ impl<S: NeuronStep> HostRun<S> {
                     &k8[..nk],
                     &s[..ns],
                     Lanes::load(&xr[i..]),
-                    grads.spikes(t, i),
+                    row.spikes(i),
                     &mut gs[..ns],
                     &mut gk8[..nk],
                 );
-                grads.put_input(t, i, g);
+                row.put_input(i, g);
                 for (j, gj) in gs.iter().enumerate().take(ns) {
                     gj.store(&mut g_state[j * n + i..]);
                 }
@@ -174,11 +175,11 @@ impl<S: NeuronStep> HostRun<S> {
                     &self.k,
                     &s[..ns],
                     xr[i],
-                    grads.spikes(t, i),
+                    row.spikes(i),
                     &mut gs[..ns],
                     &mut gk1[..nk],
                 );
-                grads.put_input(t, i, g);
+                row.put_input(i, g);
                 for (j, gj) in gs.iter().enumerate().take(ns) {
                     g_state[j * n + i] = *gj;
                 }
@@ -237,12 +238,20 @@ impl<S: NeuronStep> HostStep for HostRun<S> {
     }
 }
 
-/// Where the pass through time reads step `t`'s spike gradient and puts
-/// its input's, `N::LANES` neurons from `i` at a time. The input's
-/// gradient is written only after that step's spike gradient is read.
+/// Where the pass through time reads each step's spike gradient and puts
+/// its input's: [`StepGrads::row`] hands out step `t`'s rows once, then
+/// the kernel reads and writes them `N::LANES` neurons from `i` at a time,
+/// each group's input gradient only after its spike gradient is read.
 trait StepGrads {
-    fn spikes<N: HostNum>(&self, t: usize, i: usize) -> N;
-    fn put_input<N: HostNum>(&mut self, t: usize, i: usize, g: N);
+    type Row<'a>: RowGrads
+    where
+        Self: 'a;
+    fn row(&mut self, t: usize) -> Self::Row<'_>;
+}
+
+trait RowGrads {
+    fn spikes<N: HostNum>(&self, i: usize) -> N;
+    fn put_input<N: HostNum>(&mut self, i: usize, g: N);
 }
 
 /// The two gradients in rows of their own: the input's is added into its
@@ -253,15 +262,27 @@ struct Apart<'a, 's, 'x> {
 }
 
 impl StepGrads for Apart<'_, '_, '_> {
+    type Row<'a>
+        = (&'a [f32], &'a mut [f32])
+    where
+        Self: 'a;
+
     #[inline(always)]
-    fn spikes<N: HostNum>(&self, t: usize, i: usize) -> N {
-        N::load(&self.spikes[t][i..])
+    fn row(&mut self, t: usize) -> Self::Row<'_> {
+        let input = if self.input.len() == 1 { 0 } else { t };
+        (self.spikes[t], &mut *self.input[input])
+    }
+}
+
+impl RowGrads for (&[f32], &mut [f32]) {
+    #[inline(always)]
+    fn spikes<N: HostNum>(&self, i: usize) -> N {
+        N::load(&self.0[i..])
     }
 
     #[inline(always)]
-    fn put_input<N: HostNum>(&mut self, t: usize, i: usize, g: N) {
-        let row = if self.input.len() == 1 { 0 } else { t };
-        let dst = &mut self.input[row][i..];
+    fn put_input<N: HostNum>(&mut self, i: usize, g: N) {
+        let dst = &mut self.1[i..];
         (N::load(dst) + g).store(dst);
     }
 }
@@ -270,13 +291,25 @@ impl StepGrads for Apart<'_, '_, '_> {
 struct InPlace<'a, 'r>(&'a mut [&'r mut [f32]]);
 
 impl StepGrads for InPlace<'_, '_> {
+    type Row<'a>
+        = &'a mut [f32]
+    where
+        Self: 'a;
+
     #[inline(always)]
-    fn spikes<N: HostNum>(&self, t: usize, i: usize) -> N {
-        N::load(&self.0[t][i..])
+    fn row(&mut self, t: usize) -> Self::Row<'_> {
+        &mut *self.0[t]
+    }
+}
+
+impl RowGrads for &mut [f32] {
+    #[inline(always)]
+    fn spikes<N: HostNum>(&self, i: usize) -> N {
+        N::load(&self[i..])
     }
 
     #[inline(always)]
-    fn put_input<N: HostNum>(&mut self, t: usize, i: usize, g: N) {
-        g.store(&mut self.0[t][i..]);
+    fn put_input<N: HostNum>(&mut self, i: usize, g: N) {
+        g.store(&mut self[i..]);
     }
 }
