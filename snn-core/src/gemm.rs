@@ -67,14 +67,77 @@ impl<'a> Op<'a> {
 /// (as [`Op`]s: each slice holds the operand or its transpose), `c`
 /// `[m, n]` row-major; `accumulate` adds to `c` instead of overwriting it.
 pub fn matmul([m, n, k]: [usize; 3], a: Op<'_>, b: Op<'_>, c: &mut [f32], accumulate: bool) {
+    assert!(c.len() >= m * n);
+    // SAFETY: `c` holds `m * n` initialised values, and does not alias `a`
+    // or `b` (distinct borrows).
+    unsafe { product([m, n, k], a, b, c.as_mut_ptr(), accumulate) }
+}
+
+/// A new row-major matrix of `rows` rows of `n` values, built by appending
+/// products block of rows by block ([`Fresh::push_product`]) without
+/// zero-filling it first: the products write every value (a layer's
+/// output, computed a chunk of images at a time).
+#[derive(Debug)]
+pub struct Fresh {
+    values: Vec<f32>,
+    n: usize,
+    /// `rows * n`.
+    total: usize,
+}
+
+impl Fresh {
+    pub fn new(rows: usize, n: usize) -> Self {
+        Self {
+            values: Vec::with_capacity(rows * n),
+            n,
+            total: rows * n,
+        }
+    }
+
+    /// Appends the `m` rows `a * b` (`a` `[m, k]`, `b` `[k, n]`).
+    pub fn push_product(&mut self, m: usize, k: usize, a: Op<'_>, b: Op<'_>) {
+        let (len, add) = (self.values.len(), m * self.n);
+        assert!(
+            self.total - len >= add,
+            "Fresh: {m} more rows exceed the matrix"
+        );
+        // SAFETY: the capacity (at least `total`) holds `m * n` values past
+        // `len` (the assert); the product writes every one of them without reading
+        // (`accumulate` false: zeros where `k` is 0), so all `len + add`
+        // are initialised before `set_len`. `values` is owned, so it does
+        // not alias `a` or `b`.
+        unsafe {
+            let dst = self.values.as_mut_ptr().add(len);
+            product([m, self.n, k], a, b, dst, false);
+            self.values.set_len(len + add);
+        }
+    }
+
+    /// The matrix; every row must have been appended.
+    pub fn finish(self) -> Vec<f32> {
+        assert_eq!(self.values.len(), self.total, "Fresh: rows missing");
+        self.values
+    }
+}
+
+/// `c (+)= a * b` into `m * n` values at `c`.
+///
+/// # Safety
+/// `c` must be valid for writes of `m * n` values, and for reads of them
+/// when `accumulate`; it must not overlap `a` or `b`. Without
+/// `accumulate`, `c` is only written (`gemm` with `read_dst` false sets
+/// its `alpha` to zero and never loads the destination), so it may be
+/// uninitialised.
+unsafe fn product([m, n, k]: [usize; 3], a: Op<'_>, b: Op<'_>, c: *mut f32, accumulate: bool) {
     let ((a, a_t), (b, b_t)) = (a.parts(), b.parts());
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    assert!(a.len() >= m * k && b.len() >= k * n);
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
         if !accumulate {
-            c[..m * n].fill(0.0);
+            // SAFETY: the caller's contract: `m * n` values writable at `c`.
+            unsafe { std::ptr::write_bytes(c, 0, m * n) };
         }
         return;
     }
@@ -95,14 +158,14 @@ pub fn matmul([m, n, k]: [usize; 3], a: Op<'_>, b: Op<'_>, c: &mut [f32], accumu
     } else {
         Parallelism::None
     };
-    // SAFETY: the asserts above bound every index the strides reach, and
-    // `c` does not alias `a` or `b` (distinct borrows).
+    // SAFETY: the assert above bounds every index the strides reach in `a`
+    // and `b`; the caller's contract covers `c`.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            c.as_mut_ptr(),
+            c,
             1,
             n as isize,
             accumulate,
@@ -125,6 +188,36 @@ pub fn matmul([m, n, k]: [usize; 3], a: Op<'_>, b: Op<'_>, c: &mut [f32], accumu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fresh_matrices_are_the_products_of_their_blocks() {
+        // Rows of [[1, 2], [3, 4], [5, 6]] times [[1, 0, 2], [0, 1, 1]],
+        // appended as blocks of 2 and 1 rows; then k = 0 blocks are zeros.
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let b = [1.0, 0.0, 2.0, 0.0, 1.0, 1.0];
+        let mut m = Fresh::new(3, 3);
+        m.push_product(2, 2, Op::N(&a[..4]), Op::N(&b));
+        m.push_product(1, 2, Op::N(&a[4..]), Op::N(&b));
+        assert_eq!(m.finish(), [1.0, 2.0, 4.0, 3.0, 4.0, 10.0, 5.0, 6.0, 16.0]);
+        let mut z = Fresh::new(2, 3);
+        z.push_product(2, 0, Op::N(&[]), Op::N(&[]));
+        assert_eq!(z.finish(), [0.0; 6]);
+    }
+
+    #[test]
+    #[should_panic(expected = "rows missing")]
+    fn a_fresh_matrix_with_rows_missing_is_refused() {
+        let mut m = Fresh::new(2, 1);
+        m.push_product(1, 1, Op::N(&[2.0]), Op::N(&[3.0]));
+        let _ = m.finish();
+    }
+
+    #[test]
+    #[should_panic(expected = "exceed the matrix")]
+    fn a_fresh_matrix_takes_no_more_rows_than_it_has() {
+        let mut m = Fresh::new(1, 1);
+        m.push_product(2, 1, Op::N(&[2.0, 1.0]), Op::N(&[3.0]));
+    }
 
     #[test]
     fn all_transpose_combinations_match_the_definition() {

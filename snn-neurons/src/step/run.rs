@@ -123,13 +123,14 @@ impl<S: NeuronStep> HostRun<S> {
         let (steps, ns) = (x.len(), S::STATE);
         let n = x.first().map_or(0, |r| r.len());
         let plane = ns * n;
-        // Row t holds the state before step t.
-        let mut states = vec![0.0f32; steps * plane];
+        // Row t holds the state before step t: zero, then each step's from
+        // the one before (grown row by row, so only row 0 is zero-filled).
+        let mut states = Vec::with_capacity(steps * plane);
+        states.resize(plane.min(steps * plane), 0.0f32);
         let mut spikes = vec![0.0f32; n];
         for t in 1..steps {
-            let (done, next) = states.split_at_mut(t * plane);
-            next[..plane].copy_from_slice(&done[(t - 1) * plane..]);
-            self.step_run(x[t - 1], &mut next[..plane], &mut spikes);
+            states.extend_from_within((t - 1) * plane..t * plane);
+            self.step_run(x[t - 1], &mut states[t * plane..], &mut spikes);
         }
         let nk = self.k.len();
         let k8: [Lanes; MAX_TANGENTS] =

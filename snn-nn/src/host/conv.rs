@@ -16,7 +16,7 @@ use crate::im2col::{Geometry, Windows};
 use crate::spike_gemm::{self, SpikeMatrix};
 use crate::Nhwc;
 use snn_core::dfdx::prelude::*;
-use snn_core::gemm::{matmul, Op};
+use snn_core::gemm::{matmul, Fresh, Op};
 use snn_core::{host, FlatT};
 
 // The kernels of one convolution geometry (the type is plain data in
@@ -134,17 +134,15 @@ impl Geometry {
 
     pub fn forward(&self, x: &[f32], wt: &[f32]) -> Vec<f32> {
         let (rows_per_image, width) = (self.ho * self.wo, self.col_width());
-        let mut y = vec![0.0f32; self.n * rows_per_image * self.o];
+        let mut y = Fresh::new(self.n * rows_per_image, self.o);
         let chunk = self.chunk();
         let mut col = vec![0.0f32; chunk * rows_per_image * width];
         for n0 in (0..self.n).step_by(chunk) {
             let n1 = (n0 + chunk).min(self.n);
-            let rows = (n1 - n0) * rows_per_image;
             self.im2col(x, n0, n1, &mut col);
-            let out = &mut y[n0 * rows_per_image * self.o..n1 * rows_per_image * self.o];
-            matmul([rows, self.o, width], Op::N(&col), Op::N(wt), out, false);
+            y.push_product((n1 - n0) * rows_per_image, width, Op::N(&col), Op::N(wt));
         }
-        y
+        y.finish()
     }
 
     /// Returns `(dx, dw)` for output gradient `gy`.
@@ -198,7 +196,7 @@ impl Geometry {
         gy: &KeptRows,
     ) -> (Vec<f32>, Vec<f32>) {
         let (rows_per_image, width) = (self.ho * self.wo, self.col_width());
-        let mut y = vec![0.0f32; self.n * rows_per_image * self.o];
+        let mut y = Fresh::new(self.n * rows_per_image, self.o);
         let mut dw = vec![0.0f32; width * self.o];
         let chunk = self.chunk();
         let mut col = vec![0.0f32; chunk * rows_per_image * width];
@@ -206,19 +204,12 @@ impl Geometry {
         for n0 in (0..self.n).step_by(chunk) {
             let n1 = (n0 + chunk).min(self.n);
             let rows = (n1 - n0) * rows_per_image;
-            let span = n0 * rows_per_image * self.o..n1 * rows_per_image * self.o;
             self.im2col(x, n0, n1, &mut col);
-            matmul(
-                [rows, self.o, width],
-                Op::N(&col),
-                Op::N(wt),
-                &mut y[span],
-                false,
-            );
+            y.push_product(rows, width, Op::N(&col), Op::N(wt));
             let g = gy.rows(n0 * rows_per_image, n1 * rows_per_image, &mut unpacked);
             matmul([width, self.o, rows], Op::T(&col), Op::N(g), &mut dw, true);
         }
-        (y, dw)
+        (y.finish(), dw)
     }
 }
 
