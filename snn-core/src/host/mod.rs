@@ -58,14 +58,32 @@ pub fn add_grad_owned(slot: &mut Vec<f32>, src: Vec<f32>) {
 /// time, sign dropped, OR-ed together (a loop that vectorises, where a
 /// comparison per value with an early exit did not; a slot being scanned
 /// is usually all zeros, so the early exit rarely helps within a block).
+/// Slices of 64 Ki values are scanned in parallel: a gradient slot can be
+/// hundreds of megabytes, and the op that scans it has nothing else to do.
 fn all_zero(v: &[f32]) -> bool {
-    v.chunks(64)
-        .all(|block| block.iter().fold(0u32, |acc, x| acc | (x.to_bits() << 1)) == 0)
+    use rayon::prelude::*;
+    v.par_chunks(64 * 1024).all(|part| {
+        part.chunks(64)
+            .all(|block| block.iter().fold(0u32, |acc, x| acc | (x.to_bits() << 1)) == 0)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_in_any_parallel_part_of_a_large_slot_is_seen() {
+        // 200,000 values: three parts of 64 Ki and a partial fourth.
+        let mut slot = vec![0.0f32; 200_000];
+        assert!(all_zero(&slot));
+        for at in [0, 65_535, 65_536, 131_072, 199_999] {
+            slot[at] = -1e-30;
+            assert!(!all_zero(&slot), "value at {at}");
+            slot[at] = -0.0;
+            assert!(all_zero(&slot), "-0.0 at {at}");
+        }
+    }
 
     #[test]
     fn a_zero_slot_becomes_the_gradient_and_any_other_is_added_to() {

@@ -3,23 +3,60 @@
 //! more. It keeps no normalised copy: the input (held anyway) is re-read.
 
 use crate::Rows;
+use rayon::prelude::*;
 use snn_core::dfdx::prelude::*;
 use snn_core::{host, Dev, Flat, FlatT, Tp};
 
 /// Per-channel `(mean, biased variance)`.
 pub type Stats = (Vec<f32>, Vec<f32>);
 
+/// Rows per block of the parallel passes (about 256 KiB of values at 64
+/// channels). Blocks are fixed by the data, not by the threads, and their
+/// partial sums are added in block order, so the result is the same on any
+/// number of threads.
+const BLOCK_VALUES: usize = 64 * 1024;
+
+fn block_rows(c: usize) -> usize {
+    (BLOCK_VALUES / c.max(1)).max(1)
+}
+
+/// Per-channel sums of `f(row)` over the rows of `[rows, c]` data, block by
+/// block in parallel, each block's partial sums added in block order.
+fn channel_sums<const K: usize>(
+    x: &[f32],
+    c: usize,
+    f: impl Fn(&[f32], usize, &mut [Vec<f64>; K]) + Sync,
+) -> [Vec<f64>; K] {
+    let zeros = || std::array::from_fn(|_| vec![0.0f64; c]);
+    let rows = block_rows(c);
+    let parts: Vec<[Vec<f64>; K]> = x
+        .par_chunks(rows * c.max(1))
+        .enumerate()
+        .map(|(block, xb)| {
+            let mut acc = zeros();
+            for (r, row) in xb.chunks_exact(c.max(1)).enumerate() {
+                f(row, block * rows + r, &mut acc);
+            }
+            acc
+        })
+        .collect();
+    parts.into_iter().fold(zeros(), |mut sum, part| {
+        for (s, p) in sum.iter_mut().zip(&part) {
+            s.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+        }
+        sum
+    })
+}
+
 /// Per-channel mean and biased variance of `[rows, c]` data.
 fn moments(x: &[f32], c: usize) -> Stats {
     let rows = x.len() / c.max(1);
-    let mut sum = vec![0.0f64; c];
-    let mut sq = vec![0.0f64; c];
-    for r in x.chunks_exact(c) {
+    let [sum, sq] = channel_sums(x, c, |r, _, [sum, sq]| {
         for ((s, q), v) in sum.iter_mut().zip(sq.iter_mut()).zip(r) {
             *s += *v as f64;
             *q += (*v as f64) * (*v as f64);
         }
-    }
+    });
     let n = rows.max(1) as f64;
     let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
     let var = sq
@@ -132,16 +169,16 @@ impl Norm {
         let c = self.c;
         let (mean, inv) = (&self.mean, &self.inv);
         // Reductions: dbeta = sum gy, dgamma = sum gy * xhat.
-        let mut db = vec![0.0f64; c];
-        let mut dg = vec![0.0f64; c];
-        for (gr, xr) in g.chunks_exact(c).zip(xs.chunks_exact(c)) {
+        let gs: &[f32] = g;
+        let [db, dg] = channel_sums(xs, c, |xr, row, [db, dg]| {
+            let gr = &gs[row * c..(row + 1) * c];
             let per_channel = db.iter_mut().zip(dg.iter_mut()).zip(mean.iter().zip(inv));
             for (((db, dg), (m, i)), (g, x)) in per_channel.zip(gr.iter().zip(xr)) {
                 let xhat = (x - m) * i;
                 *db += *g as f64;
                 *dg += (g * xhat) as f64;
             }
-        }
+        });
         let n = (g.len() / c.max(1)) as f32;
         let scales: Vec<f32> = self.gain.iter().zip(inv).map(|(g, i)| g * i).collect();
         let (db32, dg32): (Vec<f32>, Vec<f32>) = db
@@ -151,23 +188,29 @@ impl Norm {
             .unzip();
         // Zipped rows and the mode chosen outside the loops: no index
         // checks or branches per element, so both loops vectorise.
+        let block = block_rows(c) * c.max(1);
         if self.batch_stats {
-            for (gr, xr) in g.chunks_exact_mut(c).zip(xs.chunks_exact(c)) {
-                let consts = scales
-                    .iter()
-                    .zip(mean.iter().zip(inv))
-                    .zip(db32.iter().zip(&dg32));
-                for ((d, x), ((s, (m, i)), (b, q))) in gr.iter_mut().zip(xr).zip(consts) {
-                    let xhat = (x - m) * i;
-                    *d = s * (*d - (b + xhat * q) / n);
+            let blocks = g.par_chunks_mut(block).zip(xs.par_chunks(block));
+            blocks.for_each(|(gb, xb)| {
+                for (gr, xr) in gb.chunks_exact_mut(c).zip(xb.chunks_exact(c)) {
+                    let consts = scales
+                        .iter()
+                        .zip(mean.iter().zip(inv))
+                        .zip(db32.iter().zip(&dg32));
+                    for ((d, x), ((s, (m, i)), (b, q))) in gr.iter_mut().zip(xr).zip(consts) {
+                        let xhat = (x - m) * i;
+                        *d = s * (*d - (b + xhat * q) / n);
+                    }
                 }
-            }
+            });
         } else {
-            for gr in g.chunks_exact_mut(c) {
-                for (d, s) in gr.iter_mut().zip(&scales) {
-                    *d *= s;
+            g.par_chunks_mut(block).for_each(|gb| {
+                for gr in gb.chunks_exact_mut(c) {
+                    for (d, s) in gr.iter_mut().zip(&scales) {
+                        *d *= s;
+                    }
                 }
-            }
+            });
         }
         let dg = dg.iter().map(|v| *v as f32 * self.scale).collect();
         (dg, db32)

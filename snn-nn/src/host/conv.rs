@@ -15,6 +15,7 @@ use super::bias::Bias;
 use crate::im2col::{Geometry, Windows};
 use crate::spike_gemm::{self, SpikeMatrix};
 use crate::Nhwc;
+use rayon::prelude::*;
 use snn_core::dfdx::prelude::*;
 use snn_core::gemm::{matmul, Fresh, Op};
 use snn_core::{host, FlatT};
@@ -48,44 +49,57 @@ impl Geometry {
         }
     }
 
-    /// Fills `col` (`[rows, k*k*c]`) for images `n0..n1` of `x` (NHWC).
+    /// Fills `col` (`[rows, k*k*c]`) for images `n0..n1` of `x` (NHWC), an
+    /// image per parallel task.
     fn im2col(&self, x: &[f32], n0: usize, n1: usize, col: &mut [f32]) {
         let win = self.windows();
         let (plane, per_image) = (self.h * self.w * self.c, self.ho * self.wo * win.width());
-        for b in n0..n1 {
-            let dst = &mut col[(b - n0) * per_image..][..per_image];
-            win.gather(&x[b * plane..][..plane], dst);
-        }
+        col[..(n1 - n0) * per_image]
+            .par_chunks_mut(per_image.max(1))
+            .zip(x[n0 * plane..n1 * plane].par_chunks(plane.max(1)))
+            .for_each(|(dst, image)| win.gather(image, dst));
     }
 
-    /// Adds the columns `col` of images `n0..n1` back into `dx` (NHWC).
+    /// Adds the columns `col` of images `n0..n1` back into `dx` (NHWC), an
+    /// image per parallel task (an image's windows overlap one another,
+    /// never another image).
     fn col2im(&self, col: &[f32], n0: usize, n1: usize, dx: &mut [f32]) {
+        let (plane, per_image) = (
+            self.h * self.w * self.c,
+            self.ho * self.wo * self.col_width(),
+        );
+        dx[n0 * plane..n1 * plane]
+            .par_chunks_mut(plane.max(1))
+            .zip(col[..(n1 - n0) * per_image].par_chunks(per_image.max(1)))
+            .for_each(|(image, cols)| self.col2im_image(cols, image));
+    }
+
+    /// [`Geometry::col2im`] of one image: `col` its rows, `dx` its plane.
+    fn col2im_image(&self, col: &[f32], dx: &mut [f32]) {
         let g = self;
         let width = g.col_width();
         let mut row = 0;
-        for b in n0..n1 {
-            for oy in 0..g.ho {
-                for ox in 0..g.wo {
-                    let src = &col[row * width..(row + 1) * width];
-                    for ky in 0..g.k {
-                        let iy = (oy * g.stride + ky) as isize - g.pad as isize;
-                        if iy < 0 || iy >= g.h as isize {
+        for oy in 0..g.ho {
+            for ox in 0..g.wo {
+                let src = &col[row * width..(row + 1) * width];
+                for ky in 0..g.k {
+                    let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        continue;
+                    }
+                    for kx in 0..g.k {
+                        let ix = (ox * g.stride + kx) as isize - g.pad as isize;
+                        if ix < 0 || ix >= g.w as isize {
                             continue;
                         }
-                        for kx in 0..g.k {
-                            let ix = (ox * g.stride + kx) as isize - g.pad as isize;
-                            if ix < 0 || ix >= g.w as isize {
-                                continue;
-                            }
-                            let d = ((b * g.h + iy as usize) * g.w + ix as usize) * g.c;
-                            let s = (ky * g.k + kx) * g.c;
-                            for (a, v) in dx[d..d + g.c].iter_mut().zip(&src[s..s + g.c]) {
-                                *a += v;
-                            }
+                        let d = (iy as usize * g.w + ix as usize) * g.c;
+                        let s = (ky * g.k + kx) * g.c;
+                        for (a, v) in dx[d..d + g.c].iter_mut().zip(&src[s..s + g.c]) {
+                            *a += v;
                         }
                     }
-                    row += 1;
                 }
+                row += 1;
             }
         }
     }
