@@ -15,7 +15,9 @@ pub struct StepMetrics {
     pub loss: f32,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub terms: BTreeMap<String, f32>,
-    /// Seconds since the epoch started.
+    /// Seconds of training since the epoch started, across a resume (the
+    /// time before the checkpoint plus the time since), as the epoch's
+    /// record counts them.
     pub seconds: f32,
 }
 

@@ -346,7 +346,9 @@ impl Session {
                         step: self.state.step,
                         loss: (sum / n.max(1) as f64) as f32,
                         terms: t.means(),
-                        seconds: t0.elapsed().as_secs_f32(),
+                        // Since the epoch began, across a resume (as the
+                        // epoch's own record counts it).
+                        seconds: (before + t0.elapsed().as_secs_f64()) as f32,
                     })?;
                 }
                 rates.add(r);

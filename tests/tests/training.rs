@@ -213,7 +213,7 @@ fn fused_spike_pool_layers_match_the_unfused_network() {
 fn interrupted_inside_epochs_equals_uninterrupted(config: &dyn Fn(&str) -> RunConfig) {
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
-    let extra = "set train.epochs=2\nset train.checkpoint_every=\"3 steps\"";
+    let extra = "set train.epochs=2\nset train.checkpoint_every=\"3 steps\"\nset train.log_every=1";
     let full_dir = tempfile::tempdir().unwrap();
     let mut full = Session::new(config(extra), full_dir.path()).unwrap();
     full.progress = false;
@@ -256,6 +256,20 @@ fn interrupted_inside_epochs_equals_uninterrupted(config: &dyn Fn(&str) -> RunCo
                 .collect()
         };
         assert_eq!(figures(full_dir.path()), figures(dir.path()));
+        // Step lines count their epoch's time across the resumes, as the
+        // epoch's record does: within an epoch it never goes back.
+        let steps = std::fs::read_to_string(dir.path().join("steps.jsonl")).unwrap();
+        let times: Vec<(u64, f64)> = steps
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["epoch"].as_u64().unwrap(), v["seconds"].as_f64().unwrap())
+            })
+            .collect();
+        assert_eq!(times.len() as u64, full.state.step, "{steps}");
+        for w in times.windows(2) {
+            assert!(w[0].0 != w[1].0 || w[1].1 >= w[0].1, "{steps}");
+        }
         // Identical training, identical checkpoint bytes.
         let bytes = |d: &std::path::Path| std::fs::read(d.join("params-e2.safetensors")).unwrap();
         assert_eq!(bytes(full_dir.path()), bytes(dir.path()));
