@@ -101,11 +101,11 @@ impl Fresh {
             self.total - len >= add,
             "Fresh: {m} more rows exceed the matrix"
         );
-        // SAFETY: the capacity (at least `total`) holds `m * n` values past
-        // `len` (the assert); the product writes every one of them without reading
-        // (`accumulate` false: zeros where `k` is 0), so all `len + add`
-        // are initialised before `set_len`. `values` is owned, so it does
-        // not alias `a` or `b`.
+        // SAFETY: the capacity (at least `total`) holds `m * n` values
+        // past `len` (the assert); the product writes every one of them
+        // without reading (`accumulate` false: zeros where `k` is 0), so
+        // all `len + add` are initialised before `set_len`. `values` is
+        // owned, so it does not alias `a` or `b`.
         unsafe {
             let dst = self.values.as_mut_ptr().add(len);
             product([m, self.n, k], a, b, dst, false);
