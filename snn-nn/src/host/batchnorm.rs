@@ -10,10 +10,10 @@ use snn_core::{host, Dev, Flat, FlatT, Tp};
 /// Per-channel `(mean, biased variance)`.
 pub type Stats = (Vec<f32>, Vec<f32>);
 
-/// Rows per block of the parallel passes (about 256 KiB of values at 64
-/// channels). Blocks are fixed by the data, not by the threads, and their
-/// partial sums are added in block order, so the result is the same on any
-/// number of threads.
+/// Values per block of the parallel passes (256 KiB, in whole rows).
+/// Blocks are fixed by the data, not by the threads, and their partial
+/// sums are added in block order, so the result is the same on any number
+/// of threads.
 const BLOCK_VALUES: usize = 64 * 1024;
 
 fn block_rows(c: usize) -> usize {
