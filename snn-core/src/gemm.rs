@@ -94,8 +94,9 @@ impl Fresh {
         }
     }
 
-    /// Appends the `m` rows `a * b` (`a` `[m, k]`, `b` `[k, n]`).
-    pub fn push_product(&mut self, m: usize, k: usize, a: Op<'_>, b: Op<'_>) {
+    /// Appends the `m` rows `a * b` (`a` `[m, k]`, `b` `[k, n]`); returns
+    /// them, for a pass over the block while it is in cache (a bias, say).
+    pub fn push_product(&mut self, m: usize, k: usize, a: Op<'_>, b: Op<'_>) -> &mut [f32] {
         let (len, add) = (self.values.len(), m * self.n);
         assert!(
             self.total - len >= add,
@@ -111,6 +112,7 @@ impl Fresh {
             product([m, self.n, k], a, b, dst, false);
             self.values.set_len(len + add);
         }
+        &mut self.values[len..]
     }
 
     /// The matrix; every row must have been appended.
@@ -196,7 +198,10 @@ mod tests {
         let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         let b = [1.0, 0.0, 2.0, 0.0, 1.0, 1.0];
         let mut m = Fresh::new(3, 3);
-        m.push_product(2, 2, Op::N(&a[..4]), Op::N(&b));
+        assert_eq!(
+            m.push_product(2, 2, Op::N(&a[..4]), Op::N(&b)),
+            [1.0, 2.0, 4.0, 3.0, 4.0, 10.0]
+        );
         m.push_product(1, 2, Op::N(&a[4..]), Op::N(&b));
         assert_eq!(m.finish(), [1.0, 2.0, 4.0, 3.0, 4.0, 10.0, 5.0, 6.0, 16.0]);
         let mut z = Fresh::new(2, 3);

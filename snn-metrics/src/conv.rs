@@ -2,7 +2,7 @@
 //! scoring networks (Inception-v3, the FAD autoencoder): one im2col and one
 //! GEMM per group of images.
 
-use snn_core::gemm::{matmul, Op};
+use snn_core::gemm::{Fresh, Op};
 use snn_nn::im2col::Windows;
 
 /// Channels-last activations of a batch, `[n, h, w, c]`.
@@ -96,7 +96,7 @@ impl Conv {
         let wo = (x.w + 2 * self.pw - self.kw) / self.stride + 1;
         let width = self.kh * self.kw * self.cin;
         let rows = ho * wo;
-        let mut out = vec![0.0f32; x.n * rows * self.cout];
+        let mut out = Fresh::new(x.n * rows, self.cout);
         snn_core::dense_work::record(x.n * rows * width * self.cout);
         let pointwise = self.kh == 1 && self.kw == 1 && self.stride == 1;
         // Several images per GEMM: the late 8x8 maps give 64 rows an image,
@@ -121,8 +121,7 @@ impl Conv {
                 }
                 &col[..m * width]
             };
-            let dst = &mut out[n0 * rows * self.cout..n1 * rows * self.cout];
-            matmul([m, self.cout, width], Op::N(a), Op::N(&self.w), dst, false);
+            let dst = out.push_product(m, width, Op::N(a), Op::N(&self.w));
             for r in dst.chunks_exact_mut(self.cout) {
                 for (v, b) in r.iter_mut().zip(&self.b) {
                     *v += b;
@@ -137,7 +136,7 @@ impl Conv {
             h: ho,
             w: wo,
             c: self.cout,
-            data: out,
+            data: out.finish(),
         }
     }
 
