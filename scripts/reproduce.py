@@ -12,8 +12,8 @@ runs the six ablation rows); `all` runs every row whose data can be had
 here. For each row this prints a time estimate (the step time `snn bench`
 measures now, times the steps of the row's budget), trains in
 runs/paper/ROW (resuming a run that was interrupted, skipping one that is
-finished), scores it, copies its metrics.jsonl and curves (and sample
-grids) to results/paper/ROW/, and appends one line to results/paper.jsonl.
+finished), scores it, copies its metrics.jsonl, steps.jsonl and curves
+(and sample grids) to results/paper/ROW/, and appends one line to results/paper.jsonl.
 `--doc` rewrites the generated part of docs/results.md from that file.
 A row whose data cannot be had here (runs_here = false) is not trained:
 the command measures its step time at its batch (or the largest batch that
@@ -274,7 +274,9 @@ def run_row(name, runs_root, estimate_only):
         fail(f"{run}: {len(recs)} of {epochs} epochs recorded after training")
     out = ARTIFACTS / name
     out.mkdir(parents=True, exist_ok=True)
-    for f in ("metrics.jsonl", "curves.png"):
+    # steps.jsonl too, so that `snn curves results/paper/ROW` can redraw the
+    # curves from committed files alone.
+    for f in ("metrics.jsonl", "steps.jsonl", "curves.png"):
         if (run / f).exists():
             shutil.copy(run / f, out / f)
     if paper["score"] == "best-test-accuracy":

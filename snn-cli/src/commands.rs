@@ -290,6 +290,15 @@ fn epoch_line(m: &snn_train::EpochMetrics) -> String {
     parts.join(", ")
 }
 
+pub fn curves(run: &Path) -> Result<()> {
+    snn_train::curves::redraw(run)?;
+    say(&format!(
+        "wrote {}",
+        run.join(snn_train::session::CURVES_FILE).display()
+    ));
+    Ok(())
+}
+
 pub fn eval(checkpoint: &Path, data: Option<PathBuf>, json: bool) -> Result<()> {
     let mut run = Trained::load(checkpoint)?;
     if let Some(root) = data {

@@ -133,6 +133,12 @@ enum Command {
     /// trained `ae` run) and a classifier-based Inception Score (with a
     /// trained classifier run). Every line names the network behind it.
     Metrics(Box<commands::MetricsArgs>),
+    /// Redraw a run folder's curves.png from its metrics.jsonl (and
+    /// steps.jsonl, if present), e.g. a run drawn by an older version.
+    Curves {
+        /// A run folder, or any folder holding a run's metrics.jsonl.
+        run: PathBuf,
+    },
     /// Evaluate a checkpoint: loss (and accuracy, per class, for classifiers).
     Eval {
         /// A run folder, or a parameter file inside one.
@@ -221,6 +227,7 @@ fn main() {
             json,
         } => commands::eval(&checkpoint, data, json),
         Command::Metrics(args) => commands::metrics(*args),
+        Command::Curves { run } => commands::curves(&run),
         Command::ShowBatch {
             config,
             sets,

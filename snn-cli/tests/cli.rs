@@ -163,6 +163,12 @@ fn train_then_eval_a_tiny_run() {
     ] {
         assert!(out.join(f).exists(), "{f}");
     }
+    // `snn curves` redraws the PNG training wrote, byte for byte.
+    let drawn = std::fs::read(out.join("curves.png")).unwrap();
+    std::fs::remove_file(out.join("curves.png")).unwrap();
+    let o = snn(&["curves", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert_eq!(std::fs::read(out.join("curves.png")).unwrap(), drawn);
     // A second train into the same folder without --resume refuses.
     let o = snn(&[
         "train",

@@ -200,6 +200,11 @@ fn the_runner_takes_a_row_from_estimate_to_the_doc_and_resumes_finished_rows() {
         std::fs::read_to_string(h.join("results/paper/tiny-row/metrics.jsonl")).unwrap(),
         metrics
     );
+    // The step log comes along, so the curves can be redrawn from results/.
+    assert_eq!(
+        std::fs::read_to_string(h.join("results/paper/tiny-row/steps.jsonl")).unwrap(),
+        std::fs::read_to_string(runs.join("tiny-row/steps.jsonl")).unwrap()
+    );
     let doc = std::fs::read_to_string(h.join("docs/results.md")).unwrap();
     assert!(
         doc.starts_with("# Results\n\nHand-written part.\n"),
