@@ -139,8 +139,8 @@ fn ticks(ys: &[f32]) -> Vec<f32> {
     (first..=last).map(|k| k as f32 * step).collect()
 }
 
-/// A tick value with three significant digits at most (trailing zeros kept
-/// so that the labels of one axis line up).
+/// A tick value with the decimals its axis's tick step needs (the same for
+/// every label of the axis, so they line up: 0.00, 0.05, 0.10).
 fn label(v: f32, step: f32) -> String {
     let decimals = (-step.log10().floor()).max(0.0) as usize;
     format!("{v:.decimals$}")
@@ -303,13 +303,21 @@ mod tests {
         // Loss ticks 0..0.08 in 0.02: (1, 0.08) top left, (2, 0.04) halfway
         // down the right edge. Accuracy ticks 0.5..1.0: (1, 0.5) bottom
         // left, (2, 0.75) halfway up the right edge.
-        for (x, y, c) in [
-            (64, 28, LOSS_COLOR),
-            (464, 156, LOSS_COLOR),
-            (W + 64, 284, TEST_COLOR),
-            (W + 464, 156, TEST_COLOR),
+        // Markers are 5 x 5: inked at the point and background 3 pixels
+        // outwards (where no line runs) pins each marker's centre to
+        // within 2 pixels inwards of it.
+        for (x, y, outwards, c) in [
+            (64, 28, 61, LOSS_COLOR),
+            (464, 156, 467, LOSS_COLOR),
+            (W + 64, 284, W + 61, TEST_COLOR),
+            (W + 464, 156, W + 467, TEST_COLOR),
         ] {
             assert_eq!(img.get_pixel(x, y), &c, "({x}, {y})");
+            assert_eq!(
+                img.get_pixel(outwards, y),
+                &Rgb([255, 255, 255]),
+                "({outwards}, {y})"
+            );
         }
     }
 
