@@ -7,8 +7,8 @@
 //! plotting stack are needed; the numbers themselves are in
 //! `metrics.jsonl` and `steps.jsonl`.
 
-use crate::records::{parse_metrics_line, EpochMetrics, StepMetrics};
-use crate::session::{CURVES_FILE, METRICS_FILE, STEPS_FILE};
+use crate::records::{parse_metrics_line, read_steps, EpochMetrics, StepMetrics};
+use crate::session::{CURVES_FILE, METRICS_FILE};
 use image::{Rgb, RgbImage};
 use snn_core::{Error, Result};
 use std::path::Path;
@@ -110,12 +110,7 @@ pub fn redraw(dir: &Path) -> Result<()> {
     if history.is_empty() {
         return Err(Error::data(&path, "no epoch recorded: nothing to draw"));
     }
-    let steps: Vec<StepMetrics> = std::fs::read_to_string(dir.join(STEPS_FILE))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    write_png(&dir.join(CURVES_FILE), &history, &steps)
+    write_png(&dir.join(CURVES_FILE), &history, &read_steps(dir))
 }
 
 /// Round tick values covering `[lo, hi]` (at least 0..hi for values that

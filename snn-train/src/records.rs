@@ -58,6 +58,16 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+/// The `steps.jsonl` lines of the run folder `dir` (empty if there is
+/// none; a line that does not parse, e.g. one cut by a kill, is skipped).
+pub fn read_steps(dir: &std::path::Path) -> Vec<StepMetrics> {
+    std::fs::read_to_string(dir.join(crate::session::STEPS_FILE))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
 /// Parses one line of `metrics.jsonl`.
 pub fn parse_metrics_line(line: &str) -> Result<EpochMetrics> {
     serde_json::from_str(line).map_err(|e| Error::invalid("metrics line", e.to_string()))

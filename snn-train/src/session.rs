@@ -505,11 +505,7 @@ impl Session {
 
     /// The `steps.jsonl` history (empty if there is none).
     pub fn step_history(&self) -> Vec<StepMetrics> {
-        std::fs::read_to_string(self.dir.join(STEPS_FILE))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        crate::records::read_steps(&self.dir)
     }
 
     fn append_metrics(&self, m: &EpochMetrics) -> Result<()> {
