@@ -107,10 +107,16 @@ fn memory_check(cfg: &RunConfig, path: &Path) -> Result<Option<snn_train::memory
     else {
         return Ok(None);
     };
+    // The knob that lowers the phase that peaks.
+    let batch_key = if est.evaluation {
+        "train.eval_batch_size (the test pass peaks)"
+    } else {
+        "train.batch_size"
+    };
     if let Some(m) = memory::machine_bytes().filter(|&m| est.total > m) {
         bail!(
             "{}: {}: that is more than this machine's {:.1} GiB of memory; lower \
-             train.batch_size, time_steps or the layer sizes",
+             {batch_key}, time_steps or the layer sizes",
             path.display(),
             est.describe(),
             memory::gib(m)

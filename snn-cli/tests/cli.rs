@@ -970,6 +970,17 @@ fn sizes_beyond_the_machine_are_one_clear_error() {
         // Refused before the run folder (or its lock) was made.
         assert!(!Path::new(out).exists(), "{args:?} left {out}");
     }
+    // A test pass too large (probed small, like any batch): the message
+    // names the evaluation batch and the knob that lowers it.
+    let o = snn(&train("train.eval_batch_size=1000000000"));
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("x evaluation batch 1000000000")
+            && err.contains("lower train.eval_batch_size (the test pass peaks)"),
+        "{err}"
+    );
+    assert!(!Path::new(out).exists(), "left {out}");
 }
 
 #[test]
@@ -999,13 +1010,18 @@ fn check_and_train_print_the_estimated_peak_memory() {
         number_after("fixed + "),
         number_after("+ data "),
     );
-    assert!(
-        line.contains("at 4 time steps") && line.contains("x batch 16"),
-        "{line}"
-    );
+    // The phase that peaks names its batch: the training batch of 16, or
+    // the test pass's 4x that.
+    let batch = if line.contains("x evaluation batch 64") {
+        64.0
+    } else {
+        assert!(line.contains("x batch 16"), "{line}");
+        16.0
+    };
+    assert!(line.contains("at 4 time steps"), "{line}");
     // The parts add up to the total (less what the process held before,
     // which is well under 64 MiB).
-    let parts_mib = fixed + per_image * 16.0 + data;
+    let parts_mib = fixed + per_image * batch + data;
     let total_mib = total_gib * 1024.0;
     assert!(
         parts_mib <= total_mib + 10.0 && total_mib < parts_mib + 64.0,

@@ -3,9 +3,9 @@
 //! refuse a config whose estimate exceeds the machine.
 //!
 //! No formula per layer: the estimate *measures* the config's own model. It
-//! builds the model at a small batch (2 and 4) and runs one real training
-//! step and one evaluation batch (4x the training batch, as a run evaluates)
-//! on random images, reading the counting allocator's peak
+//! builds the model and runs one real training step and one evaluation
+//! batch (`train.eval_batch_size`) on random images, each at two small
+//! batches of its own, reading the counting allocator's peak
 //! ([`snn_core::memory`]). Memory is affine in the batch (parameters,
 //! gradients and optimizer moments do not grow with it; activations do), so
 //! two batches give both parts exactly; the configured batch is then one
@@ -36,7 +36,19 @@ pub const MEASURED_STEPS: usize = 32;
 /// cost (the CIFAR-10 net's probes at 8 and 16 take ~10 s, at 16 and 32
 /// ~30 s). Batches below 2 are extrapolated down (the fit is affine).
 fn probe_batches(batch: usize) -> [usize; 2] {
-    let hi = (batch / 2).clamp(4, 16);
+    probe_batches_up_to(batch, 16)
+}
+
+/// The two evaluation batches the probes run for a configured evaluation
+/// batch: as [`probe_batches`], up to 64 (no tape: an image costs less
+/// there). For the default 4x the training batch these are 4x the
+/// training probes, from training batch 8 up.
+fn eval_probe_batches(eval_batch: usize) -> [usize; 2] {
+    probe_batches_up_to(eval_batch, 64)
+}
+
+fn probe_batches_up_to(batch: usize, cap: usize) -> [usize; 2] {
+    let hi = (batch / 2).clamp(4, cap);
     [hi / 2, hi]
 }
 /// Time steps of the probes when `time_steps` exceeds [`MEASURED_STEPS`].
@@ -56,11 +68,14 @@ pub enum Growth {
 pub struct Estimate {
     pub batch: usize,
     pub time_steps: usize,
+    /// Whether the phase that peaks is the test pass (an evaluation batch:
+    /// `batch` is then `train.eval_batch_size`).
+    pub evaluation: bool,
     /// Independent of the batch: parameters, gradients, optimizer moments
     /// and whatever a step allocates once (at the largest measured time
     /// steps, when those were extrapolated).
     pub fixed: u64,
-    /// Per image of the training batch, in the phase that peaks (same).
+    /// Per image of `batch`, in the phase that peaks (same).
     pub per_image: u64,
     /// Train and test images in memory (`None`: the data could not be
     /// counted, e.g. not fetched yet).
@@ -83,9 +98,10 @@ impl Estimate {
             None => " (data not counted: not found)".into(),
         };
         let parts = format!(
-            "{:.0} MiB fixed + {:.2} MiB per image x batch {}",
+            "{:.0} MiB fixed + {:.2} MiB per image x {}batch {}",
             mib(self.fixed),
             mib(self.per_image),
+            if self.evaluation { "evaluation " } else { "" },
             self.batch
         );
         let how = match self.extrapolated {
@@ -114,6 +130,33 @@ pub fn estimate(cfg: &RunConfig, path: &Path) -> Result<Option<Estimate>> {
         return Ok(None);
     }
     let (batch, steps) = (cfg.train.batch_size, cfg.time_steps);
+    let eval_batch = cfg.train.eval_batch();
+    // Each phase's configured batch and the two it is probed at: the
+    // training phases', and the evaluation batch's.
+    let batch_of = |phase: usize| {
+        if phase == EVAL_PHASE {
+            eval_batch
+        } else {
+            batch
+        }
+    };
+    let probes_of = |phase: usize| {
+        if phase == EVAL_PHASE {
+            eval_probe_batches(eval_batch)
+        } else {
+            probe_batches(batch)
+        }
+    };
+    let probe_sets = |t: usize, k: usize| {
+        [
+            format!("time_steps={t}"),
+            format!("train.batch_size={}", probe_batches(batch)[k]),
+            format!(
+                "train.eval_batch_size={}",
+                eval_probe_batches(eval_batch)[k]
+            ),
+        ]
+    };
     let probe_steps: Vec<usize> = if steps <= MEASURED_STEPS {
         vec![steps]
     } else {
@@ -130,20 +173,19 @@ pub fn estimate(cfg: &RunConfig, path: &Path) -> Result<Option<Estimate>> {
         // per-thread buffers are made on every thread first: the probe
         // alone leaves them to chance (`snn_core::gemm::warm_threads`).
         snn_core::gemm::warm_threads();
-        let [lo, _] = probe_batches(batch);
-        let sets = [
-            format!("time_steps={}", probe_steps[0]),
-            format!("train.batch_size={lo}"),
-        ];
-        probe(&RunConfig::with_overrides(&text, path, &sets)?)?;
+        probe(&RunConfig::with_overrides(
+            &text,
+            path,
+            &probe_sets(probe_steps[0], 0),
+        )?)?;
         for &t in &probe_steps {
             let mut peaks = Vec::new();
-            for b in probe_batches(batch) {
-                let sets = [format!("time_steps={t}"), format!("train.batch_size={b}")];
-                peaks.push(probe(&RunConfig::with_overrides(&text, path, &sets)?)?);
+            for k in 0..2 {
+                let cfg = RunConfig::with_overrides(&text, path, &probe_sets(t, k))?;
+                peaks.push(probe(&cfg)?);
             }
             fits.push(std::array::from_fn(|phase| {
-                affine_in_batch(probe_batches(batch), [peaks[0][phase], peaks[1][phase]])
+                affine_in_batch(probes_of(phase), [peaks[0][phase], peaks[1][phase]])
             }));
         }
         Ok(())
@@ -153,8 +195,9 @@ pub fn estimate(cfg: &RunConfig, path: &Path) -> Result<Option<Estimate>> {
     // Each phase at the configured batch, then at the configured steps; the
     // peak is the largest phase. Extrapolated are the phases' totals (the
     // fixed / per-image split at small batches is the noisier part).
-    let at_batch =
-        |fit: &[(f64, f64); PHASES], phase: usize| fit[phase].0 + fit[phase].1 * batch as f64;
+    let at_batch = |fit: &[(f64, f64); PHASES], phase: usize| {
+        fit[phase].0 + fit[phase].1 * batch_of(phase) as f64
+    };
     // The phase that peaks at the largest measured steps is the one that
     // grows with them (activations); only it is extrapolated, so that
     // rounding in a small phase cannot pass for a T^2 term.
@@ -174,8 +217,9 @@ pub fn estimate(cfg: &RunConfig, path: &Path) -> Result<Option<Estimate>> {
     let data = data_bytes(cfg);
     let total = peak + data.unwrap_or(0) as f64 + memory::live().unwrap_or(0) as f64;
     Ok(Some(Estimate {
-        batch,
+        batch: batch_of(phase),
         time_steps: steps,
+        evaluation: phase == EVAL_PHASE,
         fixed: fixed.max(0.0) as u64,
         per_image: per_image.max(0.0) as u64,
         data,
@@ -191,9 +235,9 @@ pub fn estimate(cfg: &RunConfig, path: &Path) -> Result<Option<Estimate>> {
 /// data (activations during forward and backward, parameter-sized
 /// gradients and moments in the update), so each is fitted on its own.
 const PHASES: usize = 5;
-/// Evaluation runs batches 4 times the training batch (the probe too:
-/// each phase is fitted per training image).
-const EVAL_BATCH_MULTIPLE: usize = 4;
+/// The evaluation batch's phase (fitted per image of the evaluation batch,
+/// the others per image of the training batch).
+const EVAL_PHASE: usize = PHASES - 1;
 
 /// Peak bytes of each phase, above what was in use before the probe.
 type Peaks = [u64; PHASES];
@@ -234,14 +278,14 @@ fn probe(cfg: &RunConfig) -> Result<Peaks> {
     // evaluation batch's forward without the tape, at its own size (the
     // products' scratch buffers do not grow in proportion to the batch, so
     // a smaller batch scaled up misses some of them).
-    let (x, labels) = batch(&mut rng, EVAL_BATCH_MULTIPLE * b);
+    let (x, labels) = batch(&mut rng, cfg.train.eval_batch());
     snn_core::grad::no_grad(|| -> Result<()> {
         let mut fwd = Forward::new(&store, false, &mut rng);
         let o = model.objective(x.traced(Gradients::leaky()), &labels, &mut fwd)?;
         let _ = o.loss.array();
         Ok(())
     })?;
-    end_phase(4);
+    end_phase(EVAL_PHASE);
     Ok(peaks)
 }
 

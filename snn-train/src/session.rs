@@ -619,9 +619,9 @@ impl Session {
     }
 }
 
-/// Mean loss, loss terms and (classifiers) accuracy and per-class accuracy
-/// of `model` on `ds` (inference mode, batches of 4x the training batch
-/// size, no gradients).
+/// Mean loss, loss terms, firing rates and (classifiers) accuracy and
+/// per-class accuracy of `model` on `ds` (inference mode, batches of
+/// `train.eval_batch_size`, no gradients), each a mean over images.
 pub fn evaluate(
     cfg: &RunConfig,
     dev: &Dev,
@@ -640,7 +640,7 @@ fn evaluate_batches(
     ds: &Dataset,
 ) -> Result<Evaluation> {
     let [c, h, w] = ds.shape;
-    let bs = (cfg.train.batch_size * 4).max(1);
+    let bs = cfg.train.eval_batch();
     let mut rng = init::rng(cfg.seed);
     let mut per_class = vec![(0usize, 0usize); ds.classes.max(1)];
     let (mut loss_sum, mut correct) = (0.0f64, None::<usize>);
@@ -656,8 +656,10 @@ fn evaluate_batches(
         fwd.progress = 1.0;
         let o = model.objective(x, &batch.labels, &mut fwd)?;
         loss_sum += o.loss.array() as f64 * b as f64;
-        terms.add(o.terms);
-        rates.add(fwd.rates);
+        // Weighted by images, so that a short last batch counts for what
+        // it holds and the means do not depend on the batch size.
+        terms.add_weighted(o.terms, b);
+        rates.add_weighted(fwd.rates, b);
         for (pred, label) in o.predictions.iter().flatten().zip(&batch.labels) {
             let hit = *pred == *label as usize;
             *correct.get_or_insert(0) += hit as usize;
@@ -686,16 +688,22 @@ fn evaluate_batches(
 }
 
 /// Named per-batch figures (firing rates, loss terms) averaged over the
-/// batches of an epoch.
+/// batches of an epoch (training) or over the images (evaluation).
 #[derive(Default)]
 struct RateMeans(BTreeMap<String, (f64, usize)>);
 
 impl RateMeans {
+    /// One batch's values, each counted once.
     fn add(&mut self, batch: Vec<(String, f32)>) {
+        self.add_weighted(batch, 1);
+    }
+
+    /// One batch's values (batch means), counted `weight` times.
+    fn add_weighted(&mut self, batch: Vec<(String, f32)>, weight: usize) {
         for (name, v) in batch {
             let e = self.0.entry(name).or_insert((0.0, 0));
-            e.0 += v as f64;
-            e.1 += 1;
+            e.0 += v as f64 * weight as f64;
+            e.1 += weight;
         }
     }
 

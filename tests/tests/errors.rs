@@ -34,6 +34,15 @@ fn a_good_config_parses_and_round_trips() {
     assert!(resolved.contains("tau = 0.5"), "{resolved}");
     let again = parse(&resolved).unwrap();
     assert_eq!(again.to_toml().unwrap(), resolved);
+    // The evaluation batch: left out, 4x the training batch and not
+    // written; set, it round-trips.
+    assert!(!resolved.contains("eval_batch_size"), "{resolved}");
+    assert_eq!(cfg.train.eval_batch(), 4 * cfg.train.batch_size);
+    let set = parse(&format!("{GOOD}\n[train]\neval_batch_size = 7\n")).unwrap();
+    assert_eq!(set.train.eval_batch(), 7);
+    let resolved = set.to_toml().unwrap();
+    assert!(resolved.contains("eval_batch_size = 7"), "{resolved}");
+    assert_eq!(parse(&resolved).unwrap().train, set.train);
 }
 
 #[test]
@@ -74,6 +83,11 @@ fn mistyped_field_names_field_file_and_line() {
 
     let err = parse(&format!("{GOOD}\n[train]\nbatch_size = 0\n")).unwrap_err();
     assert!(err.contains("train.batch_size"), "{err}");
+    let err = parse(&format!("{GOOD}\n[train]\neval_batch_size = 0\n")).unwrap_err();
+    assert!(
+        err.contains("train.eval_batch_size") && err.contains("4x train.batch_size"),
+        "{err}"
+    );
     let err = parse(&format!("{GOOD}\n[train]\nepochs = 0\n")).unwrap_err();
     assert!(err.contains("train.epochs"), "{err}");
     // A negative size: serde names the type only; the message quotes the line.

@@ -21,18 +21,19 @@ use snn_train::session::{build_model, optimizer};
 static ALLOC: Guard<std::alloc::System> = Guard(std::alloc::System);
 
 /// Peak bytes above what was in use before, over building the model, one
-/// training step at the config's batch and one evaluation batch (4x).
+/// training step at the config's batch and one evaluation batch (at
+/// `train.eval_batch_size`, 4x by default).
 fn measured_peak(cfg: &RunConfig) -> u64 {
     let (shape, classes) = snn_data::input_shape(&cfg.data).unwrap();
     let [c, h, w] = shape;
-    let b = cfg.train.batch_size;
+    let (b, n) = (cfg.train.batch_size, cfg.train.eval_batch());
     let before = memory::live().unwrap();
     memory::reset_peak();
     let dev = device::create(cfg.seed).unwrap();
     let mut rng = init::rng(cfg.seed);
     let (mut store, model) = build_model(cfg, shape, classes, &dev).unwrap();
     let mut opt = optimizer(cfg);
-    let labels: Vec<u8> = (0..4 * b).map(|k| (k % classes) as u8).collect();
+    let labels: Vec<u8> = (0..b.max(n)).map(|k| (k % classes) as u8).collect();
     let x = dev.tensor_from_vec(
         init::uniform(&mut rng, b * c * h * w, 0.0, 1.0),
         (b, c, h, w),
@@ -46,7 +47,6 @@ fn measured_peak(cfg: &RunConfig) -> u64 {
     train_step(&mut learner, x, &labels[..b], &mut rng, &mut |_| {}).unwrap();
     let train = memory::peak() - before;
     memory::reset_peak();
-    let n = 4 * b;
     let x = dev.tensor_from_vec(
         init::uniform(&mut rng, n * c * h * w, 0.0, 1.0),
         (n, c, h, w),
@@ -54,7 +54,7 @@ fn measured_peak(cfg: &RunConfig) -> u64 {
     snn_core::grad::no_grad(|| {
         let mut fwd = Forward::new(&store, false, &mut rng);
         let o = model
-            .objective(x.traced(Gradients::leaky()), &labels, &mut fwd)
+            .objective(x.traced(Gradients::leaky()), &labels[..n], &mut fwd)
             .unwrap();
         o.loss.array();
     });
@@ -67,7 +67,7 @@ fn the_estimate_predicts_the_allocated_peak_of_the_run() {
     link_plugins();
     let quickstart = root().join("configs/quickstart.toml");
     let fsvae = root().join("configs/fsvae-mnist-taid.toml");
-    let cases: [(&std::path::Path, &[&str], Option<Growth>); 4] = [
+    let cases: [(&std::path::Path, &[&str], Option<Growth>); 6] = [
         // Probed at batches 4 and 8, asked for 16.
         (&quickstart, &["train.batch_size=16"], None),
         // Probed at 8 and 16, asked for 40.
@@ -79,6 +79,22 @@ fn the_estimate_predicts_the_allocated_peak_of_the_run() {
             Some(Growth::Linear),
         ),
         (&fsvae, &["train.batch_size=12", "time_steps=8"], None),
+        // An evaluation batch of its own: 12.5x the training batch
+        // (probed at 25 and 50), and below it (probed at 2 and 4).
+        (
+            &quickstart,
+            &["train.batch_size=8", "train.eval_batch_size=100"],
+            None,
+        ),
+        (
+            &fsvae,
+            &[
+                "train.batch_size=12",
+                "train.eval_batch_size=9",
+                "time_steps=8",
+            ],
+            None,
+        ),
     ];
     for (path, sets, growth) in cases {
         let text = std::fs::read_to_string(path).unwrap();
@@ -89,9 +105,14 @@ fn the_estimate_predicts_the_allocated_peak_of_the_run() {
         let measured = measured_peak(&cfg);
         let ratio = est.step as f64 / measured as f64;
         eprintln!(
-            "{} {sets:?}: estimated {} B, measured {measured} B, ratio {ratio:.3}",
+            "{} {sets:?}: estimated {} B ({} peaks), measured {measured} B, ratio {ratio:.3}",
             path.display(),
-            est.step
+            est.step,
+            if est.evaluation {
+                "evaluation"
+            } else {
+                "training"
+            },
         );
         assert!(
             (0.95..=1.05).contains(&ratio),
@@ -100,5 +121,12 @@ fn the_estimate_predicts_the_allocated_peak_of_the_run() {
         );
         // The total adds what the process held and the data on top.
         assert!(est.total >= est.step);
+        // The phase that peaks names its own batch.
+        let batch = if est.evaluation {
+            cfg.train.eval_batch()
+        } else {
+            cfg.train.batch_size
+        };
+        assert_eq!(est.batch, batch, "{sets:?}");
     }
 }

@@ -281,3 +281,29 @@ fn interrupted_classifier_resumes_inside_the_epoch_bit_exact() {
 fn interrupted_fsvae_resumes_inside_the_epoch_bit_exact() {
     interrupted_inside_epochs_equals_uninterrupted(&tiny_fsvae_config);
 }
+
+#[test]
+fn evaluation_does_not_depend_on_the_evaluation_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = train("set train.epochs=1", dir.path());
+    let eval_at = |extra: &str| {
+        let cfg = tiny_config(extra);
+        snn_train::session::evaluate(&cfg, &s.dev, &s.store, s.model.as_ref(), &s.test).unwrap()
+    };
+    // Left out: 4x the training batch of 16, all 48 test images at once.
+    let whole = eval_at("");
+    assert_eq!(whole.count, 48);
+    // 5 leaves a last batch of 3 (48 = 9 x 5 + 3): the means are over
+    // images, not batches.
+    for extra in ["set train.eval_batch_size=5", "set train.eval_batch_size=1"] {
+        let split = eval_at(extra);
+        assert_eq!(split.accuracy, whole.accuracy, "{extra}");
+        assert_eq!(split.per_class, whole.per_class, "{extra}");
+        assert!((split.loss - whole.loss).abs() < 1e-5, "{extra}");
+        assert_eq!(split.firing_rates.len(), 2);
+        for (name, rate) in &whole.firing_rates {
+            let r = split.firing_rates[name];
+            assert!((r - rate).abs() < 1e-5, "{extra}: {name} {r} vs {rate}");
+        }
+    }
+}
