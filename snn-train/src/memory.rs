@@ -130,31 +130,23 @@ pub fn estimate(cfg: &RunConfig, path: &Path) -> Result<Option<Estimate>> {
         return Ok(None);
     }
     let (batch, steps) = (cfg.train.batch_size, cfg.time_steps);
+    // The training phases' configured batch and the two they are probed
+    // at, and the evaluation batch's.
+    let training = (batch, probe_batches(batch));
     let eval_batch = cfg.train.eval_batch();
-    // Each phase's configured batch and the two it is probed at: the
-    // training phases', and the evaluation batch's.
-    let batch_of = |phase: usize| {
+    let evaluation = (eval_batch, eval_probe_batches(eval_batch));
+    let batches_of = |phase: usize| {
         if phase == EVAL_PHASE {
-            eval_batch
+            evaluation
         } else {
-            batch
-        }
-    };
-    let probes_of = |phase: usize| {
-        if phase == EVAL_PHASE {
-            eval_probe_batches(eval_batch)
-        } else {
-            probe_batches(batch)
+            training
         }
     };
     let probe_sets = |t: usize, k: usize| {
         [
             format!("time_steps={t}"),
-            format!("train.batch_size={}", probe_batches(batch)[k]),
-            format!(
-                "train.eval_batch_size={}",
-                eval_probe_batches(eval_batch)[k]
-            ),
+            format!("train.batch_size={}", training.1[k]),
+            format!("train.eval_batch_size={}", evaluation.1[k]),
         ]
     };
     let probe_steps: Vec<usize> = if steps <= MEASURED_STEPS {
@@ -185,7 +177,7 @@ pub fn estimate(cfg: &RunConfig, path: &Path) -> Result<Option<Estimate>> {
                 peaks.push(probe(&cfg)?);
             }
             fits.push(std::array::from_fn(|phase| {
-                affine_in_batch(probes_of(phase), [peaks[0][phase], peaks[1][phase]])
+                affine_in_batch(batches_of(phase).1, [peaks[0][phase], peaks[1][phase]])
             }));
         }
         Ok(())
@@ -196,7 +188,7 @@ pub fn estimate(cfg: &RunConfig, path: &Path) -> Result<Option<Estimate>> {
     // peak is the largest phase. Extrapolated are the phases' totals (the
     // fixed / per-image split at small batches is the noisier part).
     let at_batch = |fit: &[(f64, f64); PHASES], phase: usize| {
-        fit[phase].0 + fit[phase].1 * batch_of(phase) as f64
+        fit[phase].0 + fit[phase].1 * batches_of(phase).0 as f64
     };
     // The phase that peaks at the largest measured steps is the one that
     // grows with them (activations); only it is extrapolated, so that
@@ -217,7 +209,7 @@ pub fn estimate(cfg: &RunConfig, path: &Path) -> Result<Option<Estimate>> {
     let data = data_bytes(cfg);
     let total = peak + data.unwrap_or(0) as f64 + memory::live().unwrap_or(0) as f64;
     Ok(Some(Estimate {
-        batch: batch_of(phase),
+        batch: batches_of(phase).0,
         time_steps: steps,
         evaluation: phase == EVAL_PHASE,
         fixed: fixed.max(0.0) as u64,
