@@ -305,8 +305,8 @@ pub fn curves(run: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn eval(checkpoint: &Path, data: Option<PathBuf>, json: bool) -> Result<()> {
-    let mut run = Trained::load(checkpoint)?;
+pub fn eval(checkpoint: &Path, data: Option<PathBuf>, sets: &[String], json: bool) -> Result<()> {
+    let mut run = Trained::load_with(checkpoint, sets)?;
     if let Some(root) = data {
         run.cfg.data.root = root;
     }

@@ -147,6 +147,11 @@ enum Command {
         /// Folder holding the test data (default: the config's data.root).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Override a field of the run's config for this evaluation:
+        /// `key.path=value` (e.g. `train.eval_batch_size=250`,
+        /// `data.test_limit=1000`, `time_steps=16`); the run folder is not changed.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -224,8 +229,9 @@ fn main() {
         Command::Eval {
             checkpoint,
             data,
+            sets,
             json,
-        } => commands::eval(&checkpoint, data, json),
+        } => commands::eval(&checkpoint, data, &sets, json),
         Command::Metrics(args) => commands::metrics(*args),
         Command::Curves { run } => commands::curves(&run),
         Command::ShowBatch {

@@ -189,6 +189,44 @@ fn train_then_eval_a_tiny_run() {
         stdout.trim().ends_with(&format!("test_accuracy={acc:.4}")),
         "{stdout}"
     );
+    // `--set` overrides the run's config for this evaluation only: the
+    // evaluation batch does not change the result, a test limit does
+    // change the count, and a layer of another width is refused by the
+    // parameter file, naming the tensor. The run folder's config is kept.
+    let config = std::fs::read(out.join("config.toml")).unwrap();
+    let eval_with = |sets: &[&str]| {
+        let mut args = vec!["eval", "--checkpoint", out.to_str().unwrap(), "--json"];
+        for s in sets {
+            args.extend(["--set", s]);
+        }
+        snn(&args)
+    };
+    let eval_json = |sets: &[&str]| {
+        let o = eval_with(sets);
+        let (stdout, err) = text(&o);
+        assert!(o.status.success(), "{err}");
+        serde_json::from_str::<serde_json::Value>(stdout.trim()).unwrap()
+    };
+    let eval_error = |set: &str| {
+        let o = eval_with(&[set]);
+        assert!(!o.status.success());
+        text(&o).1
+    };
+    let full = eval_json(&[]);
+    assert_eq!(full["count"], 32);
+    assert_eq!(
+        eval_json(&["train.eval_batch_size=1"])["accuracy"],
+        full["accuracy"]
+    );
+    assert_eq!(eval_json(&["data.test_limit=8"])["count"], 8);
+    let err = eval_error("model.layers=\"c8k3s2-BN-ALIF-MPk2s2-FC20-ALIF-APk2s2\"");
+    assert!(
+        err.contains("best.safetensors") && err.contains("has shape"),
+        "{err}"
+    );
+    let err = eval_error("train.nope=1");
+    assert!(err.contains("config.toml") && err.contains("nope"), "{err}");
+    assert_eq!(std::fs::read(out.join("config.toml")).unwrap(), config);
 }
 
 #[test]

@@ -318,7 +318,12 @@ impl RunConfig {
 
     /// Applies `key.path=value` overrides (as from `--set`), value in TOML
     /// syntax (`train.lr=5e-4`, `neuron.type="lif"`); bare words are strings.
+    /// Without overrides the text is parsed as it is, so errors quote the
+    /// file's own lines rather than its re-serialised form.
     pub fn with_overrides(text: &str, path: &Path, sets: &[String]) -> Result<Self> {
+        if sets.is_empty() {
+            return Self::parse(text, path);
+        }
         Self::parse(&apply_sets(text, path, sets)?, path)
     }
 }

@@ -33,6 +33,15 @@ impl Trained {
     /// image shape comes from the config's dataset (read only where the
     /// format does not fix it).
     pub fn load(checkpoint: &Path) -> Result<Self> {
+        Self::load_with(checkpoint, &[])
+    }
+
+    /// [`Trained::load`] with `key.path=value` overrides (as from `--set`)
+    /// applied to the run's config: evaluation settings such as
+    /// `train.eval_batch_size`, `data.test_limit` or `time_steps`. An
+    /// override that changes a parameter's shape is refused by the
+    /// parameter file's load, naming the tensor.
+    pub fn load_with(checkpoint: &Path, sets: &[String]) -> Result<Self> {
         let (dir, params) = if checkpoint.is_dir() {
             (checkpoint.to_path_buf(), checkpoint.join(BEST_PARAMS))
         } else {
@@ -45,7 +54,9 @@ impl Trained {
                 msg: "no such parameter file (is this a run folder of `snn train`?)".into(),
             });
         }
-        let cfg = RunConfig::load(&dir.join(CONFIG_FILE))?;
+        let config = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&config).map_err(|e| Error::io(&config, e))?;
+        let cfg = RunConfig::with_overrides(&text, &config, sets)?;
         let normalization = Checkpoint::load(&dir)?.and_then(|s| s.normalization);
         let (shape, classes) = snn_data::input_shape(&cfg.data)?;
         let dev = device::create(cfg.seed)?;
