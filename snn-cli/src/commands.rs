@@ -46,8 +46,7 @@ where
 }
 
 fn load_config(path: &Path, sets: &[String]) -> Result<RunConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-    Ok(RunConfig::with_overrides(&text, path, sets)?)
+    Ok(RunConfig::load_with_overrides(path, sets)?)
 }
 
 pub fn check(path: &Path, sets: &[String]) -> Result<()> {

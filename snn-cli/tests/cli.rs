@@ -138,6 +138,31 @@ fn bad_config_fails_with_one_line_and_nonzero_exit() {
         err.contains("bad.toml:") && err.contains("registered: alif"),
         "{err}"
     );
+    // A missing file: its path and the OS's reason, once; also a run
+    // folder without its config.toml.
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::write(run.join("best.safetensors"), b"").unwrap();
+    for (args, missing) in [
+        (
+            vec!["check", "configs/no-such-config.toml"],
+            "configs/no-such-config.toml".to_string(),
+        ),
+        (
+            vec!["eval", "--checkpoint", run.to_str().unwrap()],
+            run.join("config.toml").display().to_string(),
+        ),
+    ] {
+        let o = snn(&args);
+        assert!(!o.status.success());
+        let (_, err) = text(&o);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with(&format!("error: {missing}: "))
+                && err.matches("(os error 2)").count() == 1,
+            "{err}"
+        );
+    }
 }
 
 #[test]

@@ -237,8 +237,13 @@ impl Default for TrainConfig {
 impl RunConfig {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_with_overrides(path, &[])
+    }
+
+    /// [`RunConfig::load`] with `--set` overrides (see [`RunConfig::with_overrides`]).
+    pub fn load_with_overrides(path: &Path, sets: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Self::parse(&text, path)
+        Self::with_overrides(&text, path, sets)
     }
 
     /// Parses config text; `path` is only used in messages.

@@ -54,9 +54,7 @@ impl Trained {
                 msg: "no such parameter file (is this a run folder of `snn train`?)".into(),
             });
         }
-        let config = dir.join(CONFIG_FILE);
-        let text = std::fs::read_to_string(&config).map_err(|e| Error::io(&config, e))?;
-        let cfg = RunConfig::with_overrides(&text, &config, sets)?;
+        let cfg = RunConfig::load_with_overrides(&dir.join(CONFIG_FILE), sets)?;
         let normalization = Checkpoint::load(&dir)?.and_then(|s| s.normalization);
         let (shape, classes) = snn_data::input_shape(&cfg.data)?;
         let dev = device::create(cfg.seed)?;
