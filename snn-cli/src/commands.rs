@@ -45,12 +45,8 @@ where
     }
 }
 
-fn load_config(path: &Path, sets: &[String]) -> Result<RunConfig> {
-    Ok(RunConfig::load_with_overrides(path, sets)?)
-}
-
 pub fn check(path: &Path, sets: &[String]) -> Result<()> {
-    let cfg = load_config(path, sets)?;
+    let cfg = RunConfig::load_with_overrides(path, sets)?;
     // The estimate first: it builds the model at small sizes, so a config
     // too large for the machine is refused before anything large exists.
     if let Some(est) = memory_check(&cfg, path)? {
@@ -160,7 +156,7 @@ pub fn train(
     let fresh = if resuming {
         None
     } else {
-        Some(load_config(config, sets)?)
+        Some(RunConfig::load_with_overrides(config, sets)?)
     };
     let memory = if !check_memory {
         None
@@ -169,7 +165,7 @@ pub fn train(
             Some(cfg) => memory_check(cfg, config)?,
             None => {
                 let saved = dir.join(CONFIG_FILE);
-                memory_check(&load_config(&saved, &[])?, &saved)?
+                memory_check(&RunConfig::load(&saved)?, &saved)?
             }
         }
     };
@@ -377,7 +373,7 @@ pub fn show_batch(
     if count == 0 {
         bail!("--count must be at least 1");
     }
-    let cfg = load_config(config, sets)?;
+    let cfg = RunConfig::load_with_overrides(config, sets)?;
     let train = snn_data::load(&cfg.data, snn_data::Split::Train)?;
     let order = BatchOrder::Shuffled {
         seed: cfg.seed,
@@ -765,7 +761,7 @@ pub fn bench(
     steps: usize,
     json: bool,
 ) -> Result<()> {
-    let cfg = load_config(config, sets)?;
+    let cfg = RunConfig::load_with_overrides(config, sets)?;
     if batch == Some(0) {
         bail!("--batch must be at least 1");
     }
