@@ -1,5 +1,6 @@
 //! The subcommands. Each returns an error for `main` to print as one line.
 
+use crate::ranks::Ranks;
 use anyhow::{bail, Context, Result};
 use snn_core::registry;
 use snn_core::spec::{DecoderSpec, ModelSpec, NeuronSpec};
@@ -169,11 +170,21 @@ pub fn train(
             }
         }
     };
-    // Held until this function returns: one run per folder.
-    let (_lock, warning) = snn_train::lock::RunLock::acquire(&dir)?;
-    if let Some(w) = warning {
-        eprintln!("{w}");
+    // Ranks started with different configs or binaries would train
+    // different models and reduce nonsense together: refuse at once.
+    if let Some(cfg) = &fresh {
+        agree_across_ranks(config, cfg, sets)?;
     }
+    // Held by rank 0 until this function returns: one run per folder.
+    let _lock = if Ranks::prints() {
+        let (lock, warning) = snn_train::lock::RunLock::acquire(&dir)?;
+        if let Some(w) = warning {
+            eprintln!("{w}");
+        }
+        Some(lock)
+    } else {
+        None
+    };
     let mut session = if resuming {
         if !sets.is_empty() {
             bail!(
@@ -182,7 +193,11 @@ pub fn train(
             );
         }
         let s = Session::resume(&dir)?;
-        eprintln!("resuming {} after epoch {}", dir.display(), s.state.epoch);
+        note(&format!(
+            "resuming {} after epoch {}",
+            dir.display(),
+            s.state.epoch
+        ));
         s
     } else {
         if dir.join("state.json").exists() {
@@ -194,12 +209,21 @@ pub fn train(
         let cfg = fresh.context("the config is loaded for every fresh run")?;
         Session::new(cfg, &dir).with_context(|| format!("{}", config.display()))?
     };
-    session.progress = !quiet;
-    eprintln!(
-        "training {} on {} images ({} test), {}{}",
+    if resuming {
+        agree_across_ranks(&dir.join(CONFIG_FILE), &session.cfg, &[])?;
+    }
+    let group = snn_core::collective::group();
+    session.progress = !quiet && Ranks::prints();
+    note(&format!(
+        "training {} on {} images ({} test{}), {}{}",
         config.display(),
         session.train.len(),
         session.test.len(),
+        if group.size() > 1 {
+            format!(", {}", group.describe())
+        } else {
+            String::new()
+        },
         session.describe().lines().next().unwrap_or_default(),
         memory
             .map(|e| format!(
@@ -208,7 +232,7 @@ pub fn train(
                 machine_note()
             ))
             .unwrap_or_default()
-    );
+    ));
     // SIGINT / SIGTERM: finish the step, checkpoint, stop; a second one
     // quits at once (every file is written atomically, so the last
     // checkpoint stays loadable).
@@ -225,23 +249,17 @@ pub fn train(
         session.interrupt = Some(stop);
     }
     let start = std::time::Instant::now();
-    let mut last = None;
-    while session.state.epoch < session.cfg.train.epochs {
-        let m = match session.run_one_epoch() {
-            Err(snn_core::Error::Interrupted(what)) => {
-                eprintln!(
-                    "{what}\nresume with: snn train --config {} --out {} --resume",
-                    config.display(),
-                    dir.display()
-                );
-                drop(_lock);
-                std::process::exit(130);
-            }
-            other => other?,
-        };
-        eprintln!("{}", epoch_line(&m));
-        last = Some(m);
-    }
+    let last = match session.run_epochs(|m| note(&epoch_line(m))) {
+        Err(snn_core::Error::Interrupted(what)) => {
+            note(&format!(
+                "{what}\nresume with: snn train --config {} --out {} --resume",
+                config.display(),
+                dir.display()
+            ));
+            return Err(Interrupted.into());
+        }
+        other => other?,
+    };
     if session.state.epoch == 0 {
         bail!(
             "no epochs to run (train.epochs = {})",
@@ -271,6 +289,51 @@ pub fn train(
         },
     }
     Ok(())
+}
+
+/// A run stopped by SIGINT / SIGTERM after writing its checkpoint: `main`
+/// exits with 130 (every rank, after closing MPI).
+#[derive(Debug)]
+pub struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// A line on stderr from rank 0 (the only process of a plain run).
+fn note(line: &str) {
+    if Ranks::prints() {
+        eprintln!("{line}");
+    }
+}
+
+/// Refuses ranks started with different configs (after overrides) or
+/// different `snn` binaries: each rank's resolved config and executable
+/// are fingerprinted and compared with rank 0's.
+fn agree_across_ranks(path: &Path, cfg: &RunConfig, sets: &[String]) -> Result<()> {
+    use snn_core::collective;
+    if !collective::is_distributed() {
+        return Ok(());
+    }
+    collective::agree("configs", cfg.to_toml()?.as_bytes()).map_err(|e| {
+        let sets = match sets {
+            [] => String::new(),
+            _ => format!(" with --set {}", sets.join(" ")),
+        };
+        anyhow::anyhow!(
+            "{}{sets}: {e}; start every rank with the same config",
+            path.display()
+        )
+    })?;
+    let exe = std::env::current_exe()
+        .and_then(std::fs::read)
+        .unwrap_or_default();
+    collective::agree("snn binaries", &exe)
+        .map_err(|e| anyhow::anyhow!("{e}; start every rank with the same build of snn"))
 }
 
 /// One line per finished epoch, for the terminal.
@@ -383,23 +446,17 @@ pub fn show_batch(
     let zero = if cfg.data.symmetric { -1.0 } else { 0.0 };
     let mut values = Vec::new();
     let per = train.image_len();
-    for (i, idx) in train
-        .batch_indices(cfg.train.batch_size, order)
-        .iter()
-        .enumerate()
-    {
+    for idx in train.batch_indices(cfg.train.batch_size, order).iter() {
         if values.len() >= count * per {
             break;
         }
         let mut batch = train.gather(idx);
-        let mut rng = augment::batch_rng(cfg.seed, epoch, i as u64);
-        augment::augment_batch(
-            &mut batch,
-            train.shape,
-            &cfg.data.augment,
-            &[zero],
-            &mut rng,
-        );
+        let keys = augment::Keys {
+            seed: cfg.seed,
+            epoch,
+            images: idx,
+        };
+        augment::augment_batch(&mut batch, train.shape, &cfg.data.augment, &[zero], keys);
         values.extend(batch.images);
     }
     values.truncate(count * per);

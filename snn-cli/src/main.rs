@@ -1,6 +1,7 @@
 //! `snn`: the command line of snn-rs.
 
 mod commands;
+mod ranks;
 
 // Training allocates and frees multi-megabyte buffers every step; mimalloc
 // keeps them mapped instead of faulting fresh pages in each time. The guard
@@ -206,6 +207,7 @@ fn main() {
     #[cfg(feature = "example-plugin")]
     neuron_plugin::link();
     let cli = Cli::parse();
+    let ranks = ranks::Ranks::start();
     let result = match cli.command {
         Command::List => commands::list(),
         Command::Check { config, sets } => commands::check(&config, &sets),
@@ -257,8 +259,9 @@ fn main() {
             seed,
         } => commands::reconstruct(&checkpoint, &out, count, data, seed),
     };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+    match result {
+        Ok(()) => ranks.finish(0),
+        Err(e) if e.downcast_ref::<commands::Interrupted>().is_some() => ranks.finish(130),
+        Err(e) => ranks.fail(&format!("{e:#}")),
     }
 }

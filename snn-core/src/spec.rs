@@ -9,6 +9,7 @@
 use crate::init::Rng;
 use crate::loss::LossKind;
 use crate::{Error, Flat, Img, ImgNhwc, Mat, ParamStore, Result, Scalar, SeqImg};
+use rand::Rng as _;
 use std::fmt::Debug;
 
 /// A spiking neuron layer, multi-step: it sees the whole time sequence.
@@ -212,6 +213,9 @@ pub struct Forward<'a> {
     /// evaluating): models with
     /// schedules of their own (FSVAE's scheduled sampling) read it.
     pub progress: f32,
+    /// Where the pass's random draws come from (see [`Draws`]); `None`:
+    /// from `rng`, each draw site keyed by a word taken from it.
+    pub draws: Option<Draws>,
 }
 
 impl<'a> Forward<'a> {
@@ -223,6 +227,37 @@ impl<'a> Forward<'a> {
             updates: Vec::new(),
             rates: Vec::new(),
             progress: 0.0,
+            draws: None,
+        }
+    }
+
+    /// One generator per image of a batch of `count`, for one draw site
+    /// (a dropout layer, a latent sampler): keyed by each image's own key
+    /// when the pass has [`Draws`] for `count` images, so that an image
+    /// gets the same draws in whatever slice of a batch (on whatever rank)
+    /// it is computed; else seeded from `rng`.
+    pub fn image_rngs(&mut self, count: usize) -> Vec<Rng> {
+        match &mut self.draws {
+            Some(d) if d.images.len() == count => {
+                let site = d.next_site();
+                d.images.iter().map(|k| keyed_rng(*k, site)).collect()
+            }
+            _ => (0..count)
+                .map(|_| crate::init::rng(self.rng.gen::<u64>()))
+                .collect(),
+        }
+    }
+
+    /// One generator for a draw the whole batch shares (a per-step coin of
+    /// scheduled sampling): the same on every rank when the pass has
+    /// [`Draws`]; else seeded from `rng`.
+    pub fn batch_rng(&mut self) -> Rng {
+        match &mut self.draws {
+            Some(d) => {
+                let site = d.next_site();
+                keyed_rng(d.batch, site)
+            }
+            None => crate::init::rng(self.rng.gen::<u64>()),
         }
     }
 
@@ -255,6 +290,45 @@ impl<'a> Forward<'a> {
         }
         Ok(())
     }
+}
+
+/// The keys of a forward pass's random draws: one for the batch as a
+/// whole and one per image (the trainer derives them from the seed, the
+/// epoch and the image's index in the dataset). Draw sites are numbered in
+/// the order the pass reaches them, the same on every rank.
+#[derive(Clone, Debug)]
+pub struct Draws {
+    pub batch: u64,
+    pub images: Vec<u64>,
+    site: u64,
+}
+
+impl Draws {
+    pub fn new(batch: u64, images: Vec<u64>) -> Self {
+        Self {
+            batch,
+            images,
+            site: 0,
+        }
+    }
+
+    fn next_site(&mut self) -> u64 {
+        self.site += 1;
+        self.site
+    }
+}
+
+/// A generator keyed by `key` and a draw site (splitmix64 of both, so
+/// nearby keys give unrelated streams).
+fn keyed_rng(key: u64, site: u64) -> Rng {
+    crate::init::rng(mix64(key ^ mix64(site.wrapping_mul(0x9E37_79B9_7F4A_7C15))))
+}
+
+/// splitmix64's finaliser: a bijection of u64 that scrambles every bit.
+pub fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// One batch's training objective, as a model defines it.

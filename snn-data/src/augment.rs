@@ -3,39 +3,53 @@
 //! scale; nearest neighbour, filled with the background), `RandomCrop`
 //! with zero padding, `RandomHorizontalFlip`.
 //!
-//! Every draw comes from a generator seeded by the run's seed, the epoch
-//! and the batch's index in the epoch, so an epoch's augmented batches
-//! depend on nothing else: a resumed run gets the ones it would have had.
+//! Every image's draws come from a generator seeded by the run's seed, the
+//! epoch and the image's index in the dataset, so an image is augmented
+//! the same whatever batch (or slice of a batch, on whatever rank) it is
+//! in: a resumed run, or one on another number of ranks, gets the images
+//! it would have had.
 
 use crate::config::Augment;
 use crate::Batch;
 use rand::Rng as _;
 use snn_core::init;
 
-/// The generator of batch `index` of `epoch`.
-pub fn batch_rng(seed: u64, epoch: u64, index: u64) -> init::Rng {
+/// The generator of dataset image `image` in `epoch`.
+pub fn image_rng(seed: u64, epoch: u64, image: u64) -> init::Rng {
     let mix = epoch
         .wrapping_mul(0xA24B_AED4_963E_E407)
-        .wrapping_add(index.wrapping_mul(0x9FB2_1C65_1E98_DF25));
+        .wrapping_add(image.wrapping_mul(0x9FB2_1C65_1E98_DF25));
     init::rng(seed ^ 0x5851_F42D_4C95_7F2D ^ mix)
 }
 
-/// Augments every image of `batch` (`[B, C, H, W]`) in place. `fill[c]` is
-/// channel c's background (a 0 pixel in the model's range: 0, -1 for
-/// [-1, 1] data, `-mean / std` when normalised), used where a transform
-/// uncovers the border.
+/// Which draws an augmented batch gets: the run's seed, the epoch, and the
+/// dataset index of each of the batch's images.
+#[derive(Clone, Copy, Debug)]
+pub struct Keys<'a> {
+    pub seed: u64,
+    pub epoch: u64,
+    pub images: &'a [usize],
+}
+
+/// Augments every image of `batch` (`[B, C, H, W]`) in place, image `i`
+/// with the generator of `keys.images[i]`. `fill[c]` is channel c's
+/// background (a 0 pixel in the model's range: 0, -1 for [-1, 1] data,
+/// `-mean / std` when normalised), used where a transform uncovers the
+/// border.
 pub fn augment_batch(
     batch: &mut Batch,
     [c, h, w]: [usize; 3],
     cfg: &Augment,
     fill: &[f32],
-    rng: &mut init::Rng,
+    keys: Keys<'_>,
 ) {
     if !cfg.is_active() {
         return;
     }
     let mut scratch = vec![0.0f32; c * h * w];
-    for img in batch.images.chunks_exact_mut(c * h * w) {
+    let images = batch.images.chunks_exact_mut(c * h * w);
+    for (img, &index) in images.zip(keys.images) {
+        let rng = &mut image_rng(keys.seed, keys.epoch, index as u64);
         if cfg.is_affine() {
             let t = Affine::draw(cfg, [h, w], rng);
             t.apply(img, &mut scratch, [c, h, w], fill);
@@ -208,35 +222,37 @@ mod tests {
             hflip: true,
         };
         let images: Vec<f32> = (0..4 * 28 * 28).map(|i| ((i * 7) % 13) as f32).collect();
-        let run = |index: u64| {
+        let run = |index: usize| {
             let mut b = Batch {
                 images: images.clone(),
                 labels: vec![0; 4],
             };
-            augment_batch(
-                &mut b,
-                [1, 28, 28],
-                &cfg,
-                &[0.0],
-                &mut batch_rng(5, 2, index),
-            );
+            let keys = Keys {
+                seed: 5,
+                epoch: 2,
+                images: &[index, index + 1, index + 2, index + 3],
+            };
+            augment_batch(&mut b, [1, 28, 28], &cfg, &[0.0], keys);
             b.images
         };
+        let per = 28 * 28;
         assert_eq!(run(3), run(3));
         assert_ne!(run(3), run(4));
         assert_ne!(run(3), images);
+        // An image's draws are its own: image 4 (second of the batch that
+        // starts at 3, first of the one at 4) is augmented the same in both.
+        assert_eq!(run(3)[per..2 * per], run(4)[..per]);
         // Off: untouched.
         let mut b = Batch {
             images: images.clone(),
             labels: vec![0; 4],
         };
-        augment_batch(
-            &mut b,
-            [1, 28, 28],
-            &Augment::default(),
-            &[0.0],
-            &mut batch_rng(5, 2, 3),
-        );
+        let keys = Keys {
+            seed: 5,
+            epoch: 2,
+            images: &[0, 1, 2, 3],
+        };
+        augment_batch(&mut b, [1, 28, 28], &Augment::default(), &[0.0], keys);
         assert_eq!(b.images, images);
     }
 }

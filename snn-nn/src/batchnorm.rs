@@ -59,7 +59,7 @@ impl BatchNorm {
     }
 
     /// Queues the running statistics' update from one batch's mean and
-    /// biased variance over `rows_n` rows, by PyTorch's rule `r = (1 - m) r
+    /// biased variance over `rows_n` rows (every rank's), by PyTorch's rule `r = (1 - m) r
     /// plus m b` with the variance unbiased by `n / (n - 1)`. Applied after
     /// the step (`Forward::apply_updates`), outside the tape; both paths of
     /// the layer use this one definition.
@@ -99,8 +99,8 @@ impl BatchNorm {
         let beta = store.taped(&key("bias"))?;
         let y = if fwd.train {
             self.check_batch(rows_n)?;
-            let (y, mean, var) = self.normalise_batch(x, gamma, beta);
-            self.queue_running_update(fwd, rows_n, mean, var)?;
+            let (y, mean, var, rows) = self.normalise_batch(x, gamma, beta);
+            self.queue_running_update(fwd, rows, mean, var)?;
             y
         } else {
             let rm = store.get(&key("running_mean"))?.value.clone();
@@ -157,7 +157,7 @@ impl BatchNorm {
                 steps,
                 !timed,
             )?;
-            self.record_stats(fwd, rows_n, stats)?;
+            self.record_stats(fwd, stats)?;
             let images = if timed { n } else { steps * n };
             fwd.record_fired(&sn.name, fired, images * h * w * c);
             Ok(spikes.reshape_like(&(images, h, w, c)))
@@ -187,27 +187,27 @@ impl BatchNorm {
                 None
             } else {
                 let values = |s: &str| store.values(&key(s));
-                Some((values("running_mean")?, values("running_var")?))
+                let given = crate::host::batchnorm::Stats::given;
+                Some(given(values("running_mean")?, values("running_var")?))
             };
             Ok(self.operands(gamma, beta, stats))
         }
 
-        /// Queues the running statistics' update from the `(mean, biased
-        /// variance)` a fused kernel normalised `rows_n` rows with
-        /// (training only).
+        /// Queues the running statistics' update from the batch statistics
+        /// a fused kernel normalised with (training only).
         pub fn record_stats(
             &self,
             fwd: &mut Forward<'_>,
-            rows_n: usize,
-            (mean, var): crate::host::batchnorm::Stats,
+            stats: crate::host::batchnorm::Stats,
         ) -> Result<()> {
+            let crate::host::batchnorm::Stats { mean, var, rows } = stats;
             if !fwd.train {
                 return Ok(());
             }
             let dev = fwd.store.dev().clone();
             let c = mean.len();
             let (mean, var) = (dev.tensor_from_vec(mean, (c,)), dev.tensor_from_vec(var, (c,)));
-            self.queue_running_update(fwd, rows_n, mean, var)
+            self.queue_running_update(fwd, rows, mean, var)
         }
 
         fn operands(
@@ -227,14 +227,18 @@ impl BatchNorm {
     }
 
     /// Training: `[rows, C]` normalised by its own statistics, then scaled
-    /// and shifted; returns the batch mean and biased variance too.
-    fn normalise_batch(&self, x: Rows, gamma: FlatT, beta: FlatT) -> (Rows, Flat, Flat) {
+    /// and shifted; returns the batch mean and biased variance too, and
+    /// the rows they are over. The host kernel's statistics are over every
+    /// rank's rows (synchronised); the composed path's over this
+    /// process's.
+    fn normalise_batch(&self, x: Rows, gamma: FlatT, beta: FlatT) -> (Rows, Flat, Flat, usize) {
         let (rows_n, c) = *x.shape();
         snn_core::host_kernels! {
             if self.kernel_impl.host() {
-                let (y, (mean, var)) = crate::host::batchnorm::batch_norm(x, self.operands(gamma, beta, None));
+                let (y, stats) = crate::host::batchnorm::batch_norm(x, self.operands(gamma, beta, None));
                 let dev = y.device().clone();
-                return (y, dev.tensor_from_vec(mean, (c,)), dev.tensor_from_vec(var, (c,)));
+                let (mean, var) = (dev.tensor_from_vec(stats.mean, (c,)), dev.tensor_from_vec(stats.var, (c,)));
+                return (y, mean, var, stats.rows);
             }
         }
         let mean = x.with_empty_tape().mean::<_, Axis<0>>();
@@ -244,7 +248,12 @@ impl BatchNorm {
         let var_plain = var.retaped::<NoneTape>();
         let inv_std = (var + self.eps).sqrt().recip();
         let normalised = centred * inv_std.broadcast_like::<_, Axis<0>>(&(rows_n, c));
-        (self.affine(normalised, gamma, beta), mean_plain, var_plain)
+        (
+            self.affine(normalised, gamma, beta),
+            mean_plain,
+            var_plain,
+            rows_n,
+        )
     }
 
     /// Evaluation: `[rows, C]` normalised by the running statistics, then
@@ -253,7 +262,7 @@ impl BatchNorm {
         let (rows_n, c) = *x.shape();
         snn_core::host_kernels! {
             if self.kernel_impl.host() {
-                let stats = Some((rm.as_vec(), rv.as_vec()));
+                let stats = Some(crate::host::batchnorm::Stats::given(rm.as_vec(), rv.as_vec()));
                 return crate::host::batchnorm::batch_norm(x, self.operands(gamma, beta, stats)).0;
             }
         }

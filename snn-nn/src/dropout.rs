@@ -32,13 +32,21 @@ impl Dropout {
         let b = shape.0 / steps.max(1);
         let per = shape.1 * shape.2 * shape.3;
         let scale = 1.0 / (1.0 - self.p);
-        let mask: Vec<f32> = (0..b * per)
-            .map(|_| {
-                if fwd.rng.gen::<f32>() < self.p {
-                    0.0
-                } else {
-                    scale
-                }
+        // Each image's mask from its own generator: the same whatever
+        // slice of the batch (or rank) computes it.
+        let mask: Vec<f32> = fwd
+            .image_rngs(b)
+            .iter_mut()
+            .flat_map(|rng| {
+                (0..per)
+                    .map(|_| {
+                        if rng.gen::<f32>() < self.p {
+                            0.0
+                        } else {
+                            scale
+                        }
+                    })
+                    .collect::<Vec<_>>()
             })
             .collect();
         let dev = x.device().clone();

@@ -875,7 +875,7 @@ fn batch_norm_folded_into_spike_pool_matches_batch_norm_then_spike_pool() {
                     Some(operands),
                 )
                 .unwrap();
-                bn.record_stats(&mut fwd, rows_n, stats.unwrap()).unwrap();
+                bn.record_stats(&mut fwd, stats.unwrap()).unwrap();
                 (y, fired)
             } else {
                 let currents = bn.forward(input(&store, shape), &mut fwd).unwrap();

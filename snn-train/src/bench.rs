@@ -4,12 +4,12 @@
 
 use crate::config::RunConfig;
 use crate::session::{build_model, optimizer};
+use crate::step::{train_step, Learner, StepBatch};
 use serde::Serialize;
 use snn_core::dfdx::prelude::*;
-use snn_core::init::{self, Rng};
-use snn_core::optim::Adam;
-use snn_core::spec::{Forward, Model};
-use snn_core::{dense_work, device, Dev, Error, ParamStore, Result};
+use snn_core::init;
+use snn_core::spec::Forward;
+use snn_core::{collective, dense_work, device, Error, Result};
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,7 +26,12 @@ pub struct BenchReport {
     /// The config's dataset (its input shape is the benchmark's).
     pub dataset: String,
     pub mode: String,
+    /// The global batch: `ranks` processes each step a contiguous slice.
     pub batch: usize,
+    /// Processes stepping together (MPI ranks; 1 without MPI).
+    pub ranks: usize,
+    /// This rank's slice of the batch (rank 0's when printed).
+    pub local_batch: usize,
     pub time_steps: usize,
     /// Untimed steps before the timed ones.
     pub warmup: usize,
@@ -47,6 +52,13 @@ pub struct BenchReport {
     /// `dense_gflop / gemm_peak_gflops`: the step time a dense engine
     /// running every product at peak could not beat.
     pub dense_floor_s: f64,
+    /// Median seconds of a training step spent in reductions across ranks
+    /// (gradients, synchronised batch norm, the step's figures; waiting
+    /// for a slower rank counts too); 0 for one process.
+    pub comm_median_s: f64,
+    /// Bytes of gradient one step sums across ranks (each rank sends and
+    /// receives about twice this in a ring all-reduce); 0 for one process.
+    pub reduced_gradient_bytes: usize,
     /// Median seconds of each phase of a training step (absent when
     /// inferring): where a step's time goes.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -86,6 +98,20 @@ pub fn run(
     let mut opt = optimizer(cfg);
     let [c, h, w] = shape;
     let n = batch * c * h * w;
+    let (rank, ranks) = (collective::group().rank(), collective::group().size());
+    if mode == Mode::Train && batch < ranks {
+        return Err(Error::invalid(
+            "--batch",
+            format!("{batch} images cannot be split over {ranks} ranks (each needs one)"),
+        ));
+    }
+    // Training splits the batch; inference and sampling run it whole on
+    // every rank (they have no reductions to time).
+    let mine = match mode {
+        Mode::Train => collective::shard(batch, rank, ranks),
+        _ => 0..batch,
+    };
+    let (mut comm, mut reduced) = (Vec::with_capacity(steps), 0);
     let mut times = Vec::with_capacity(steps);
     let mut phases: [Vec<f64>; 3] = Default::default();
     let mut macs = 0;
@@ -93,8 +119,11 @@ pub fn run(
     for i in 0..warmup + steps {
         let images = init::uniform(&mut rng, n, 0.0, 1.0);
         let labels: Vec<u8> = (0..batch).map(|k| ((k * 7 + i) % classes) as u8).collect();
+        let per = c * h * w;
+        let images = images[mine.start * per..mine.end * per].to_vec();
+        let labels = labels[mine.clone()].to_vec();
         let t0 = Instant::now();
-        let x = dev.tensor_from_vec(images, (batch, c, h, w));
+        let x = dev.tensor_from_vec(images, (mine.len(), c, h, w));
         match mode {
             Mode::Train => {
                 let mut ends = [t0; 3];
@@ -105,8 +134,17 @@ pub fn run(
                     opt: &mut opt,
                     lr: cfg.train.lr,
                 };
-                train_step(&mut learner, x, &labels, &mut rng, &mut mark)?;
+                let step = StepBatch {
+                    images: x,
+                    labels: &labels,
+                    global: batch,
+                    draws: None,
+                    progress: 0.0,
+                };
+                let out = train_step(&mut learner, step, &mut rng, &mut mark)?;
                 if i >= warmup {
+                    comm.push(out.comm_s);
+                    reduced = out.reduced_values;
                     let starts = [t0, ends[0], ends[1]];
                     for ((p, a), b) in phases.iter_mut().zip(starts).zip(ends) {
                         p.push((b - a).as_secs_f64());
@@ -159,10 +197,15 @@ pub fn run(
     let products = if mode == Mode::Train { 3.0 } else { 1.0 };
     let dense_gflop = 2.0 * products * macs as f64 / 1e9;
     let gemm_peak_gflops = dense_work::gemm_peak_flops(&dev) / 1e9;
+    comm.sort_by(|a, b| a.total_cmp(b));
     Ok(BenchReport {
         dataset: cfg.data.dataset.clone(),
         mode: format!("{mode:?}").to_lowercase(),
         batch,
+        ranks,
+        local_batch: mine.len(),
+        comm_median_s: comm.get(comm.len() / 2).copied().unwrap_or(0.0),
+        reduced_gradient_bytes: reduced * 4,
         time_steps: cfg.time_steps,
         warmup,
         steps: times.len(),
@@ -285,47 +328,6 @@ pub fn metric_networks(
         skipped,
         peak_rss_mib: peak_rss_mib(),
     })
-}
-
-/// What a training step changes: a model's parameters and its optimizer.
-pub struct Learner<'a> {
-    pub model: &'a dyn Model,
-    pub store: &'a mut ParamStore,
-    pub opt: &'a mut Adam,
-    pub lr: f32,
-}
-
-/// One training step on a batch: forward recording the tape, backward,
-/// the optimizer and the layers' running-statistics updates. `phase_end`
-/// is called as each of those three phases ends (with 0, 1, 2): the bench
-/// reads the clock there, the memory estimate the allocator's peak.
-pub fn train_step(
-    learner: &mut Learner<'_>,
-    x: Tensor<(usize, usize, usize, usize), f32, Dev>,
-    labels: &[u8],
-    rng: &mut Rng,
-    phase_end: &mut dyn FnMut(usize),
-) -> Result<()> {
-    let Learner {
-        model,
-        store,
-        opt,
-        lr,
-    } = learner;
-    let (model, lr) = (*model, *lr);
-    let x = x.traced(store.new_grads()?);
-    let mut fwd = Forward::new(store, true, rng);
-    let objective = model.objective(x, labels, &mut fwd)?;
-    let updates = std::mem::take(&mut fwd.updates);
-    phase_end(0);
-    let mut grads = objective.loss.backward();
-    phase_end(1);
-    opt.update(store, &mut grads, lr)?;
-    Forward::apply_updates(updates, store)?;
-    model.after_step(store)?;
-    drop(grads);
-    phase_end(2);
-    Ok(())
 }
 
 /// The process's peak resident set size from /proc (Linux), in MiB.

@@ -15,6 +15,7 @@ pub mod records;
 pub mod scores;
 pub use snn_core::loss;
 pub mod session;
+pub mod step;
 
 pub use checkpoint::Checkpoint;
 pub use records::{EpochMetrics, StepMetrics};

@@ -17,12 +17,12 @@
 //! and sizes. The result is checked against measured peaks in
 //! `docs/reliability.md`.
 
-use crate::bench::{train_step, Learner};
 use crate::config::RunConfig;
 use crate::session::{build_model, optimizer};
+use crate::step::{train_step, Learner, StepBatch};
 use snn_core::dfdx::prelude::*;
 use snn_core::spec::Forward;
-use snn_core::{device, init, memory, Result};
+use snn_core::{collective, device, init, memory, Result};
 use snn_data::Split;
 use std::path::Path;
 
@@ -116,8 +116,14 @@ impl Estimate {
             ),
             None => format!("at {} time steps: {parts}", self.time_steps),
         };
+        let ranks = collective::group().size();
+        let per_rank = if ranks > 1 {
+            format!(" per rank ({ranks} ranks)")
+        } else {
+            String::new()
+        };
         format!(
-            "estimated peak memory {:.2} GiB {how}{data}",
+            "estimated peak memory {:.2} GiB{per_rank} {how}{data}",
             memory::gib(self.total)
         )
     }
@@ -129,7 +135,11 @@ pub fn estimate(cfg: &RunConfig, path: &Path) -> Result<Option<Estimate>> {
     if memory::live().is_none() {
         return Ok(None);
     }
-    let (batch, steps) = (cfg.train.batch_size, cfg.time_steps);
+    // Each rank holds the model and its slice of the batch (rank 0's is
+    // the largest): the estimate is per process.
+    let ranks = collective::group().size();
+    let batch = collective::shard(cfg.train.batch_size, 0, ranks).len();
+    let steps = cfg.time_steps;
     // The training phases' configured batch and the two they are probed
     // at, and the evaluation batch's.
     let training = (batch, probe_batches(batch));
@@ -158,7 +168,8 @@ pub fn estimate(cfg: &RunConfig, path: &Path) -> Result<Option<Estimate>> {
     // Per probed step count, each phase as (fixed, per image).
     let mut fits: Vec<[(f64, f64); PHASES]> = Vec::new();
     memory::set_probing(true);
-    let probed = (|| -> Result<()> {
+    // The probes are this rank's own: their batch norms reduce nothing.
+    let probed = collective::alone(|| -> Result<()> {
         // A first, discarded probe: one-time allocations (thread pools,
         // lazily built tables) stay in use afterwards and would otherwise
         // count against the first measured batch only. The GEMM's
@@ -181,7 +192,7 @@ pub fn estimate(cfg: &RunConfig, path: &Path) -> Result<Option<Estimate>> {
             }));
         }
         Ok(())
-    })();
+    });
     memory::set_probing(false);
     probed?;
     // Each phase at the configured batch, then at the configured steps; the
@@ -265,7 +276,14 @@ fn probe(cfg: &RunConfig) -> Result<Peaks> {
         opt: &mut opt,
         lr: cfg.train.lr,
     };
-    train_step(&mut learner, x, &labels, &mut rng, &mut step_phase)?;
+    let step = StepBatch {
+        images: x,
+        labels: &labels,
+        global: b,
+        draws: None,
+        progress: 0.0,
+    };
+    train_step(&mut learner, step, &mut rng, &mut step_phase)?;
     // Evaluation: the parameters and optimizer state (held now) and one
     // evaluation batch's forward without the tape, at its own size (the
     // products' scratch buffers do not grow in proportion to the batch, so

@@ -19,6 +19,18 @@ pub struct StepMetrics {
     /// time before the checkpoint plus the time since), as the epoch's
     /// record counts them.
     pub seconds: f32,
+    /// Processes the step ran on (1 in files written before ranks).
+    #[serde(default = "one_rank")]
+    pub ranks: usize,
+    /// Seconds rank 0 spent in reductions (gradients, batch-norm
+    /// statistics, figures, waiting for slower ranks) over the steps this
+    /// line covers; 0 for one process.
+    #[serde(default)]
+    pub comm_seconds: f32,
+}
+
+fn one_rank() -> usize {
+    1
 }
 
 /// One line of `metrics.jsonl`.

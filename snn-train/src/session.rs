@@ -4,14 +4,15 @@ use crate::checkpoint::PartialEpoch;
 use crate::checkpoint::{Checkpoint, CONFIG_FILE};
 use crate::config::{CheckpointEvery, OnDivergence, OptimizerKind, RunConfig};
 use crate::records::{EpochMetrics, StepMetrics};
+use crate::step::{train_step, Learner, StepBatch};
 use crate::{curves, learning_rate};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{self, Rng};
 use snn_core::optim::{Adam, AdamConfig, Decay};
-use snn_core::spec::{Forward, Model, ModelParts};
-use snn_core::{device, fsutil, Dev, Error, ParamStore, Result};
+use snn_core::spec::{mix64, Draws, Forward, Model, ModelParts};
+use snn_core::{collective, device, fsutil, Dev, Error, ParamStore, Result};
 use snn_data::{augment, BatchOrder, Dataset, Split};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -114,6 +115,7 @@ impl Session {
                 "the training and test sets must not be empty",
             ));
         }
+        check_ranks(&cfg, &train, &test)?;
         let normalization = cfg.data.normalize.then(|| train.channel_stats());
         if let Some(stats) = &normalization {
             train.normalize(stats);
@@ -188,21 +190,37 @@ impl Session {
     /// Runs the remaining epochs, checkpointing after each. Returns the best
     /// test score (accuracy for classifiers, minus the loss otherwise).
     pub fn run(&mut self) -> Result<f32> {
-        while self.state.epoch < self.cfg.train.epochs {
-            self.run_one_epoch()?;
-        }
+        self.run_epochs(|_| {})?;
         Ok(self.state.best_score)
+    }
+
+    /// The epoch loop: runs the remaining epochs, checkpointing after each
+    /// and handing each epoch's metrics to `on_epoch` (the CLI prints
+    /// them). Returns the last epoch's metrics (`None` when none was left).
+    pub fn run_epochs(
+        &mut self,
+        mut on_epoch: impl FnMut(&EpochMetrics),
+    ) -> Result<Option<EpochMetrics>> {
+        let mut last = None;
+        while self.state.epoch < self.cfg.train.epochs {
+            let m = self.run_one_epoch()?;
+            on_epoch(&m);
+            last = Some(m);
+        }
+        Ok(last)
     }
 
     /// Trains one epoch, appends its metrics and writes the checkpoint.
     pub fn run_one_epoch(&mut self) -> Result<EpochMetrics> {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         let cfg_path = self.dir.join(CONFIG_FILE);
-        if !cfg_path.exists() {
+        if writes() && !cfg_path.exists() {
             fsutil::atomic_write(&cfg_path, self.cfg.to_toml()?.as_bytes())?;
         }
         let (m, score) = self.train_epoch()?;
-        self.append_metrics(&m)?;
+        if writes() {
+            self.append_metrics(&m)?;
+        }
         self.save_checkpoint(score)?;
         Ok(m)
     }
@@ -279,35 +297,47 @@ impl Session {
         };
         let fill = self.background();
         let mut last_checkpoint = Instant::now();
+        let mut comm_seconds = 0.0f64;
+        let (rank, ranks) = (collective::group().rank(), collective::group().size());
         for (index, idx) in batches.iter().enumerate().skip(start) {
-            let mut batch = self.train.gather(idx);
-            let mut aug_rng = augment::batch_rng(self.cfg.seed, epoch as u64, index as u64);
-            let transforms = &self.cfg.data.augment;
-            augment::augment_batch(&mut batch, [c, h, w], transforms, &fill, &mut aug_rng);
+            // This rank's contiguous slice of the global batch.
+            let mine = &idx[collective::shard(idx.len(), rank, ranks)];
+            let mut batch = self.train.gather(mine);
+            let keys = augment::Keys {
+                seed: self.cfg.seed,
+                epoch: epoch as u64,
+                images: mine,
+            };
+            augment::augment_batch(&mut batch, [c, h, w], &self.cfg.data.augment, &fill, keys);
             let b = batch.labels.len();
-            let x = self.dev.tensor_from_vec(batch.images, (b, c, h, w));
-            let x = x.traced(self.store.new_grads()?);
-            let mut fwd = Forward::new(&self.store, true, &mut rng);
-            fwd.progress = progress;
-            let objective = self.model.objective(x, &batch.labels, &mut fwd)?;
-            let Forward {
-                updates, rates: r, ..
-            } = fwd;
-            let l = objective.loss;
-            let lv = l.array();
-            if !lv.is_finite() {
+            let step_batch = StepBatch {
+                images: self.dev.tensor_from_vec(batch.images, (b, c, h, w)),
+                labels: &batch.labels,
+                global: idx.len(),
+                draws: Some(draws(self.cfg.seed, epoch, index, mine)),
+                progress,
+            };
+            lr = learning_rate(&self.cfg, self.state.step, total_steps);
+            let mut learner = Learner {
+                model: self.model.as_ref(),
+                store: &mut self.store,
+                opt: &mut self.opt,
+                lr,
+            };
+            let out = train_step(&mut learner, step_batch, &mut rng, &mut |_| {})?;
+            comm_seconds += out.comm_s;
+            if !out.applied {
                 match self.cfg.train.on_divergence {
-                    OnDivergence::Skip => {
-                        // No update, no statistics (and no optimizer step).
-                        skipped += 1;
-                    }
+                    // No update, no statistics (and no optimizer step).
+                    OnDivergence::Skip => skipped += 1,
                     OnDivergence::Stop => {
                         return Err(Error::invalid(
                             "train",
                             format!(
-                                "the loss became {lv} at epoch {} step {} (batch {} of the epoch); \
+                                "the loss became {} at epoch {} step {} (batch {} of the epoch); \
                                  nothing was saved from this epoch. {}; lower train.lr, or set \
                                  train.on_divergence = \"skip\" to skip such batches",
+                                out.loss,
                                 epoch + 1,
                                 self.state.step + 1,
                                 index + 1,
@@ -316,27 +346,18 @@ impl Session {
                         ));
                     }
                 }
-            }
-            // A skipped batch trains nothing, but may still be interrupted.
-            if lv.is_finite() {
-                if let Some(pred) = &objective.predictions {
-                    let hits = pred
-                        .iter()
-                        .zip(&batch.labels)
-                        .filter(|(p, l)| **p == **l as usize);
-                    *correct.get_or_insert(0) += hits.count();
+            } else {
+                // Figures of the global batch (the same on every rank).
+                let global = idx.len();
+                if let Some(hits) = out.correct {
+                    *correct.get_or_insert(0) += hits;
                 }
-                window.2.add(objective.terms.clone());
-                terms.add(objective.terms);
-                let mut grads = l.backward();
-                lr = learning_rate(&self.cfg, self.state.step, total_steps);
-                self.opt.update(&mut self.store, &mut grads, lr)?;
-                Forward::apply_updates(updates, &mut self.store)?;
-                self.model.after_step(&mut self.store)?;
+                window.2.add(out.terms.clone());
+                terms.add(out.terms);
                 self.state.step += 1;
-                loss_sum += lv as f64 * b as f64;
-                seen += b;
-                window.0 += lv as f64;
+                loss_sum += out.loss as f64 * global as f64;
+                seen += global;
+                window.0 += out.loss as f64;
                 window.1 += 1;
                 let every = self.cfg.train.log_every;
                 if every > 0 && self.state.step.is_multiple_of(every as u64) {
@@ -349,9 +370,11 @@ impl Session {
                         // Since the epoch began, across a resume (as the
                         // epoch's own record counts it).
                         seconds: (before + t0.elapsed().as_secs_f64()) as f32,
+                        ranks,
+                        comm_seconds: std::mem::take(&mut comm_seconds) as f32,
                     })?;
                 }
-                rates.add(r);
+                rates.add(out.rates);
                 if let Some(bar) = &bar {
                     let ips = seen as f64 / t0.elapsed().as_secs_f64().max(1e-9);
                     bar.set_message(format!(
@@ -361,10 +384,7 @@ impl Session {
                     bar.inc(1);
                 }
             }
-            let stop = self
-                .interrupt
-                .as_ref()
-                .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst));
+            let stop = self.stop_requested();
             let due = index + 1 < batches.len()
                 && match self.cfg.train.checkpoint_every {
                     CheckpointEvery::Steps(n) => self.state.step.is_multiple_of(n),
@@ -446,6 +466,22 @@ impl Session {
         Ok((m, score))
     }
 
+    /// Whether to stop after this step: asked on any rank (Ctrl-C reaches
+    /// each rank's handler at its own moment), so every rank stops after
+    /// the same step.
+    fn stop_requested(&self) -> bool {
+        let asked = self
+            .interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst));
+        if !collective::is_distributed() {
+            return asked;
+        }
+        let mut any = [asked as u8 as f64];
+        collective::sum_f64(&mut any);
+        any[0] > 0.0
+    }
+
     fn progress_bar(&self, len: usize, epoch: usize) -> Option<ProgressBar> {
         if !self.progress {
             return None;
@@ -475,6 +511,9 @@ impl Session {
     /// past its checkpoint (see [`Session::resume`]).
     fn append_step(&self, m: &StepMetrics) -> Result<()> {
         use std::io::Write as _;
+        if !writes() {
+            return Ok(());
+        }
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         let path = self.dir.join(STEPS_FILE);
         let line = serde_json::to_string(m).map_err(|e| Error::invalid("steps", e.to_string()))?;
@@ -490,6 +529,9 @@ impl Session {
     /// run logged them before dying; the resumed run redoes those steps).
     fn trim_steps(&self) -> Result<()> {
         let path = self.dir.join(STEPS_FILE);
+        if !writes() {
+            return Ok(());
+        }
         let Ok(text) = std::fs::read_to_string(&path) else {
             return Ok(());
         };
@@ -555,10 +597,13 @@ impl Session {
         next.optimizer = format!("optim-e{e}-b{batch}.safetensors");
         next.batch = batch;
         next.partial = Some(sums);
-        self.store.save(&next.params_path(&self.dir))?;
-        self.opt.save(&next.optimizer_path(&self.dir))?;
-        next.save(&self.dir)?;
-        next.prune(&self.dir);
+        self.check_ranks_agree()?;
+        if writes() {
+            self.store.save(&next.params_path(&self.dir))?;
+            self.opt.save(&next.optimizer_path(&self.dir))?;
+            next.save(&self.dir)?;
+            next.prune(&self.dir);
+        }
         // The epoch goes on from the in-memory sums; keep none here.
         next.partial = None;
         self.state = next;
@@ -595,17 +640,50 @@ impl Session {
         self.state.optimizer = format!("optim-e{e}.safetensors");
         self.state.batch = 0;
         self.state.partial = None;
-        self.store.save(&self.state.params_path(&self.dir))?;
-        self.opt.save(&self.state.optimizer_path(&self.dir))?;
+        self.check_ranks_agree()?;
+        let rank0 = writes();
+        if rank0 {
+            self.store.save(&self.state.params_path(&self.dir))?;
+            self.opt.save(&self.state.optimizer_path(&self.dir))?;
+        }
         // A NaN test score never makes a checkpoint the best.
         if score.is_finite() && (score > self.state.best_score || self.state.best_epoch == 0) {
             self.state.best_score = score;
             self.state.best_epoch = e;
-            self.store.save(&self.dir.join(BEST_PARAMS))?;
+            if rank0 {
+                self.store.save(&self.dir.join(BEST_PARAMS))?;
+            }
         }
-        self.state.save(&self.dir)?;
-        self.state.prune(&self.dir);
+        if rank0 {
+            self.state.save(&self.dir)?;
+            self.state.prune(&self.dir);
+        }
         Ok(())
+    }
+
+    /// Before a checkpoint: every rank must hold the same parameters and
+    /// optimizer step (they apply the same summed gradients). A rank that
+    /// drifted is a bug or a broken reduction; stop rather than save one
+    /// rank's view of the model as everyone's.
+    fn check_ranks_agree(&self) -> Result<()> {
+        if !collective::is_distributed() {
+            return Ok(());
+        }
+        let mut bytes = self.opt.steps().to_le_bytes().to_vec();
+        for (name, p) in self.store.iter() {
+            bytes.extend_from_slice(name.as_bytes());
+            let values = p.value.as_vec();
+            bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        collective::agree("parameters", &bytes).map_err(|msg| {
+            Error::invalid(
+                "ranks",
+                format!(
+                    "{msg} before the checkpoint of epoch {}; nothing was saved",
+                    self.state.epoch + 1
+                ),
+            )
+        })
     }
 
     /// Parameter count and the model's layer summary, one item per line.
@@ -642,49 +720,157 @@ fn evaluate_batches(
     let [c, h, w] = ds.shape;
     let bs = cfg.train.eval_batch();
     let mut rng = init::rng(cfg.seed);
-    let mut per_class = vec![(0usize, 0usize); ds.classes.max(1)];
-    let (mut loss_sum, mut correct) = (0.0f64, None::<usize>);
-    let mut rates = RateMeans::default();
-    let mut terms = RateMeans::default();
-    for idx in ds.batch_indices(bs, BatchOrder::Sequential) {
-        let batch = ds.gather(&idx);
+    let mut sums = EvalSums::new(ds.classes.max(1));
+    // Each rank evaluates its contiguous slice of the set; the sums are
+    // reduced after, so every rank gets the whole set's figures.
+    let group = collective::group();
+    let mine: Vec<usize> = collective::shard(ds.len(), group.rank(), group.size()).collect();
+    for idx in mine.chunks(bs.max(1)) {
+        let batch = ds.gather(idx);
         let b = batch.labels.len();
         let x = dev
             .tensor_from_vec(batch.images, (b, c, h, w))
             .traced(Gradients::leaky());
         let mut fwd = Forward::new(store, false, &mut rng);
         fwd.progress = 1.0;
+        // Each image's draws (FSVAE's latent picks) keyed by its index
+        // alone: the same in any batch, on any rank.
+        fwd.draws = Some(draws(cfg.seed, usize::MAX, 0, idx));
         let o = model.objective(x, &batch.labels, &mut fwd)?;
-        loss_sum += o.loss.array() as f64 * b as f64;
+        sums.loss += o.loss.array() as f64 * b as f64;
         // Weighted by images, so that a short last batch counts for what
         // it holds and the means do not depend on the batch size.
-        terms.add_weighted(o.terms, b);
-        rates.add_weighted(fwd.rates, b);
+        sums.terms.add_weighted(o.terms, b);
+        sums.rates.add_weighted(fwd.rates, b);
         for (pred, label) in o.predictions.iter().flatten().zip(&batch.labels) {
-            let hit = *pred == *label as usize;
-            *correct.get_or_insert(0) += hit as usize;
-            if let Some(pc) = per_class.get_mut(*label as usize) {
-                pc.0 += hit as usize;
+            if let Some(pc) = sums.per_class.get_mut(*label as usize) {
+                pc.0 += (*pred == *label as usize) as usize;
                 pc.1 += 1;
             }
         }
+        sums.classified |= o.predictions.is_some();
     }
+    sums.reduce();
     let n = ds.len().max(1);
+    let correct: usize = sums.per_class.iter().map(|p| p.0).sum();
+    let accuracy = sums.classified.then(|| correct as f32 / n as f32);
     Ok(Evaluation {
-        accuracy: correct.map(|c| c as f32 / n as f32),
-        loss: (loss_sum / n as f64) as f32,
-        per_class: correct
+        accuracy,
+        loss: (sums.loss / n as f64) as f32,
+        per_class: accuracy
             .map(|_| {
-                per_class
-                    .iter()
-                    .map(|(c, t)| *c as f32 / (*t).max(1) as f32)
-                    .collect()
+                let pc = sums.per_class.iter();
+                pc.map(|(c, t)| *c as f32 / (*t).max(1) as f32).collect()
             })
             .unwrap_or_default(),
         count: ds.len(),
-        firing_rates: rates.means(),
-        terms: terms.means(),
+        firing_rates: sums.rates.means(),
+        terms: sums.terms.means(),
     })
+}
+
+/// An evaluation's running sums on one rank: loss x images, per class
+/// (correct, seen), weighted terms and rates.
+struct EvalSums {
+    loss: f64,
+    per_class: Vec<(usize, usize)>,
+    terms: RateMeans,
+    rates: RateMeans,
+    classified: bool,
+}
+
+impl EvalSums {
+    fn new(classes: usize) -> Self {
+        Self {
+            loss: 0.0,
+            per_class: vec![(0, 0); classes],
+            terms: RateMeans::default(),
+            rates: RateMeans::default(),
+            classified: false,
+        }
+    }
+
+    /// Sums over ranks in one reduction. Every rank's model names the same
+    /// terms and rates (each rank evaluates at least one image: the
+    /// trainer refuses a test set smaller than the rank count).
+    fn reduce(&mut self) {
+        if !collective::is_distributed() {
+            return;
+        }
+        let mut v = vec![self.loss, self.classified as u8 as f64];
+        v.extend(
+            self.per_class
+                .iter()
+                .flat_map(|(c, t)| [*c as f64, *t as f64]),
+        );
+        for m in [&self.terms, &self.rates] {
+            v.extend(m.0.values().flat_map(|(s, n)| [*s, *n as f64]));
+        }
+        collective::sum_f64(&mut v);
+        let mut it = v.into_iter();
+        let mut next = || it.next().unwrap_or(0.0);
+        self.loss = next();
+        self.classified = next() > 0.0;
+        for pc in &mut self.per_class {
+            *pc = (next() as usize, next() as usize);
+        }
+        for m in [&mut self.terms, &mut self.rates] {
+            for (s, n) in m.0.values_mut() {
+                *s = next();
+                *n = next() as usize;
+            }
+        }
+    }
+}
+
+/// Whether this process writes the run's files: rank 0 (the only one
+/// without MPI) writes `metrics.jsonl`, `steps.jsonl`, curves and
+/// checkpoints; the others compute the same state and write nothing.
+fn writes() -> bool {
+    collective::group().rank() == 0
+}
+
+/// Refuses a split that would leave a rank without images: every rank
+/// needs at least one image of every batch (the epoch's last, short one
+/// included) and of the test set.
+fn check_ranks(cfg: &RunConfig, train: &Dataset, test: &Dataset) -> Result<()> {
+    let ranks = collective::group().size();
+    if ranks == 1 {
+        return Ok(());
+    }
+    let bs = cfg.train.batch_size.max(1);
+    let last = match train.len() % bs {
+        0 => bs.min(train.len()),
+        short => short,
+    };
+    if last < ranks || test.len() < ranks {
+        return Err(Error::invalid(
+            "train.batch_size",
+            format!(
+                "{ranks} ranks each need an image of every batch and of the test set: \
+                 {} training images at batch {bs} end with a batch of {last}, and the test set \
+                 has {}; use at most {} ranks or a batch size that leaves a last batch of at \
+                 least {ranks}",
+                train.len(),
+                test.len(),
+                last.min(test.len()),
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The keys of a training batch's random draws (dropout masks, latent
+/// samples): the batch's from the seed, the epoch and its index in the
+/// epoch; each image's from the seed, the epoch and its dataset index, so
+/// an image draws the same on whatever rank computes it.
+fn draws(seed: u64, epoch: usize, batch: usize, images: &[usize]) -> Draws {
+    let epoch_key = mix64(seed ^ mix64(epoch as u64 ^ 0x7E57_E90C_0000_0000));
+    let keys = images
+        .iter()
+        .map(|&i| mix64(epoch_key ^ i as u64))
+        .collect();
+    Draws::new(mix64(epoch_key ^ mix64(!(batch as u64))), keys)
 }
 
 /// Named per-batch figures (firing rates, loss terms) averaged over the
@@ -715,7 +901,11 @@ impl RateMeans {
     }
 }
 
-/// Writes to stdout, ignoring a closed pipe.
+/// Writes to stdout, ignoring a closed pipe; only rank 0 of several
+/// prints (the others' figures are the same).
 pub fn say(line: &str) {
+    if !writes() {
+        return;
+    }
     let _ = writeln!(std::io::stdout(), "{line}");
 }

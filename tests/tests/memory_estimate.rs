@@ -12,10 +12,10 @@ use snn_core::memory::{self, Guard};
 use snn_core::spec::Forward;
 use snn_core::{device, init};
 use snn_tests::{link_plugins, root};
-use snn_train::bench::{train_step, Learner};
 use snn_train::config::RunConfig;
 use snn_train::memory::{estimate, Growth};
 use snn_train::session::{build_model, optimizer};
+use snn_train::step::{train_step, Learner, StepBatch};
 
 #[global_allocator]
 static ALLOC: Guard<std::alloc::System> = Guard(std::alloc::System);
@@ -44,7 +44,14 @@ fn measured_peak(cfg: &RunConfig) -> u64 {
         opt: &mut opt,
         lr: cfg.train.lr,
     };
-    train_step(&mut learner, x, &labels[..b], &mut rng, &mut |_| {}).unwrap();
+    let step = StepBatch {
+        images: x,
+        labels: &labels[..b],
+        global: b,
+        draws: None,
+        progress: 0.0,
+    };
+    train_step(&mut learner, step, &mut rng, &mut |_| {}).unwrap();
     let train = memory::peak() - before;
     memory::reset_peak();
     let x = dev.tensor_from_vec(

@@ -48,7 +48,7 @@ pub(super) fn spike_pool(
     let params = snn_nn::spiking::taped_params(step.as_ref(), fwd.store)?;
     let (y, fired, stats) = spike_max_pool_taped(step, x, params, shape, operands)?;
     if let (Some(bn), Some(stats)) = (bn, stats) {
-        bn.record_stats(fwd, rows_n, stats)?;
+        bn.record_stats(fwd, stats)?;
     }
     fwd.record_fired(&sn.name, fired, steps * images * h * w * c);
     Ok(y)

@@ -134,20 +134,25 @@ impl AnnVae {
             return mu;
         }
         let shape = *mu.shape();
-        let eps = gaussian(fwd.rng, shape.0 * shape.1);
+        let eps = gaussian(&mut fwd.image_rngs(shape.0), shape.1);
         let eps = mu.device().tensor_from_vec(eps, shape);
         mu + (log_var * 0.5).exp() * eps
     }
 }
 
-/// Standard normal samples (Box-Muller) from the run's generator.
-fn gaussian(rng: &mut Rng, n: usize) -> Vec<f32> {
+/// `per` standard normal samples (Box-Muller) for each image, from that
+/// image's generator.
+fn gaussian(rngs: &mut [Rng], per: usize) -> Vec<f32> {
     use rand::Rng as _;
-    (0..n)
-        .map(|_| {
-            let u1: f32 = rng.gen_range(f32::EPSILON..1.0);
-            let u2: f32 = rng.gen();
-            (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+    rngs.iter_mut()
+        .flat_map(|rng| {
+            (0..per)
+                .map(|_| {
+                    let u1: f32 = rng.gen_range(f32::EPSILON..1.0);
+                    let u2: f32 = rng.gen();
+                    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+                })
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -191,7 +196,7 @@ impl Model for AnnVae {
 
 impl Generator for AnnVae {
     fn sample(&self, count: usize, fwd: &mut Forward<'_>) -> Result<Img> {
-        let z = gaussian(fwd.rng, count * self.latent);
+        let z = gaussian(&mut fwd.image_rngs(count), self.latent);
         let z = fwd
             .store
             .dev()

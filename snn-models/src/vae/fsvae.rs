@@ -254,7 +254,7 @@ impl Fsvae {
         }
         let enc = rows_of(y); // [T * B, latent]
         let n = b * latent;
-        let picks = random_picks(fwd.rng, steps * n, k);
+        let picks = random_picks(&mut fwd.image_rngs(b), steps, latent, k);
 
         // z[t-1] for every t, sampled step by step without gradients.
         let enc_host = enc.retaped::<NoneTape>().as_vec();
@@ -328,16 +328,20 @@ impl Fsvae {
         let n = b * latent;
         let [p0, p1] = self.spec.sampling_p;
         let prob = p0 + (p1 - p0) * fwd.progress;
+        // Whether a step is replaced is one draw for the whole batch; the
+        // coins at exactly half are each image's own.
+        let mut step_coin = fwd.batch_rng();
+        let mut image_coins = fwd.image_rngs(b);
         let mut eval = Forward::new(fwd.store, false, fwd.rng);
         snn_core::grad::no_grad(|| -> Result<()> {
             let mut stepper = Stepper::new(&self.prior, b, eval.store)?;
             for t in 0..steps - 1 {
                 let out = stepper.step(p_in[t * n..(t + 1) * n].to_vec(), &mut eval, dev)?;
-                if t >= self.spec.sampling_start && eval.rng.gen::<f32>() < prob {
+                if t >= self.spec.sampling_start && step_coin.gen::<f32>() < prob {
                     for (i, spikes) in out.chunks(k).enumerate() {
                         let on = spikes.iter().sum::<f32>() / k as f32;
                         let bit = if on == 0.5 {
-                            eval.rng.gen::<bool>()
+                            image_coins[i / latent].gen::<bool>()
                         } else {
                             on > 0.5
                         };
@@ -457,7 +461,7 @@ impl Generator for Fsvae {
         let (steps, latent, k) = (self.steps, self.spec.latent, self.spec.k);
         let n = count * latent;
         let dev = fwd.store.dev().clone();
-        let picks = random_picks(fwd.rng, steps * n, k);
+        let picks = random_picks(&mut fwd.image_rngs(count), steps, latent, k);
         let mut z = vec![0.0; (steps + 1) * n];
         let mut eval = Forward::new(fwd.store, false, fwd.rng);
         snn_core::grad::no_grad(|| -> Result<()> {

@@ -11,9 +11,19 @@ use snn_core::init::Rng;
 use snn_core::{Dev, Scalar};
 use snn_nn::Rows;
 
-/// Random picks: for each of `n` latents, one of `k` spikes.
-pub fn random_picks(rng: &mut Rng, n: usize, k: usize) -> Vec<usize> {
-    (0..n).map(|_| rng.gen_range(0..k)).collect()
+/// Random picks for `[T, B, C]` latents (time-major): for each latent, one
+/// of `k` spikes. Image `i`'s `T * C` picks come from `rngs[i]` in time
+/// order, so they do not depend on the images beside it in the batch.
+pub fn random_picks(rngs: &mut [Rng], steps: usize, latent: usize, k: usize) -> Vec<usize> {
+    let b = rngs.len();
+    let mut picks = vec![0; steps * b * latent];
+    for (i, rng) in rngs.iter_mut().enumerate() {
+        for t in 0..steps {
+            let row = &mut picks[(t * b + i) * latent..][..latent];
+            row.iter_mut().for_each(|p| *p = rng.gen_range(0..k));
+        }
+    }
+    picks
 }
 
 /// `z[r, c] = q[r, c * k + picks[r * C + c]]`: `[R, C * k]` -> `[R, C]`.

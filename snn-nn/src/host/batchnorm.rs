@@ -1,14 +1,36 @@
 //! Batch norm on the CPU as one tape op: statistics, normalisation and the
 //! affine map in two passes over the rows, the closed-form backward in two
 //! more. It keeps no normalised copy: the input (held anyway) is re-read.
+//!
+//! Synchronised across ranks: batch statistics are sums over every rank's
+//! rows ([`snn_core::collective`]), and so are the two sums the backward
+//! pass needs, so a batch split over ranks is normalised (and
+//! differentiated) as the whole batch is in one process. Every path that
+//! normalises by batch statistics (this op, the fused tdBN + neuron and
+//! spike + pool kernels) goes through [`Norm`], the one place that reduces.
 
 use crate::Rows;
 use rayon::prelude::*;
 use snn_core::dfdx::prelude::*;
-use snn_core::{host, Dev, Flat, FlatT, Tp};
+use snn_core::{collective, host, Dev, Flat, FlatT, Tp};
 
-/// Per-channel `(mean, biased variance)`.
-pub type Stats = (Vec<f32>, Vec<f32>);
+/// Per-channel statistics a batch norm normalises with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stats {
+    pub mean: Vec<f32>,
+    /// Biased variance.
+    pub var: Vec<f32>,
+    /// The rows they are over, every rank's (for the running variance's
+    /// unbiasing); 0 for given (running) statistics.
+    pub rows: usize,
+}
+
+impl Stats {
+    /// Given statistics (the running ones), over no counted rows.
+    pub fn given(mean: Vec<f32>, var: Vec<f32>) -> Self {
+        Self { mean, var, rows: 0 }
+    }
+}
 
 /// Values per block of the parallel passes (256 KiB, in whole rows).
 /// Blocks are fixed by the data, not by the threads, and their partial
@@ -48,23 +70,29 @@ fn channel_sums<const K: usize>(
     })
 }
 
-/// Per-channel mean and biased variance of `[rows, c]` data.
+/// Per-channel mean and biased variance of `[rows, c]` data, over every
+/// rank's rows.
 fn moments(x: &[f32], c: usize) -> Stats {
-    let rows = x.len() / c.max(1);
     let [sum, sq] = channel_sums(x, c, |r, _, [sum, sq]| {
         for ((s, q), v) in sum.iter_mut().zip(sq.iter_mut()).zip(r) {
             *s += *v as f64;
             *q += (*v as f64) * (*v as f64);
         }
     });
+    // One reduction: the sums and the row count.
+    let mut all: Vec<f64> = [sum, sq].concat();
+    all.push((x.len() / c.max(1)) as f64);
+    collective::sum_f64(&mut all);
+    let rows = all[2 * c] as usize;
+    let (sum, sq) = all[..2 * c].split_at(c);
     let n = rows.max(1) as f64;
     let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
     let var = sq
         .iter()
-        .zip(&sum)
+        .zip(sum)
         .map(|(q, s)| ((q / n) - (s / n) * (s / n)).max(0.0) as f32)
         .collect();
-    (mean, var)
+    Stats { mean, var, rows }
 }
 
 /// One batch norm's per-channel constants for a pass: `y = (x - mean) *
@@ -77,6 +105,8 @@ pub struct Norm {
     c: usize,
     mean: Vec<f32>,
     var: Vec<f32>,
+    /// Every rank's rows (batch statistics), else 0.
+    rows: usize,
     inv: Vec<f32>,
     gain: Vec<f32>,
     shift: Vec<f32>,
@@ -97,7 +127,7 @@ impl Norm {
         scale: f32,
     ) -> Self {
         let batch_stats = stats.is_none();
-        let (mean, var) = stats.unwrap_or_else(|| moments(xs, c));
+        let Stats { mean, var, rows } = stats.unwrap_or_else(|| moments(xs, c));
         let inv = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
         // The effective per-channel gain: gamma times the constant scale
         // (alpha * V_th for tdBN, 1 for plain batch norm).
@@ -106,6 +136,7 @@ impl Norm {
             c,
             mean,
             var,
+            rows,
             inv,
             gain,
             shift: beta.to_vec(),
@@ -117,7 +148,11 @@ impl Norm {
     /// The statistics used, `(mean, biased variance)`: as given, or the
     /// batch's (for the running averages).
     pub fn stats(&self) -> Stats {
-        (self.mean.clone(), self.var.clone())
+        Stats {
+            mean: self.mean.clone(),
+            var: self.var.clone(),
+            rows: self.rows,
+        }
     }
 
     /// `y` of the values `xs[at..at + out.len()]` of the `[rows, c]` input:
@@ -179,13 +214,21 @@ impl Norm {
                 *dg += (g * xhat) as f64;
             }
         });
-        let n = (g.len() / c.max(1)) as f32;
         let scales: Vec<f32> = self.gain.iter().zip(inv).map(|(g, i)| g * i).collect();
-        let (db32, dg32): (Vec<f32>, Vec<f32>) = db
+        // With batch statistics every rank's rows moved the mean and
+        // variance, so the input gradient needs the sums over all of them;
+        // gamma and beta get this rank's own (the step sums those).
+        let mut all: Vec<f64> = [&db[..], &dg[..]].concat();
+        if self.batch_stats {
+            collective::sum_f64(&mut all);
+        }
+        let n = self.rows.max(1) as f32;
+        let (db32, dg32): (Vec<f32>, Vec<f32>) = all[..c]
             .iter()
-            .zip(&dg)
+            .zip(&all[c..])
             .map(|(b, g)| (*b as f32, *g as f32))
             .unzip();
+        let db_own: Vec<f32> = db.iter().map(|b| *b as f32).collect();
         // Zipped rows and the mode chosen outside the loops: no index
         // checks or branches per element, so both loops vectorise.
         let block = block_rows(c) * c.max(1);
@@ -213,7 +256,7 @@ impl Norm {
             });
         }
         let dg = dg.iter().map(|v| *v as f32 * self.scale).collect();
-        (dg, db32)
+        (dg, db_own)
     }
 }
 
