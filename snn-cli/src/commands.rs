@@ -243,7 +243,7 @@ pub fn train(
             eprintln!("second interrupt: exiting now");
             std::process::exit(130);
         }
-        eprintln!("interrupt: stopping after this step with a checkpoint (again to quit at once)");
+        note("interrupt: stopping after this step with a checkpoint (again to quit at once)");
     });
     if handler.is_ok() {
         session.interrupt = Some(stop);
@@ -860,6 +860,17 @@ pub fn bench(
             r.dense_floor_s,
             r.median_s / r.dense_floor_s
         ));
+        if r.ranks > 1 && r.mode == "train" {
+            say(&format!(
+                "  {} ranks, {} images each (rank 0): {:.3} s/step in {} reductions ({:.1} MB of gradient summed), {:.3} s computing",
+                r.ranks,
+                r.local_batch,
+                r.comm_median_s,
+                r.reductions_per_step,
+                r.reduced_gradient_bytes as f64 / 1e6,
+                r.median_s - r.comm_median_s
+            ));
+        }
     }
     Ok(())
 }

@@ -44,6 +44,7 @@ impl Ranks {
 
     /// Closes MPI (every rank must reach this) and exits with `code`.
     pub fn finish(self, code: i32) -> ! {
+        #[cfg(feature = "mpi")]
         drop(self);
         std::process::exit(code)
     }
@@ -144,7 +145,13 @@ mod mpi_group {
 
         fn describe(&self) -> String {
             let library = mpi::environment::library_version().unwrap_or_default();
-            let library = library.lines().next().unwrap_or("MPI").trim().to_string();
+            // "Open MPI v4.1.4, package: ..., ident: ...": its name.
+            let library = library
+                .split([',', '\n'])
+                .next()
+                .unwrap_or("MPI")
+                .trim()
+                .to_string();
             format!("{} ranks over MPI ({library})", self.size)
         }
     }

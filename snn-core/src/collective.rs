@@ -52,6 +52,8 @@ impl Collective for Single {
 static GROUP: OnceLock<Box<dyn Collective>> = OnceLock::new();
 /// Nanoseconds spent inside reductions since the last [`take_seconds`].
 static WAITED_NS: AtomicU64 = AtomicU64::new(0);
+/// Reductions made since the last [`take_seconds`].
+static CALLS: AtomicU64 = AtomicU64::new(0);
 
 /// Makes `group` the process's group. Only the first call counts (returns
 /// false after); call it before anything trains.
@@ -111,12 +113,14 @@ fn timed(f: impl FnOnce(&dyn Collective)) {
     let t0 = Instant::now();
     f(g);
     WAITED_NS.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    CALLS.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Seconds spent in reductions since the last call (communication plus
-/// waiting for slower ranks), and resets the count.
-pub fn take_seconds() -> f64 {
-    WAITED_NS.swap(0, Ordering::Relaxed) as f64 * 1e-9
+/// waiting for slower ranks) and how many there were; resets both.
+pub fn take_seconds() -> (f64, u64) {
+    let ns = WAITED_NS.swap(0, Ordering::Relaxed);
+    (ns as f64 * 1e-9, CALLS.swap(0, Ordering::Relaxed))
 }
 
 /// The contiguous slice of `len` items that rank `rank` of `size` takes:

@@ -221,7 +221,10 @@ mod tests {
             crop_padding: 0,
             hflip: true,
         };
-        let images: Vec<f32> = (0..4 * 28 * 28).map(|i| ((i * 7) % 13) as f32).collect();
+        // Four copies of one image: what differs between them is the draws.
+        let images: Vec<f32> = (0..4 * 28 * 28)
+            .map(|i| ((i % (28 * 28) * 7) % 13) as f32)
+            .collect();
         let run = |index: usize| {
             let mut b = Batch {
                 images: images.clone(),

@@ -59,6 +59,9 @@ pub struct BenchReport {
     /// Bytes of gradient one step sums across ranks (each rank sends and
     /// receives about twice this in a ring all-reduce); 0 for one process.
     pub reduced_gradient_bytes: usize,
+    /// Reductions in one training step (one for the gradients, two per
+    /// batch norm, one for the step's figures); 0 for one process.
+    pub reductions_per_step: u64,
     /// Median seconds of each phase of a training step (absent when
     /// inferring): where a step's time goes.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -111,7 +114,7 @@ pub fn run(
         Mode::Train => collective::shard(batch, rank, ranks),
         _ => 0..batch,
     };
-    let (mut comm, mut reduced) = (Vec::with_capacity(steps), 0);
+    let (mut comm, mut reduced, mut reductions) = (Vec::with_capacity(steps), 0, 0);
     let mut times = Vec::with_capacity(steps);
     let mut phases: [Vec<f64>; 3] = Default::default();
     let mut macs = 0;
@@ -140,11 +143,13 @@ pub fn run(
                     global: batch,
                     draws: None,
                     progress: 0.0,
+                    keep_gradients: false,
                 };
                 let out = train_step(&mut learner, step, &mut rng, &mut mark)?;
                 if i >= warmup {
                     comm.push(out.comm_s);
                     reduced = out.reduced_values;
+                    reductions = out.reductions;
                     let starts = [t0, ends[0], ends[1]];
                     for ((p, a), b) in phases.iter_mut().zip(starts).zip(ends) {
                         p.push((b - a).as_secs_f64());
@@ -206,6 +211,7 @@ pub fn run(
         local_batch: mine.len(),
         comm_median_s: comm.get(comm.len() / 2).copied().unwrap_or(0.0),
         reduced_gradient_bytes: reduced * 4,
+        reductions_per_step: reductions,
         time_steps: cfg.time_steps,
         warmup,
         steps: times.len(),

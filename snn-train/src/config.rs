@@ -133,6 +133,16 @@ pub struct TrainConfig {
     /// (`500`, `"500 steps"`) or minutes (`"10 min"`), so a kill loses at
     /// most that much work; epoch ends always checkpoint.
     pub checkpoint_every: CheckpointEvery,
+    /// Write the gradient of each of the first this many optimizer steps
+    /// (summed over ranks, before the update) to the run folder's
+    /// `gradients/step-N.safetensors`: to check a run on several ranks
+    /// against one process (0, the default: off).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub save_gradients: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// How often training writes a checkpoint inside an epoch.
@@ -230,6 +240,7 @@ impl Default for TrainConfig {
             log_every: 20,
             on_divergence: OnDivergence::Stop,
             checkpoint_every: CheckpointEvery::default(),
+            save_gradients: 0,
         }
     }
 }

@@ -282,6 +282,7 @@ fn probe(cfg: &RunConfig) -> Result<Peaks> {
         global: b,
         draws: None,
         progress: 0.0,
+        keep_gradients: false,
     };
     train_step(&mut learner, step, &mut rng, &mut step_phase)?;
     // Evaluation: the parameters and optimizer state (held now) and one

@@ -316,6 +316,7 @@ impl Session {
                 global: idx.len(),
                 draws: Some(draws(self.cfg.seed, epoch, index, mine)),
                 progress,
+                keep_gradients: self.state.step < self.cfg.train.save_gradients,
             };
             lr = learning_rate(&self.cfg, self.state.step, total_steps);
             let mut learner = Learner {
@@ -324,8 +325,11 @@ impl Session {
                 opt: &mut self.opt,
                 lr,
             };
-            let out = train_step(&mut learner, step_batch, &mut rng, &mut |_| {})?;
+            let mut out = train_step(&mut learner, step_batch, &mut rng, &mut |_| {})?;
             comm_seconds += out.comm_s;
+            if let Some(g) = out.gradients.take() {
+                self.save_gradients(self.state.step + 1, out.loss, g)?;
+            }
             if !out.applied {
                 match self.cfg.train.on_divergence {
                     // No update, no statistics (and no optimizer step).
@@ -610,6 +614,26 @@ impl Session {
         Ok(())
     }
 
+    /// Rank 0 writes step `step`'s gradients (as the optimizer got them)
+    /// and the global loss to `gradients/step-NNNNNN.safetensors`.
+    fn save_gradients(&self, step: u64, loss: f32, grads: Vec<(String, Vec<f32>)>) -> Result<()> {
+        if !writes() {
+            return Ok(());
+        }
+        let dir = self.dir.join("gradients");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let tensors: Vec<_> = grads
+            .into_iter()
+            .map(|(n, g)| (n, vec![g.len()], g))
+            .collect();
+        let meta = [
+            ("loss".to_string(), format!("{loss:e}")),
+            ("ranks".to_string(), collective::group().size().to_string()),
+        ];
+        let path = dir.join(format!("step-{step:06}.safetensors"));
+        snn_core::params::write_safetensors(&path, &tensors, meta.into_iter().collect())
+    }
+
     /// Where the last checkpoint is, for messages.
     fn last_good(&self) -> String {
         if self.state.params.is_empty() {
@@ -679,8 +703,8 @@ impl Session {
             Error::invalid(
                 "ranks",
                 format!(
-                    "{msg} before the checkpoint of epoch {}; nothing was saved",
-                    self.state.epoch + 1
+                    "{msg} before the checkpoint at step {}; nothing was saved",
+                    self.state.step
                 ),
             )
         })

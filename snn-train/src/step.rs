@@ -38,6 +38,8 @@ pub struct StepBatch<'a> {
     pub draws: Option<Draws>,
     /// Fraction of training done before this step (FSVAE's schedule).
     pub progress: f32,
+    /// Return the summed gradients ([`StepOutcome::gradients`]).
+    pub keep_gradients: bool,
 }
 
 /// The global batch's figures after a step, the same on every rank.
@@ -53,8 +55,13 @@ pub struct StepOutcome {
     pub applied: bool,
     /// Seconds this rank spent in reductions (communication and waiting).
     pub comm_s: f64,
+    /// Reductions made (gradients, batch-norm statistics, figures).
+    pub reductions: u64,
     /// Gradient values summed across ranks (0 for one process).
     pub reduced_values: usize,
+    /// Each trainable parameter's gradient as the optimizer got it (summed
+    /// over ranks), when the batch asked to keep them.
+    pub gradients: Option<Vec<(String, Vec<f32>)>>,
 }
 
 /// One training step on this rank's slice of a batch: forward recording
@@ -98,7 +105,7 @@ pub fn train_step(
     );
     phase_end(0);
     if !out.loss.is_finite() {
-        out.comm_s = collective::take_seconds();
+        (out.comm_s, out.reductions) = collective::take_seconds();
         return Ok(out);
     }
     // One process keeps its loss as it is (bit for bit what it was before
@@ -111,13 +118,24 @@ pub fn train_step(
     let mut grads = loss.backward();
     phase_end(1);
     out.reduced_values = sum_gradients(store, &mut grads)?;
+    if batch.keep_gradients {
+        let names = store
+            .iter()
+            .filter(|(_, p)| p.trainable)
+            .map(|(n, _)| n.clone());
+        let names: Vec<String> = names.collect();
+        let kept = names
+            .into_iter()
+            .map(|n| Ok((n.clone(), store.grad(&grads, &n)?.as_vec())));
+        out.gradients = Some(kept.collect::<Result<_>>()?);
+    }
     opt.update(store, &mut grads, lr)?;
     Forward::apply_updates(updates, store)?;
     model.after_step(store)?;
     drop(grads);
     phase_end(2);
     out.applied = true;
-    out.comm_s = collective::take_seconds();
+    (out.comm_s, out.reductions) = collective::take_seconds();
     Ok(out)
 }
 

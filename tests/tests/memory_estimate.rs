@@ -50,6 +50,7 @@ fn measured_peak(cfg: &RunConfig) -> u64 {
         global: b,
         draws: None,
         progress: 0.0,
+        keep_gradients: false,
     };
     train_step(&mut learner, step, &mut rng, &mut |_| {}).unwrap();
     let train = memory::peak() - before;
