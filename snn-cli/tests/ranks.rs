@@ -131,6 +131,72 @@ fn two_and_three_ranks_compute_the_gradients_of_one_process() {
     }
 }
 
+/// A tiny FSVAE (tdBN everywhere, latent picks and scheduled sampling
+/// from each image's and the batch's keyed draws).
+const TINY_FSVAE: &str = r#"
+seed = 5
+time_steps = 4
+[model]
+type = "fsvae"
+channels = [4, 4, 8, 8]
+latent = 8
+k = 4
+sampling_start = 1
+sampling_p = [0.9, 0.9]
+[neuron]
+type = "lif"
+[decoder]
+type = "taid"
+[data]
+dataset = "mnist"
+root = "data/mnist-subset"
+train_limit = 64
+test_limit = 32
+image_size = 32
+symmetric = true
+[train]
+epochs = 1
+batch_size = 16
+log_every = 1
+save_gradients = 2
+"#;
+
+#[test]
+fn fsvae_on_two_and_three_ranks_computes_the_gradients_of_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tiny-fsvae.toml");
+    std::fs::write(&config, TINY_FSVAE).unwrap();
+    let out = |n: usize| dir.path().join(format!("np{n}"));
+    let args = |n: usize| -> Vec<String> {
+        let c = config.display().to_string();
+        let o = out(n).display().to_string();
+        ["train", "--quiet", "--config", &c, "--out", &o]
+            .map(String::from)
+            .to_vec()
+    };
+    run(alone(&args(1)));
+    let runs = [2, 3].map(|n| mpirun(n, &args(n)).output().unwrap());
+    for step in 1..=2 {
+        let (one, loss_one) = gradients(&out(1), step);
+        for n in [2, 3] {
+            let (many, loss) = gradients(&out(n), step);
+            let d = relative_difference(&many, &one);
+            assert!(
+                d < 1e-5,
+                "FSVAE step {step}, {n} ranks: gradient differs by {d:e}"
+            );
+            let dl = (loss - loss_one).abs() / loss_one;
+            assert!(
+                dl < 1e-5,
+                "FSVAE step {step}, {n} ranks: loss {loss} vs {loss_one}"
+            );
+        }
+    }
+    for o in runs {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
 /// Whole files of a run folder, for byte comparisons.
 fn bytes(run: &Path, file: &str) -> Vec<u8> {
     std::fs::read(run.join(file)).unwrap_or_else(|e| panic!("{}: {e}", run.join(file).display()))
