@@ -109,23 +109,32 @@ fn memory_check(cfg: &RunConfig, path: &Path) -> Result<Option<snn_train::memory
     } else {
         "train.batch_size"
     };
-    if let Some(m) = memory::machine_bytes().filter(|&m| est.total > m) {
+    // Ranks on one machine share its memory.
+    let local = Ranks::on_this_machine();
+    let (total, of) = match local {
+        1 => (est.total, String::new()),
+        n => (
+            est.total * n as u64,
+            format!(", x {n} ranks on this machine"),
+        ),
+    };
+    if let Some(m) = memory::machine_bytes().filter(|&m| total > m) {
         bail!(
-            "{}: {}: that is more than this machine's {:.1} GiB of memory; lower \
+            "{}: {}{of}: that is more than this machine's {:.1} GiB of memory; lower \
              {batch_key}, time_steps or the layer sizes",
             path.display(),
             est.describe(),
             memory::gib(m)
         );
     }
-    if let Some(a) = memory::available_bytes().filter(|&a| est.total > a) {
-        eprintln!(
-            "warning: {}: {}: that is more than the {:.1} GiB free now; the run may be killed \
-             for memory",
+    if let Some(a) = memory::available_bytes().filter(|&a| total > a) {
+        note(&format!(
+            "warning: {}: {}{of}: that is more than the {:.1} GiB free now; the run may be \
+             killed for memory",
             path.display(),
             est.describe(),
             memory::gib(a)
-        );
+        ));
     }
     Ok(Some(est))
 }
@@ -227,8 +236,9 @@ pub fn train(
         session.describe().lines().next().unwrap_or_default(),
         memory
             .map(|e| format!(
-                "; estimated peak memory {:.2} GiB{}",
+                "; estimated peak memory {:.2} GiB{}{}",
                 snn_core::memory::gib(e.total),
+                if group.size() > 1 { " per rank" } else { "" },
                 machine_note()
             ))
             .unwrap_or_default()

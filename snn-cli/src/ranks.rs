@@ -73,6 +73,17 @@ impl Ranks {
         self.finish(1)
     }
 
+    /// Ranks sharing this machine (and its memory): what the launcher
+    /// says (Open MPI's `OMPI_COMM_WORLD_LOCAL_SIZE`, SLURM's
+    /// `SLURM_NTASKS_PER_NODE`), else 1.
+    pub fn on_this_machine() -> usize {
+        ["OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok()?.parse().ok())
+            .filter(|n| *n >= 1)
+            .unwrap_or(1)
+    }
+
     /// Whether this process prints: rank 0 does, the others stay quiet
     /// (their figures are rank 0's; an error is printed by every rank).
     pub fn prints() -> bool {

@@ -112,9 +112,9 @@ pub struct TrainConfig {
     /// left out, 4x `batch_size` (no tape is kept, so a larger batch fits).
     /// That pass can be a run's memory peak (the FSVAE at batch 250: ~6.5
     /// GiB allocated in the test pass against ~3 GiB a training step), so a
-    /// smaller one lowers it. Scores do not depend on it up to rounding,
-    /// except the FSVAE's test loss, whose posterior samples are drawn
-    /// batch by batch (another split, other draws).
+    /// smaller one lowers it. Scores do not depend on it up to rounding
+    /// (the FSVAE's posterior samples are drawn per image, keyed by the
+    /// image's index, whatever batch or rank it is in).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eval_batch_size: Option<usize>,
     pub lr: f32,

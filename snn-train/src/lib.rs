@@ -8,6 +8,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod curves;
+pub mod evaluate;
 pub mod generate;
 pub mod lock;
 pub mod memory;

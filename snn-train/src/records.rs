@@ -84,3 +84,31 @@ pub fn read_steps(dir: &std::path::Path) -> Vec<StepMetrics> {
 pub fn parse_metrics_line(line: &str) -> Result<EpochMetrics> {
     serde_json::from_str(line).map_err(|e| Error::invalid("metrics line", e.to_string()))
 }
+
+/// Named per-batch figures (firing rates, loss terms) averaged over the
+/// batches of an epoch (training) or over the images (evaluation).
+#[derive(Default)]
+pub(crate) struct RateMeans(pub(crate) BTreeMap<String, (f64, usize)>);
+
+impl RateMeans {
+    /// One batch's values, each counted once.
+    pub(crate) fn add(&mut self, batch: Vec<(String, f32)>) {
+        self.add_weighted(batch, 1);
+    }
+
+    /// One batch's values (batch means), counted `weight` times.
+    pub(crate) fn add_weighted(&mut self, batch: Vec<(String, f32)>, weight: usize) {
+        for (name, v) in batch {
+            let e = self.0.entry(name).or_insert((0.0, 0));
+            e.0 += v as f64 * weight as f64;
+            e.1 += weight;
+        }
+    }
+
+    pub(crate) fn means(self) -> BTreeMap<String, f32> {
+        self.0
+            .into_iter()
+            .map(|(k, (s, n))| (k, (s / n.max(1) as f64) as f32))
+            .collect()
+    }
+}

@@ -3,18 +3,17 @@
 use crate::checkpoint::PartialEpoch;
 use crate::checkpoint::{Checkpoint, CONFIG_FILE};
 use crate::config::{CheckpointEvery, OnDivergence, OptimizerKind, RunConfig};
-use crate::records::{EpochMetrics, StepMetrics};
-use crate::step::{train_step, Learner, StepBatch};
+pub use crate::evaluate::{evaluate, Evaluation};
+use crate::records::{EpochMetrics, RateMeans, StepMetrics};
+use crate::step::{batch_draws, train_step, Learner, StepBatch};
 use crate::{curves, learning_rate};
 use indicatif::ProgressBar;
-use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{self, Rng};
 use snn_core::optim::{Adam, AdamConfig, Decay};
-use snn_core::spec::{mix64, Draws, Forward, Model, ModelParts};
+use snn_core::spec::{Model, ModelParts};
 use snn_core::{collective, device, fsutil, Dev, Error, ParamStore, Result};
 use snn_data::{augment, BatchOrder, Dataset, Split};
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -23,29 +22,6 @@ pub const METRICS_FILE: &str = "metrics.jsonl";
 pub const STEPS_FILE: &str = "steps.jsonl";
 pub const CURVES_FILE: &str = "curves.png";
 pub const BEST_PARAMS: &str = "best.safetensors";
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Evaluation {
-    /// Classifiers only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub accuracy: Option<f32>,
-    pub loss: f32,
-    /// Accuracy per class (classifiers only).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub per_class: Vec<f32>,
-    pub count: usize,
-    pub firing_rates: BTreeMap<String, f32>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub terms: BTreeMap<String, f32>,
-}
-
-impl Evaluation {
-    /// Higher is better: the accuracy of a classifier, minus the loss of
-    /// any other model. Picks `best.safetensors`.
-    pub fn score(&self) -> f32 {
-        self.accuracy.unwrap_or(-self.loss)
-    }
-}
 
 pub struct Session {
     pub cfg: RunConfig,
@@ -314,7 +290,7 @@ impl Session {
                 images: self.dev.tensor_from_vec(batch.images, (b, c, h, w)),
                 labels: &batch.labels,
                 global: idx.len(),
-                draws: Some(draws(self.cfg.seed, epoch, index, mine)),
+                draws: Some(batch_draws(self.cfg.seed, epoch, index, mine)),
                 progress,
                 keep_gradients: self.state.step < self.cfg.train.save_gradients,
             };
@@ -721,132 +697,6 @@ impl Session {
     }
 }
 
-/// Mean loss, loss terms, firing rates and (classifiers) accuracy and
-/// per-class accuracy of `model` on `ds` (inference mode, batches of
-/// `train.eval_batch_size`, no gradients), each a mean over images.
-pub fn evaluate(
-    cfg: &RunConfig,
-    dev: &Dev,
-    store: &ParamStore,
-    model: &dyn Model,
-    ds: &Dataset,
-) -> Result<Evaluation> {
-    snn_core::grad::no_grad(|| evaluate_batches(cfg, dev, store, model, ds))
-}
-
-fn evaluate_batches(
-    cfg: &RunConfig,
-    dev: &Dev,
-    store: &ParamStore,
-    model: &dyn Model,
-    ds: &Dataset,
-) -> Result<Evaluation> {
-    let [c, h, w] = ds.shape;
-    let bs = cfg.train.eval_batch();
-    let mut rng = init::rng(cfg.seed);
-    let mut sums = EvalSums::new(ds.classes.max(1));
-    // Each rank evaluates its contiguous slice of the set; the sums are
-    // reduced after, so every rank gets the whole set's figures.
-    let group = collective::group();
-    let mine: Vec<usize> = collective::shard(ds.len(), group.rank(), group.size()).collect();
-    for idx in mine.chunks(bs.max(1)) {
-        let batch = ds.gather(idx);
-        let b = batch.labels.len();
-        let x = dev
-            .tensor_from_vec(batch.images, (b, c, h, w))
-            .traced(Gradients::leaky());
-        let mut fwd = Forward::new(store, false, &mut rng);
-        fwd.progress = 1.0;
-        // Each image's draws (FSVAE's latent picks) keyed by its index
-        // alone: the same in any batch, on any rank.
-        fwd.draws = Some(draws(cfg.seed, usize::MAX, 0, idx));
-        let o = model.objective(x, &batch.labels, &mut fwd)?;
-        sums.loss += o.loss.array() as f64 * b as f64;
-        // Weighted by images, so that a short last batch counts for what
-        // it holds and the means do not depend on the batch size.
-        sums.terms.add_weighted(o.terms, b);
-        sums.rates.add_weighted(fwd.rates, b);
-        for (pred, label) in o.predictions.iter().flatten().zip(&batch.labels) {
-            if let Some(pc) = sums.per_class.get_mut(*label as usize) {
-                pc.0 += (*pred == *label as usize) as usize;
-                pc.1 += 1;
-            }
-        }
-        sums.classified |= o.predictions.is_some();
-    }
-    sums.reduce();
-    let n = ds.len().max(1);
-    let correct: usize = sums.per_class.iter().map(|p| p.0).sum();
-    let accuracy = sums.classified.then(|| correct as f32 / n as f32);
-    Ok(Evaluation {
-        accuracy,
-        loss: (sums.loss / n as f64) as f32,
-        per_class: accuracy
-            .map(|_| {
-                let pc = sums.per_class.iter();
-                pc.map(|(c, t)| *c as f32 / (*t).max(1) as f32).collect()
-            })
-            .unwrap_or_default(),
-        count: ds.len(),
-        firing_rates: sums.rates.means(),
-        terms: sums.terms.means(),
-    })
-}
-
-/// An evaluation's running sums on one rank: loss x images, per class
-/// (correct, seen), weighted terms and rates.
-struct EvalSums {
-    loss: f64,
-    per_class: Vec<(usize, usize)>,
-    terms: RateMeans,
-    rates: RateMeans,
-    classified: bool,
-}
-
-impl EvalSums {
-    fn new(classes: usize) -> Self {
-        Self {
-            loss: 0.0,
-            per_class: vec![(0, 0); classes],
-            terms: RateMeans::default(),
-            rates: RateMeans::default(),
-            classified: false,
-        }
-    }
-
-    /// Sums over ranks in one reduction. Every rank's model names the same
-    /// terms and rates (each rank evaluates at least one image: the
-    /// trainer refuses a test set smaller than the rank count).
-    fn reduce(&mut self) {
-        if !collective::is_distributed() {
-            return;
-        }
-        let mut v = vec![self.loss, self.classified as u8 as f64];
-        v.extend(
-            self.per_class
-                .iter()
-                .flat_map(|(c, t)| [*c as f64, *t as f64]),
-        );
-        for m in [&self.terms, &self.rates] {
-            v.extend(m.0.values().flat_map(|(s, n)| [*s, *n as f64]));
-        }
-        collective::sum_f64(&mut v);
-        let mut it = v.into_iter();
-        let mut next = || it.next().unwrap_or(0.0);
-        self.loss = next();
-        self.classified = next() > 0.0;
-        for pc in &mut self.per_class {
-            *pc = (next() as usize, next() as usize);
-        }
-        for m in [&mut self.terms, &mut self.rates] {
-            for (s, n) in m.0.values_mut() {
-                *s = next();
-                *n = next() as usize;
-            }
-        }
-    }
-}
-
 /// Whether this process writes the run's files: rank 0 (the only one
 /// without MPI) writes `metrics.jsonl`, `steps.jsonl`, curves and
 /// checkpoints; the others compute the same state and write nothing.
@@ -882,47 +732,6 @@ fn check_ranks(cfg: &RunConfig, train: &Dataset, test: &Dataset) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// The keys of a training batch's random draws (dropout masks, latent
-/// samples): the batch's from the seed, the epoch and its index in the
-/// epoch; each image's from the seed, the epoch and its dataset index, so
-/// an image draws the same on whatever rank computes it.
-fn draws(seed: u64, epoch: usize, batch: usize, images: &[usize]) -> Draws {
-    let epoch_key = mix64(seed ^ mix64(epoch as u64 ^ 0x7E57_E90C_0000_0000));
-    let keys = images
-        .iter()
-        .map(|&i| mix64(epoch_key ^ i as u64))
-        .collect();
-    Draws::new(mix64(epoch_key ^ mix64(!(batch as u64))), keys)
-}
-
-/// Named per-batch figures (firing rates, loss terms) averaged over the
-/// batches of an epoch (training) or over the images (evaluation).
-#[derive(Default)]
-struct RateMeans(BTreeMap<String, (f64, usize)>);
-
-impl RateMeans {
-    /// One batch's values, each counted once.
-    fn add(&mut self, batch: Vec<(String, f32)>) {
-        self.add_weighted(batch, 1);
-    }
-
-    /// One batch's values (batch means), counted `weight` times.
-    fn add_weighted(&mut self, batch: Vec<(String, f32)>, weight: usize) {
-        for (name, v) in batch {
-            let e = self.0.entry(name).or_insert((0.0, 0));
-            e.0 += v as f64 * weight as f64;
-            e.1 += weight;
-        }
-    }
-
-    fn means(self) -> BTreeMap<String, f32> {
-        self.0
-            .into_iter()
-            .map(|(k, (s, n))| (k, (s / n.max(1) as f64) as f32))
-            .collect()
-    }
 }
 
 /// Writes to stdout, ignoring a closed pipe; only rank 0 of several

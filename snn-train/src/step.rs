@@ -15,7 +15,7 @@ use snn_core::collective;
 use snn_core::dfdx::prelude::*;
 use snn_core::init::Rng;
 use snn_core::optim::Adam;
-use snn_core::spec::{Draws, Forward, Model};
+use snn_core::spec::{mix64, Draws, Forward, Model};
 use snn_core::{Dev, Error, ParamStore, Result};
 
 /// What a training step changes: a model's parameters and its optimizer.
@@ -218,4 +218,22 @@ fn sum_gradients(store: &ParamStore, grads: &mut Gradients<f32, Dev>) -> Result<
         "ranks",
         "training on several ranks sums gradients in host memory; this CUDA build cannot (docs/scaling.md)",
     ))
+}
+
+/// The epoch number evaluation keys its draws with: the same every epoch
+/// (an image's test loss moves only with the parameters), and no training
+/// epoch's.
+pub const EVALUATION: usize = usize::MAX;
+
+/// The keys of a training batch's random draws (dropout masks, latent
+/// samples): the batch's from the seed, the epoch and its index in the
+/// epoch; each image's from the seed, the epoch and its dataset index, so
+/// an image draws the same on whatever rank computes it.
+pub fn batch_draws(seed: u64, epoch: usize, batch: usize, images: &[usize]) -> Draws {
+    let epoch_key = mix64(seed ^ mix64(epoch as u64 ^ 0x7E57_E90C_0000_0000));
+    let keys = images
+        .iter()
+        .map(|&i| mix64(epoch_key ^ i as u64))
+        .collect();
+    Draws::new(mix64(epoch_key ^ mix64(!(batch as u64))), keys)
 }
