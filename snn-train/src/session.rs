@@ -364,7 +364,6 @@ impl Session {
                     bar.inc(1);
                 }
             }
-            let stop = self.stop_requested();
             let due = index + 1 < batches.len()
                 && match self.cfg.train.checkpoint_every {
                     CheckpointEvery::Steps(n) => self.state.step.is_multiple_of(n),
@@ -372,6 +371,7 @@ impl Session {
                         last_checkpoint.elapsed().as_secs_f64() >= m * 60.0
                     }
                 };
+            let (stop, due) = self.agree_to_stop_or_save(due);
             if stop || due {
                 let sums = PartialEpoch {
                     rng_word_pos: rng.get_word_pos().to_string(),
@@ -446,20 +446,22 @@ impl Session {
         Ok((m, score))
     }
 
-    /// Whether to stop after this step: asked on any rank (Ctrl-C reaches
-    /// each rank's handler at its own moment), so every rank stops after
-    /// the same step.
-    fn stop_requested(&self) -> bool {
+    /// Whether to stop after this step, and whether a checkpoint is `due`:
+    /// true on every rank when true on any. Ctrl-C reaches each rank's
+    /// handler at its own moment, and a checkpoint every few minutes reads
+    /// each rank's own clock; the ranks must still stop and save after the
+    /// same step (saving is collective: the parameters are compared).
+    fn agree_to_stop_or_save(&self, due: bool) -> (bool, bool) {
         let asked = self
             .interrupt
             .as_ref()
             .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst));
         if !collective::is_distributed() {
-            return asked;
+            return (asked, due);
         }
-        let mut any = [asked as u8 as f64];
+        let mut any = [asked as u8 as f64, due as u8 as f64];
         collective::sum_f64(&mut any);
-        any[0] > 0.0
+        (any[0] > 0.0, any[1] > 0.0)
     }
 
     fn progress_bar(&self, len: usize, epoch: usize) -> Option<ProgressBar> {
