@@ -197,6 +197,22 @@ fn sum_gradients(store: &ParamStore, grads: &mut Gradients<f32, Dev>) -> Result<
         return Ok(0);
     }
     snn_core::host_kernels! {
+        return sum_host_gradients(store, grads);
+    }
+    #[allow(unreachable_code)]
+    {
+        let _ = (store, grads);
+        Err(Error::invalid(
+            "ranks",
+            "training on several ranks sums gradients in host memory; this CUDA build cannot \
+             (docs/scaling.md: a GPU build would reduce with NCCL)",
+        ))
+    }
+}
+
+snn_core::host_kernels! {
+    /// [`sum_gradients`] on host buffers: one flat copy, one sum, copied back.
+    fn sum_host_gradients(store: &ParamStore, grads: &mut Gradients<f32, Dev>) -> Result<usize> {
         let params: Vec<_> = store.iter().filter(|(_, p)| p.trainable).map(|(_, p)| p.value.clone()).collect();
         let device = |e| Error::Device(format!("{e:?}"));
         let mut flat = Vec::new();
@@ -211,13 +227,8 @@ fn sum_gradients(store: &ParamStore, grads: &mut Gradients<f32, Dev>) -> Result<
             slot.copy_from_slice(&flat[at..at + n]);
             at += n;
         }
-        return Ok(flat.len());
+        Ok(flat.len())
     }
-    #[allow(unreachable_code)]
-    Err(Error::invalid(
-        "ranks",
-        "training on several ranks sums gradients in host memory; this CUDA build cannot (docs/scaling.md)",
-    ))
 }
 
 /// The epoch number evaluation keys its draws with: the same every epoch
