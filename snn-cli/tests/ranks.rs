@@ -223,6 +223,25 @@ fn the_same_rank_count_gives_the_same_bytes_and_a_whole_epoch_matches_one_proces
         );
     }
     run(alone(&quick(&one, &[])));
+    // The test pass split over 3 ranks and reduced: one process's figures.
+    let eval = |c: Command| -> serde_json::Value {
+        let o = run(c);
+        serde_json::from_slice(&o.stdout).expect("snn eval --json")
+    };
+    let args: Vec<String> = ["eval", "--json", "--checkpoint"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([a.display().to_string()])
+        .collect();
+    let (e1, e3) = (eval(alone(&args)), eval(mpirun(3, &args)));
+    assert!(e1["accuracy"].is_f64(), "{e1}");
+    assert_eq!(e1["accuracy"], e3["accuracy"]);
+    assert_eq!(e1["count"], e3["count"]);
+    let (l1, l3) = (e1["loss"].as_f64().unwrap(), e3["loss"].as_f64().unwrap());
+    assert!(
+        (l1 - l3).abs() <= 1e-6 * l1,
+        "test loss {l3} on 3 ranks, {l1} alone"
+    );
     let loss = |run: &Path| -> f64 {
         let text = String::from_utf8(bytes(run, "metrics.jsonl")).unwrap();
         let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
