@@ -243,6 +243,9 @@ pub fn train(
             ))
             .unwrap_or_default()
     ));
+    if let Some(w) = Ranks::stop_warning() {
+        note(&w);
+    }
     // SIGINT / SIGTERM: finish the step, checkpoint, stop; a second one
     // quits at once (every file is written atomically, so the last
     // checkpoint stays loadable).

@@ -84,6 +84,31 @@ impl Ranks {
             .unwrap_or(1)
     }
 
+    /// Under Open MPI's `mpirun`, Ctrl-C aborts the job: the ranks get
+    /// SIGTERM and, `odls_base_sigkill_timeout` seconds later (1 by
+    /// default), SIGKILL. A step longer than that never reaches its
+    /// checkpoint; say so at start when the timeout is short. (`mpirun
+    /// --mca` and `OMPI_MCA_*` both reach the ranks as this variable; an
+    /// MCA parameter file does not, and then this warns needlessly.)
+    pub fn stop_warning() -> Option<String> {
+        let group = snn_core::collective::group();
+        if group.size() == 1 || std::env::var_os("OMPI_COMM_WORLD_SIZE").is_none() {
+            return None;
+        }
+        let var = "OMPI_MCA_odls_base_sigkill_timeout";
+        let timeout: u64 = std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        (timeout < 60).then(|| {
+            format!(
+                "note: Ctrl-C to mpirun kills the ranks {timeout} s after asking them to stop, \
+                 too soon to finish a long step and checkpoint; export {var}=600 (or mpirun \
+                 --mca odls_base_sigkill_timeout 600) to let them"
+            )
+        })
+    }
+
     /// Whether this process prints: rank 0 does, the others stay quiet
     /// (their figures are rank 0's; an error is printed by every rank).
     pub fn prints() -> bool {

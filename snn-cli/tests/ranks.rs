@@ -480,8 +480,15 @@ fn ctrl_c_to_mpirun_checkpoints_and_every_rank_stops() {
     let o = job.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
-    // One message (rank 0's), naming the checkpoint.
+    // One message (rank 0's), naming the checkpoint; and at start, the
+    // warning that Open MPI's default kill timeout is short.
     assert_eq!(err.matches("checkpoint written to").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("export OMPI_MCA_odls_base_sigkill_timeout=600")
+            .count(),
+        1,
+        "{err}"
+    );
     let step = checkpoint_step(&out);
     assert!((1..50).contains(&step), "checkpoint at step {step}");
 }
