@@ -1,108 +1,127 @@
-//! One run per output folder: `snn train` holds `LOCK_FILE` in its run
-//! folder while it runs, naming its process. A second run into the same
-//! folder is refused while the holder lives; a lock left by a process that
-//! died (killed, power loss) is detected and taken over with a warning.
+//! One run per output folder: `snn train` holds an exclusive advisory lock
+//! (`flock`) on `LOCK_FILE` in its run folder while it runs, and writes its
+//! process into the file for messages. The kernel decides who holds the
+//! lock, atomically, and releases it when the holder's process ends however
+//! it ends, so there is no stale lock to judge and no window between
+//! creating the file and claiming it. A second run into the folder is
+//! refused while the holder lives; a lock file still naming a process
+//! (left by a killed run) is taken over with a warning.
+//!
+//! The file is never removed: a process that opened it just before a
+//! removal would lock the removed file while a third locked a new one.
+//! Released, it is emptied instead (an empty file: nobody was killed).
 
 use snn_core::{Error, Result};
-use std::io::Write;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 pub const LOCK_FILE: &str = "run.lock";
 
-/// The held lock; dropping it releases the folder.
+/// The held lock; dropping it empties the file and releases the folder.
 #[derive(Debug)]
 pub struct RunLock {
     path: PathBuf,
+    file: File,
 }
 
-/// `pid start-time` of this process (the start time tells a live holder
-/// from a new process that reused its pid).
-fn identity(pid: u32) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 22 (start time), counted after the parenthesised command name.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let start = rest.split_whitespace().nth(19)?;
-    Some(format!("{pid} {start}"))
+/// `pid start-time` of this process (the start time tells the holder from
+/// a new process that reused its pid, in messages).
+fn identity(pid: u32) -> String {
+    let start = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // Field 22 (start time), counted after the parenthesised command name.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            rest.split_whitespace().nth(19).map(str::to_string)
+        })
+        .unwrap_or_else(|| "unknown".into());
+    format!("{pid} {start}")
+}
+
+/// The pid a lock file names, for messages ("?" when it names none).
+fn named_pid(text: &str) -> String {
+    let pid = text
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse::<u32>().ok());
+    pid.map_or_else(|| "?".into(), |p| p.to_string())
 }
 
 impl RunLock {
     /// Takes `dir`'s lock (creating `dir`). Returns the lock and, where a
-    /// dead process's lock was taken over, a warning to show.
+    /// killed process's lock file was taken over, a warning to show.
     pub fn acquire(dir: &Path) -> Result<(Self, Option<String>)> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let path = dir.join(LOCK_FILE);
-        let me = identity(std::process::id())
-            .unwrap_or_else(|| format!("{} unknown", std::process::id()));
-        let mut warning = None;
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    f.write_all(format!("{me}\n").as_bytes())
-                        .and_then(|_| f.sync_all())
-                        .map_err(|e| Error::io(&path, e))?;
-                    let lock = Self { path };
-                    // Held alone now: a file a killed run was writing is an
-                    // orphan (the target it was meant for is still whole).
-                    let removed = snn_core::fsutil::remove_partial_writes(dir)?;
-                    if removed > 0 {
-                        let note = format!(
-                            "removed {removed} unfinished file(s) a killed run was writing in {}",
-                            dir.display()
-                        );
-                        warning = Some(match warning {
-                            Some(w) => format!("{w}; {note}"),
-                            None => format!("warning: {note}"),
-                        });
-                    }
-                    return Ok((lock, warning));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let held = std::fs::read_to_string(&path).unwrap_or_default();
-                    let held = held.trim();
-                    let pid: Option<u32> = held.split(' ').next().and_then(|p| p.parse().ok());
-                    let alive = match pid {
-                        // Without /proc nothing can be checked: assume alive.
-                        Some(pid) if Path::new("/proc/self").exists() => {
-                            identity(pid).is_some_and(|id| held.ends_with("unknown") || id == held)
-                        }
-                        Some(_) => true,
-                        None => false,
-                    };
-                    if alive {
-                        return Err(Error::data(
-                            &path,
-                            format!(
-                                "{} is in use by a running snn (pid {}); wait for it, stop it, \
-                                 or train into another --out",
-                                dir.display(),
-                                pid.unwrap_or(0)
-                            ),
-                        ));
-                    }
-                    warning = Some(format!(
-                        "warning: {} was locked by process {} which is no longer running; taking it over",
+        let io = |e| Error::io(&path, e);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let held = std::fs::read_to_string(&path).unwrap_or_default();
+                return Err(Error::data(
+                    &path,
+                    format!(
+                        "{} is in use by a running snn (pid {}); wait for it, stop it, \
+                         or train into another --out",
                         dir.display(),
-                        pid.map_or_else(|| "?".to_string(), |p| p.to_string())
-                    ));
-                    std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-                }
-                Err(e) => return Err(Error::io(&path, e)),
+                        named_pid(&held)
+                    ),
+                ));
             }
+            Err(TryLockError::Error(e)) => return Err(io(e)),
         }
-        Err(Error::data(
-            &path,
-            "another process took the lock while a stale one was removed; try again",
-        ))
+        // Held: what the file says is a previous holder's, which ended
+        // without releasing (killed), or nothing.
+        let mut before = String::new();
+        let _ = file.read_to_string(&mut before);
+        let mut warning = (!before.trim().is_empty()).then(|| {
+            format!(
+                "warning: {} was locked by process {} which is no longer running; taking it over",
+                dir.display(),
+                named_pid(&before)
+            )
+        });
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        let me = identity(std::process::id());
+        file.write_all(format!("{me}\n").as_bytes())
+            .and_then(|_| file.sync_all())
+            .map_err(io)?;
+        // Held alone now: a file a killed run was writing is an orphan (the
+        // target it was meant for is still whole).
+        let removed = snn_core::fsutil::remove_partial_writes(dir)?;
+        if removed > 0 {
+            let note = format!(
+                "removed {removed} unfinished file(s) a killed run was writing in {}",
+                dir.display()
+            );
+            warning = Some(match warning {
+                Some(w) => format!("{w}; {note}"),
+                None => format!("warning: {note}"),
+            });
+        }
+        Ok((Self { path, file }, warning))
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
 impl Drop for RunLock {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        // Emptied while still held, then released by closing the file.
+        let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
     }
 }
 
@@ -115,20 +134,62 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (lock, warning) = RunLock::acquire(dir.path()).unwrap();
         assert!(warning.is_none());
+        let held = std::fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap();
+        assert!(
+            held.starts_with(&format!("{} ", std::process::id())),
+            "{held}"
+        );
         let e = RunLock::acquire(dir.path()).unwrap_err().to_string();
         assert!(e.contains("in use by a running snn"), "{e}");
+        assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
         drop(lock);
-        assert!(!dir.path().join(LOCK_FILE).exists());
-        // A lock naming a process that is not running (pid 0 is never a
-        // user process).
-        std::fs::write(dir.path().join(LOCK_FILE), "0 12345\n").unwrap();
+        // Released: the file stays, empty, and a new run takes it silently.
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap(),
+            ""
+        );
+        let (lock, warning) = RunLock::acquire(dir.path()).unwrap();
+        assert!(warning.is_none(), "{warning:?}");
+        drop(lock);
+        // A lock file naming a process that ended without releasing (a
+        // kill -9 leaves its text; the kernel dropped its lock) ...
+        std::fs::write(dir.path().join(LOCK_FILE), "4242 12345\n").unwrap();
         // ... and the checkpoint file it was writing when it died.
         let partial = format!("{}abc123", snn_core::fsutil::PARTIAL_PREFIX);
         std::fs::write(dir.path().join(&partial), b"torn").unwrap();
         let (_lock, warning) = RunLock::acquire(dir.path()).unwrap();
         let warning = warning.unwrap();
-        assert!(warning.contains("no longer running"), "{warning}");
+        assert!(
+            warning.contains("process 4242 which is no longer running"),
+            "{warning}"
+        );
         assert!(warning.contains("removed 1 unfinished file"), "{warning}");
         assert!(!dir.path().join(&partial).exists());
+    }
+
+    /// Many takers released at the same instant, again and again: exactly
+    /// one holds the lock each round. (Each `acquire` opens the file anew,
+    /// and `flock` locks belong to an open file, so threads of one process
+    /// contend as processes do.)
+    #[test]
+    fn simultaneous_takers_get_one_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..50 {
+            let takers = 8;
+            let start = std::sync::Barrier::new(takers);
+            let held: Vec<Option<RunLock>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..takers)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            RunLock::acquire(dir.path()).ok().map(|(l, _)| l)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let holders = held.iter().filter(|l| l.is_some()).count();
+            assert_eq!(holders, 1, "round {round}: {holders} holders");
+        }
     }
 }
