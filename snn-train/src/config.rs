@@ -259,6 +259,17 @@ impl RunConfig {
 
     /// Parses config text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        // A nan or inf would pass the fields' types and fail much later,
+        // where the config is written back, naming no field.
+        if let Some((key, v)) = toml::from_str::<toml::Value>(text)
+            .ok()
+            .and_then(|v| first_non_finite(&v, ""))
+        {
+            return Err(Error::Config {
+                path: path.to_path_buf(),
+                msg: format!("`{key}` is {v}: every number in a config must be finite"),
+            });
+        }
         let cfg: Self = parse_toml(text, path)?;
         cfg.validate().map_err(|msg| Error::Config {
             path: path.to_path_buf(),
@@ -341,5 +352,25 @@ impl RunConfig {
             return Self::parse(text, path);
         }
         Self::parse(&apply_sets(text, path, sets)?, path)
+    }
+}
+
+/// The first float in `v` that is nan or infinite, with its dotted key.
+fn first_non_finite(v: &toml::Value, key: &str) -> Option<(String, f64)> {
+    let join = |k: &str| {
+        if key.is_empty() {
+            k.to_string()
+        } else {
+            format!("{key}.{k}")
+        }
+    };
+    match v {
+        toml::Value::Float(f) if !f.is_finite() => Some((key.to_string(), *f)),
+        toml::Value::Table(t) => t.iter().find_map(|(k, v)| first_non_finite(v, &join(k))),
+        toml::Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| first_non_finite(v, &format!("{key}[{i}]"))),
+        _ => None,
     }
 }

@@ -60,6 +60,19 @@ fn unknown_type_lists_the_registered_ones_with_file_and_line() {
 }
 
 #[test]
+fn a_non_finite_number_names_its_field() {
+    for (bad, shown) in [("nan", "NaN"), ("inf", "inf"), ("-inf", "-inf")] {
+        let err = parse(&GOOD.replace("tau = 0.5", &format!("tau = {bad}"))).unwrap_err();
+        assert!(
+            err.contains("`neuron.tau` is ")
+                && err.contains(shown)
+                && err.contains("must be finite"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn mistyped_field_names_field_file_and_line() {
     let err = parse(&GOOD.replace("tau = 0.5", "tau = \"fast\"")).unwrap_err();
     assert!(err.starts_with("my.toml:"), "{err}");
