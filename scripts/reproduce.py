@@ -32,6 +32,7 @@ target/release/snn, which reproduce.sh builds).
 """
 
 import datetime
+import fcntl
 import json
 import os
 import re
@@ -579,9 +580,24 @@ def run_status(run, epochs):
         last += f", newest checkpoint {hours(age)} old"
     else:
         last += ", no checkpoint yet"
-    if (run / "run.lock").exists():
-        last += " (run.lock: a training may be running)"
+    if training_holds(run / "run.lock"):
+        last += " (run.lock: a training is running)"
     return f"{done} of {epochs} epochs{last}"
+
+
+def training_holds(lock):
+    """Whether a live `snn train` holds the run folder: it keeps an
+    exclusive flock on run.lock (the file stays, emptied, after it ends)."""
+    try:
+        with open(lock, "rb") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return False
+    except OSError:
+        return False
 
 
 def status(runs_root):
