@@ -172,15 +172,6 @@ pub fn agree(what: &str, bytes: &[u8]) -> Result<(), String> {
     ))
 }
 
-/// True on every rank when `ok` is true on every rank: a step that can fail
-/// on one rank (taking the run lock, loading a file) is agreed on before
-/// the ranks go on to reduce together.
-pub fn all_ok(ok: bool) -> bool {
-    let mut failed = [(!ok) as u8 as f64];
-    sum_f64(&mut failed);
-    failed[0] == 0.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

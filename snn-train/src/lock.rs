@@ -14,14 +14,13 @@
 use snn_core::{Error, Result};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub const LOCK_FILE: &str = "run.lock";
 
 /// The held lock; dropping it empties the file and releases the folder.
 #[derive(Debug)]
 pub struct RunLock {
-    path: PathBuf,
     file: File,
 }
 
@@ -108,12 +107,7 @@ impl RunLock {
                 None => format!("warning: {note}"),
             });
         }
-        Ok((Self { path, file }, warning))
-    }
-
-    /// The lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok((Self { file }, warning))
     }
 }
 
