@@ -1,6 +1,7 @@
 //! `snn`: the command line of snn-rs.
 
 mod commands;
+mod nir;
 mod ranks;
 
 // Training allocates and frees multi-megabyte buffers every step; mimalloc
@@ -140,6 +141,43 @@ enum Command {
         /// A run folder, or any folder holding a run's metrics.jsonl.
         run: PathBuf,
     },
+    /// Write a trained classifier as a NIR graph (HDF5; docs/nir.md), for
+    /// neuromorphic toolchains and other frameworks (snnTorch, Norse, ...).
+    Export {
+        /// A run folder, or a parameter file inside one.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The `.nir` file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// How max-pools of spikes are written.
+        #[arg(long, value_enum, default_value = "sum-threshold")]
+        pool: nir::PoolArg,
+        /// The Euler step NIR's time constants are written for (seconds).
+        #[arg(long, default_value_t = snn_core::nir::DEFAULT_DT)]
+        dt: f64,
+    },
+    /// Build a classifier run folder from a NIR graph (from `snn export`,
+    /// snnTorch, Norse, ...), which `snn eval` then runs.
+    Import {
+        /// The `.nir` file to read.
+        file: PathBuf,
+        /// The run folder to create (must not exist or be empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// The dataset the network classifies (`mnist`, `fmnist`, `cifar10`).
+        #[arg(long)]
+        dataset: String,
+        /// Folder holding it (default: data/<dataset>).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Time steps (default: the graph's `time_steps` metadata).
+        #[arg(long)]
+        time_steps: Option<usize>,
+        /// The Euler step NIR's time constants are read at (seconds).
+        #[arg(long, default_value_t = snn_core::nir::DEFAULT_DT)]
+        dt: f64,
+    },
     /// Evaluate a checkpoint: loss (and accuracy, per class, for classifiers).
     Eval {
         /// A run folder, or a parameter file inside one.
@@ -235,6 +273,29 @@ fn main() {
             json,
         } => commands::eval(&checkpoint, data, &sets, json),
         Command::Metrics(args) => commands::metrics(*args),
+        Command::Export {
+            checkpoint,
+            out,
+            pool,
+            dt,
+        } => nir::export(&checkpoint, &out, pool, dt),
+        Command::Import {
+            file,
+            out,
+            dataset,
+            data,
+            time_steps,
+            dt,
+        } => {
+            let root = nir::data_root(&dataset, data);
+            let target = snn_nir::run::ImportTarget {
+                dataset,
+                root,
+                time_steps,
+                dt,
+            };
+            nir::import(&file, &out, target)
+        }
         Command::Curves { run } => commands::curves(&run),
         Command::ShowBatch {
             config,

@@ -21,6 +21,7 @@ pub mod host;
 pub mod init;
 pub mod loss;
 pub mod memory;
+pub mod nir;
 pub mod optim;
 pub mod params;
 pub mod procfs;

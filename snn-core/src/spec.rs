@@ -30,6 +30,13 @@ pub trait Neuron: Debug + Send + Sync {
     /// name, for metrics: e.g. `[("tau", 0.25), ("v_th", 0.2)]`.
     fn constants(&self, store: &ParamStore) -> Result<NeuronConstants>;
 
+    /// The layer as a leaky neuron with a hard reset (for NIR export), at
+    /// the store's parameter values; `None`, the default, when it is not one.
+    fn lif_form(&self, store: &ParamStore) -> Result<Option<crate::nir::LifForm>> {
+        let _ = store;
+        Ok(None)
+    }
+
     /// The neuron's time step on host memory, if it offers one. Models use
     /// it to fuse the time loop with what follows (a max-pool reads each
     /// step's spikes while they are in cache instead of after all `T`
@@ -137,6 +144,12 @@ pub struct DecoderInput {
 /// layout the layers compute in, so neither side permutes.
 pub trait Decoder: Debug + Send + Sync {
     fn forward(&self, x: SeqImg, store: &ParamStore) -> Result<ImgNhwc>;
+
+    /// How a NIR export describes this readout (it stays outside the
+    /// graph, which outputs spikes); `None`, the default, refuses export.
+    fn nir_readout(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Config-side description of a decoder.
@@ -382,6 +395,21 @@ pub trait Model: Debug + Send + Sync {
 
     /// Human-readable layer summary.
     fn summary(&self) -> String;
+
+    /// The trained network as a NIR graph, for neuromorphic toolchains and
+    /// other frameworks. The default refuses: most generative models hold
+    /// parts NIR has no node for.
+    fn to_nir(
+        &self,
+        store: &ParamStore,
+        options: &crate::nir::ExportOptions,
+    ) -> Result<crate::nir::Graph> {
+        let _ = (store, options);
+        Err(Error::invalid(
+            "model",
+            "this model has no NIR form (export supports the spiking classifier)",
+        ))
+    }
 }
 
 /// A model that draws new images and reconstructs given ones. Images are

@@ -34,4 +34,8 @@ impl Decoder for MeanRate {
     fn forward(&self, x: SeqImg, _store: &ParamStore) -> Result<ImgNhwc> {
         Ok(x.mean::<_, Axis<0>>())
     }
+
+    fn nir_readout(&self) -> Option<&'static str> {
+        Some("mean-rate: each class score is its output neuron's spike count over the time_steps divided by time_steps")
+    }
 }

@@ -14,6 +14,7 @@
 
 use crate::step::{StepNeuron, StepParam};
 use serde::{Deserialize, Serialize};
+use snn_core::nir::LifForm;
 use snn_core::spec::Neuron;
 use snn_core::step::{HostNum, NeuronStep, Num};
 use snn_core::surrogate::Surrogate;
@@ -141,6 +142,14 @@ impl NeuronStep for LifStep {
 
     fn report(&self, p: &[f32]) -> Vec<(&'static str, f32)> {
         vec![("tau", self.tau(&p[0])), ("v_th", p[1])]
+    }
+
+    fn lif_form(&self, k: &[f32]) -> Option<LifForm> {
+        Some(LifForm {
+            decay: k[0],
+            gain: k[1],
+            v_th: k[2],
+        })
     }
 }
 

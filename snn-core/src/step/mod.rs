@@ -54,6 +54,14 @@ pub trait NeuronStep: Debug + Send + Sync + 'static {
         Vec::new()
     }
 
+    /// The step as a leaky neuron with a hard reset to zero
+    /// ([`crate::nir::LifForm`]), from its constants `k`, when it is one:
+    /// what NIR export writes. `None`, the default, has no NIR form.
+    fn lif_form(&self, k: &[f32]) -> Option<crate::nir::LifForm> {
+        let _ = k;
+        None
+    }
+
     /// One step: from constants `k`, the state before the step (updated in
     /// place to the state after it) and input current `x`, the spike (0 or 1,
     /// from [`Num::spike`]).

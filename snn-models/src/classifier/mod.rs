@@ -10,6 +10,8 @@
 // host kernels (see `snn_core::device`).
 #[cfg(not(feature = "cuda"))]
 mod fused;
+mod nir;
+pub mod nir_import;
 pub mod notation;
 
 use notation::Atom;
@@ -63,6 +65,8 @@ pub struct Classifier {
     layers: Vec<Layer>,
     decoder: Box<dyn Decoder>,
     time_steps: usize,
+    /// `[C, H, W]` of the images (NIR's input).
+    input_shape: [usize; 3],
     classes: usize,
     loss: snn_core::loss::LossKind,
     summary: String,
@@ -195,6 +199,7 @@ impl ModelSpec for ClassifierSpec {
             layers,
             decoder,
             time_steps: parts.time_steps,
+            input_shape: parts.input_shape,
             classes: c,
             loss: parts.loss,
             summary: lines.join("\n"),
@@ -336,5 +341,13 @@ impl Model for Classifier {
 
     fn summary(&self) -> String {
         self.summary.clone()
+    }
+
+    fn to_nir(
+        &self,
+        store: &ParamStore,
+        options: &snn_core::nir::ExportOptions,
+    ) -> Result<snn_core::nir::Graph> {
+        self.export(store, options)
     }
 }

@@ -6,6 +6,7 @@
 
 use super::run::HostRun;
 use snn_core::dfdx::shapes::HasShape;
+use snn_core::nir::LifForm;
 use snn_core::spec::{HostStep, Neuron, NeuronConstants};
 use snn_core::step::NeuronStep;
 use snn_core::{Error, FlatT, Impl, Mat, ParamStore, Result};
@@ -105,6 +106,11 @@ impl<S: NeuronStep> Neuron for StepNeuron<S> {
             Impl::Auto => Some(Box::new(self.host_run(store)?)),
             Impl::Composed => None,
         })
+    }
+
+    fn lif_form(&self, store: &ParamStore) -> Result<Option<LifForm>> {
+        let k = self.step.constants(&self.values(store)?);
+        Ok(self.step.lif_form(&k))
     }
 
     fn constants(&self, store: &ParamStore) -> Result<NeuronConstants> {
