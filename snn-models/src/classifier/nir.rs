@@ -92,6 +92,19 @@ impl Classifier {
             self.export_layer(layer, store, opt, &mut at)?;
         }
         at.flatten();
+        // Folded in f64, stored as f32: the graph holds what a file holds.
+        for node in &mut at.nodes {
+            let arrays = match node {
+                Node::Conv2d { weight, bias, .. } | Node::Affine { weight, bias } => {
+                    vec![weight, bias]
+                }
+                Node::Linear { weight } => vec![weight],
+                _ => Vec::new(),
+            };
+            for v in arrays.into_iter().flat_map(|a| a.data.iter_mut()) {
+                *v = *v as f32 as f64;
+            }
+        }
         let mut graph = Graph::chain(input, at.nodes, at.shape);
         let meta = [
             ("producer", Meta::Text("snn-rs".into())),
