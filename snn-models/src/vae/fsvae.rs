@@ -454,6 +454,17 @@ impl Model for Fsvae {
     fn summary(&self) -> String {
         self.summary.clone()
     }
+
+    fn to_nir(
+        &self,
+        _store: &ParamStore,
+        _options: &snn_core::nir::ExportOptions,
+    ) -> Result<snn_core::nir::Graph> {
+        Err(Error::invalid(
+            "model",
+            "fsvae: its decoder's transposed convolutions, the latent sampler (Bernoulli draws from the posterior / prior networks' rates) and the image readout have no NIR node; only the spiking classifier exports",
+        ))
+    }
 }
 
 impl Generator for Fsvae {
