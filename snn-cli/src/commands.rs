@@ -6,6 +6,7 @@ use snn_core::registry;
 use snn_core::spec::{DecoderSpec, ModelSpec, NeuronSpec};
 use snn_train::checkpoint::CONFIG_FILE;
 use snn_train::config::RunConfig;
+use snn_train::evaluate::evaluate_with_ops;
 use snn_train::generate::{self, Trained};
 use snn_train::session::{evaluate, say};
 use snn_train::Session;
@@ -376,13 +377,29 @@ pub fn curves(run: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn eval(checkpoint: &Path, data: Option<PathBuf>, sets: &[String], json: bool) -> Result<()> {
+pub fn eval(
+    checkpoint: &Path,
+    data: Option<PathBuf>,
+    sets: &[String],
+    json: bool,
+    ops: bool,
+) -> Result<()> {
     let mut run = Trained::load_with(checkpoint, sets)?;
     if let Some(root) = data {
         run.cfg.data.root = root;
     }
     let test = run.test_data()?;
-    let ev = evaluate(&run.cfg, &run.dev, &run.store, run.model.as_ref(), &test)?;
+    let ev = if ops {
+        evaluate_with_ops(&run.cfg, &run.dev, &run.store, run.model.as_ref(), &test)?
+    } else {
+        evaluate(&run.cfg, &run.dev, &run.store, run.model.as_ref(), &test)?
+    };
+    if ops && ev.ops.is_none() {
+        bail!(
+            "{}: this model reports no synaptic layers to count",
+            run.params.display()
+        );
+    }
     if json {
         say(&serde_json::to_string(&ev)?);
     } else {
@@ -396,6 +413,18 @@ pub fn eval(checkpoint: &Path, data: Option<PathBuf>, sets: &[String], json: boo
         say(&format!("test_loss={:.5}", ev.loss));
         if let Some(acc) = ev.accuracy {
             say(&format!("test_accuracy={acc:.4}"));
+        }
+        for (layer, rate) in ev
+            .ops
+            .as_ref()
+            .map(|_| &ev.firing_rates)
+            .into_iter()
+            .flatten()
+        {
+            say(&format!("firing_rate {layer}={rate:.4}"));
+        }
+        for line in ev.ops.iter().flat_map(snn_train::ops::lines) {
+            say(&line);
         }
     }
     Ok(())

@@ -194,6 +194,10 @@ enum Command {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// Also count the synaptic operations and their energy per image,
+        /// by layer (dense, effective ACs of spike inputs, effective MACs).
+        #[arg(long)]
+        ops: bool,
     },
 }
 
@@ -271,7 +275,8 @@ fn main() {
             data,
             sets,
             json,
-        } => commands::eval(&checkpoint, data, &sets, json),
+            ops,
+        } => commands::eval(&checkpoint, data, &sets, json, ops),
         Command::Metrics(args) => commands::metrics(*args),
         Command::Export {
             checkpoint,

@@ -222,6 +222,9 @@ pub struct Forward<'a> {
     pub updates: Vec<(String, Flat)>,
     /// Mean firing rate of each spiking layer in this pass.
     pub rates: Vec<(String, f32)>,
+    /// When counting operations (`Some`): each synaptic layer's input in
+    /// this pass, as (layer, fraction of non-zero values, all in {0, 1}).
+    pub inputs: Option<Vec<(String, f32, bool)>>,
     /// Fraction of training done before this step, in [0, 1] (1 when
     /// evaluating): models with
     /// schedules of their own (FSVAE's scheduled sampling) read it.
@@ -239,6 +242,7 @@ impl<'a> Forward<'a> {
             rng,
             updates: Vec::new(),
             rates: Vec::new(),
+            inputs: None,
             progress: 0.0,
             draws: None,
         }
@@ -287,6 +291,27 @@ impl<'a> Forward<'a> {
         let total = plain.reshape_like(&(n,)).sum::<Rank0, _>().array();
         let rate = total / n.max(1) as f32;
         self.rates.push((name.to_string(), rate));
+    }
+
+    /// Records what synaptic layer `name` receives (its non-zero fraction
+    /// and whether it is spikes), when the pass counts operations.
+    pub fn record_input<S: dfdx::shapes::Shape>(
+        &mut self,
+        name: &str,
+        x: &dfdx::tensor::Tensor<S, f32, crate::Dev, crate::Tp>,
+    ) {
+        use dfdx::prelude::*;
+        let Some(inputs) = self.inputs.as_mut() else {
+            return;
+        };
+        let v = x.retaped::<NoneTape>().as_vec();
+        let nonzero = v.iter().filter(|x| **x != 0.0).count();
+        let binary = v.iter().all(|x| *x == 0.0 || *x == 1.0);
+        inputs.push((
+            name.to_string(),
+            nonzero as f32 / v.len().max(1) as f32,
+            binary,
+        ));
     }
 
     /// Records the firing rate of a layer whose kernel counted its spikes:
@@ -396,6 +421,12 @@ pub trait Model: Debug + Send + Sync {
     /// Human-readable layer summary.
     fn summary(&self) -> String;
 
+    /// The synaptic layers, for operation counts (`snn eval --ops`); the
+    /// model records each one's input with [`Forward::record_input`].
+    fn synapses(&self) -> Vec<Synapses> {
+        Vec::new()
+    }
+
     /// The trained network as a NIR graph, for neuromorphic toolchains and
     /// other frameworks. The default refuses: most generative models hold
     /// parts NIR has no node for.
@@ -410,6 +441,18 @@ pub trait Model: Debug + Send + Sync {
             "this model has no NIR form (export supports the spiking classifier)",
         ))
     }
+}
+
+/// A layer of synapses (a convolution or a fully connected layer) as an
+/// operation count sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Synapses {
+    pub name: String,
+    /// Multiply-accumulates of one pass over one image, done densely.
+    pub dense: u64,
+    /// Passes per image: `T` inside the time loop, 1 before the first
+    /// spiking layer (direct encoding computes it once).
+    pub passes: usize,
 }
 
 /// A model that draws new images and reconstructs given ones. Images are

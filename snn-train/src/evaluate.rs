@@ -26,6 +26,9 @@ pub struct Evaluation {
     pub firing_rates: BTreeMap<String, f32>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub terms: BTreeMap<String, f32>,
+    /// Synaptic operations per image, when counted ([`evaluate_with_ops`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops: Option<crate::ops::Ops>,
 }
 
 impl Evaluation {
@@ -46,7 +49,19 @@ pub fn evaluate(
     model: &dyn Model,
     ds: &Dataset,
 ) -> Result<Evaluation> {
-    snn_core::grad::no_grad(|| evaluate_batches(cfg, dev, store, model, ds))
+    snn_core::grad::no_grad(|| evaluate_batches(cfg, dev, store, model, ds, false))
+}
+
+/// [`evaluate`], also counting the synaptic operations per image
+/// (`crate::ops`): each synaptic layer's inputs are read once more.
+pub fn evaluate_with_ops(
+    cfg: &RunConfig,
+    dev: &Dev,
+    store: &ParamStore,
+    model: &dyn Model,
+    ds: &Dataset,
+) -> Result<Evaluation> {
+    snn_core::grad::no_grad(|| evaluate_batches(cfg, dev, store, model, ds, true))
 }
 
 fn evaluate_batches(
@@ -55,6 +70,7 @@ fn evaluate_batches(
     store: &ParamStore,
     model: &dyn Model,
     ds: &Dataset,
+    count_ops: bool,
 ) -> Result<Evaluation> {
     let [c, h, w] = ds.shape;
     let bs = cfg.train.eval_batch();
@@ -75,12 +91,18 @@ fn evaluate_batches(
         // Each image's draws (FSVAE's latent picks) keyed by its index
         // alone: the same in any batch, on any rank.
         fwd.draws = Some(batch_draws(cfg.seed, EVALUATION, 0, idx));
+        fwd.inputs = count_ops.then(Vec::new);
         let o = model.objective(x, &batch.labels, &mut fwd)?;
         sums.loss += o.loss.array() as f64 * b as f64;
         // Weighted by images, so that a short last batch counts for what
         // it holds and the means do not depend on the batch size.
         sums.terms.add_weighted(o.terms, b);
         sums.rates.add_weighted(fwd.rates, b);
+        for (name, nonzero, spikes) in fwd.inputs.take().unwrap_or_default() {
+            sums.inputs.add_weighted(vec![(name.clone(), nonzero)], b);
+            sums.spikes
+                .add_weighted(vec![(name, spikes as u8 as f32)], b);
+        }
         for (pred, label) in o.predictions.iter().flatten().zip(&batch.labels) {
             if let Some(pc) = sums.per_class.get_mut(*label as usize) {
                 pc.0 += (*pred == *label as usize) as usize;
@@ -90,6 +112,7 @@ fn evaluate_batches(
         sums.classified |= o.predictions.is_some();
     }
     sums.reduce();
+    let ops = count_ops.then(|| sums.ops(model)).flatten();
     let n = ds.len().max(1);
     let correct: usize = sums.per_class.iter().map(|p| p.0).sum();
     let accuracy = sums.classified.then(|| correct as f32 / n as f32);
@@ -105,6 +128,7 @@ fn evaluate_batches(
         count: ds.len(),
         firing_rates: sums.rates.means(),
         terms: sums.terms.means(),
+        ops,
     })
 }
 
@@ -115,6 +139,10 @@ struct EvalSums {
     per_class: Vec<(usize, usize)>,
     terms: RateMeans,
     rates: RateMeans,
+    /// Per synaptic layer: its inputs' non-zero fraction, and 1 where they
+    /// were spikes (a mean of 1: spikes in every batch).
+    inputs: RateMeans,
+    spikes: RateMeans,
     classified: bool,
 }
 
@@ -125,8 +153,25 @@ impl EvalSums {
             per_class: vec![(0, 0); classes],
             terms: RateMeans::default(),
             rates: RateMeans::default(),
+            inputs: RateMeans::default(),
+            spikes: RateMeans::default(),
             classified: false,
         }
+    }
+
+    fn ops(&self, model: &dyn Model) -> Option<crate::ops::Ops> {
+        let spikes = self.spikes.clone().means();
+        let inputs = self
+            .inputs
+            .clone()
+            .means()
+            .into_iter()
+            .map(|(k, v)| {
+                let spiking = spikes.get(&k) == Some(&1.0);
+                (k, (v, spiking))
+            })
+            .collect();
+        crate::ops::count(&model.synapses(), &inputs)
     }
 
     /// Sums over ranks in one reduction. Every rank's model names the same
@@ -142,7 +187,7 @@ impl EvalSums {
                 .iter()
                 .flat_map(|(c, t)| [*c as f64, *t as f64]),
         );
-        for m in [&self.terms, &self.rates] {
+        for m in [&self.terms, &self.rates, &self.inputs, &self.spikes] {
             v.extend(m.0.values().flat_map(|(s, n)| [*s, *n as f64]));
         }
         collective::sum_f64(&mut v);
@@ -153,7 +198,12 @@ impl EvalSums {
         for pc in &mut self.per_class {
             *pc = (next() as usize, next() as usize);
         }
-        for m in [&mut self.terms, &mut self.rates] {
+        for m in [
+            &mut self.terms,
+            &mut self.rates,
+            &mut self.inputs,
+            &mut self.spikes,
+        ] {
             for (s, n) in m.0.values_mut() {
                 *s = next();
                 *n = next() as usize;

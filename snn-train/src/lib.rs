@@ -12,6 +12,7 @@ pub mod evaluate;
 pub mod generate;
 pub mod lock;
 pub mod memory;
+pub mod ops;
 pub mod records;
 pub mod scores;
 pub use snn_core::loss;

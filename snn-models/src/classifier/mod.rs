@@ -20,6 +20,7 @@ use snn_core::dfdx::prelude::*;
 use snn_core::init::{Rng, WeightInit};
 use snn_core::spec::{
     Decoder, DecoderInput, Forward, Model, ModelParts, ModelSpec, NeuronConstants, Objective,
+    Synapses,
 };
 use snn_core::{Error, Img, Mat, ParamStore, Result};
 use snn_nn::{pool, BatchNorm, Conv2d, Conv2dConfig, Dropout, Linear, LinearConfig, Nhwc, Spiking};
@@ -67,6 +68,7 @@ pub struct Classifier {
     time_steps: usize,
     /// `[C, H, W]` of the images (NIR's input).
     input_shape: [usize; 3],
+    synapses: Vec<Synapses>,
     classes: usize,
     loss: snn_core::loss::LossKind,
     summary: String,
@@ -84,6 +86,9 @@ impl ModelSpec for ClassifierSpec {
         let [mut c, mut h, mut w] = parts.input_shape;
         let mut lines = vec![format!("input {c}x{h}x{w}, T = {}", parts.time_steps)];
         let mut layers = Vec::new();
+        let mut synapses = Vec::new();
+        // Layers before the first spiking one run once (direct encoding).
+        let mut passes = 1;
         let mut counts = [0usize; 4]; // conv, bn, spike, fc
         let mut next = |i: usize| {
             counts[i] += 1;
@@ -109,6 +114,12 @@ impl ModelSpec for ClassifierSpec {
                     }
                     .init(&mut store.scope(&name), rng)?;
                     (h, w) = conv.out_size(h, w)?;
+                    let dense = (out * h * w * c * kernel * kernel) as u64;
+                    synapses.push(Synapses {
+                        name,
+                        dense,
+                        passes,
+                    });
                     c = out;
                     Layer::Conv(conv)
                 }
@@ -119,6 +130,7 @@ impl ModelSpec for ClassifierSpec {
                 Atom::Spike => {
                     let name = format!("sn{}", next(2));
                     let neuron = parts.neuron("classifier")?.build(&name, store)?;
+                    passes = parts.time_steps;
                     Layer::Spike(Spiking { name, neuron })
                 }
                 Atom::MaxPool { kernel, stride } | Atom::AvgPool { kernel, stride } => {
@@ -164,6 +176,11 @@ impl ModelSpec for ClassifierSpec {
                         weight_init: self.init,
                     }
                     .init(&mut store.scope(&name), rng)?;
+                    synapses.push(Synapses {
+                        name,
+                        dense: (c * h * w * out) as u64,
+                        passes,
+                    });
                     (c, h, w) = (out, 1, 1);
                     Layer::Fc(fc)
                 }
@@ -200,6 +217,7 @@ impl ModelSpec for ClassifierSpec {
             decoder,
             time_steps: parts.time_steps,
             input_shape: parts.input_shape,
+            synapses,
             classes: c,
             loss: parts.loss,
             summary: lines.join("\n"),
@@ -209,6 +227,11 @@ impl ModelSpec for ClassifierSpec {
     fn about(&self) -> &'static str {
         "spiking classifier; layers in the paper's Table 8 notation, direct encoding"
     }
+}
+
+/// `conv1` of the store key `conv1.weight`.
+fn layer_name(weight_key: &str) -> &str {
+    weight_key.strip_suffix(".weight").unwrap_or(weight_key)
 }
 
 /// Repeats a static `[B, H, W, C]` activation over `T` steps (time-major).
@@ -276,7 +299,10 @@ impl Model for Classifier {
                 let _ = (sn, bn, k);
             }
             x = match layer {
-                Layer::Conv(conv) => conv.forward(x, fwd.store)?,
+                Layer::Conv(conv) => {
+                    fwd.record_input(layer_name(&conv.weight), &x);
+                    conv.forward(x, fwd.store)?
+                }
                 Layer::Bn(bn) => bn.forward(x, fwd)?,
                 Layer::Spike(sn) => {
                     let y = sn.forward(x, steps, timed, fwd)?;
@@ -296,7 +322,10 @@ impl Model for Classifier {
                         dp.forward(x, 1, fwd)?
                     }
                 }
-                Layer::Fc(fc) => fc.forward_image(x, fwd.store)?,
+                Layer::Fc(fc) => {
+                    fwd.record_input(layer_name(&fc.weight), &x);
+                    fc.forward_image(x, fwd.store)?
+                }
             };
         }
         if !timed {
@@ -341,6 +370,10 @@ impl Model for Classifier {
 
     fn summary(&self) -> String {
         self.summary.clone()
+    }
+
+    fn synapses(&self) -> Vec<Synapses> {
+        self.synapses.clone()
     }
 
     fn to_nir(

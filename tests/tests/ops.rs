@@ -1,0 +1,56 @@
+//! Synaptic operation counts (`snn eval --ops`) against hand-derived
+//! values: dense operations from the layer shapes, the first layer's
+//! effective MACs from the test images' own non-zero pixels, the second
+//! layer's effective ACs from the first spiking layer's firing rate (its
+//! input is exactly those spikes).
+
+use snn_tests::tiny_config;
+use snn_train::evaluate::evaluate_with_ops;
+use snn_train::ops::{PJ_PER_AC, PJ_PER_MAC};
+use snn_train::Session;
+
+#[test]
+fn operations_follow_from_shapes_pixels_and_firing_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || tiny_config("set model.layers=\"FC30-SN-FC10-SN\"\nset time_steps=4");
+    let cfg = config();
+    let mut s = Session::new(config(), dir.path()).unwrap();
+    s.progress = false;
+    s.run().unwrap();
+    let ev = evaluate_with_ops(&cfg, &s.dev, &s.store, s.model.as_ref(), &s.test).unwrap();
+    let ops = ev.ops.expect("a classifier reports its operations");
+    let [fc1, fc2] = &ops.layers[..] else {
+        panic!("{:?}", ops.layers)
+    };
+
+    // fc1 sees the static image once (direct encoding): 784 x 30 MACs
+    // where a pixel is non-zero.
+    let pixels = &s.test.images;
+    let nonzero = pixels.iter().filter(|p| **p != 0.0).count() as f64 / pixels.len() as f64;
+    assert_eq!(
+        (fc1.passes, fc1.dense, fc1.spike_input),
+        (1, 784.0 * 30.0, false)
+    );
+    assert!(
+        (fc1.input_nonzero - nonzero).abs() < 1e-6,
+        "{} vs {nonzero}",
+        fc1.input_nonzero
+    );
+    assert!((fc1.effective_macs - 784.0 * 30.0 * nonzero).abs() < 1e-2);
+
+    // fc2 sees sn1's spikes at each of the 4 steps: 30 x 10 x 4 dense,
+    // accumulates where sn1 fired.
+    let rate = ev.firing_rates["sn1"] as f64;
+    assert!(rate > 0.01 && rate < 0.99, "sn1 rate {rate}");
+    assert_eq!((fc2.passes, fc2.dense, fc2.spike_input), (4, 1200.0, true));
+    assert!(
+        (fc2.input_nonzero - rate).abs() < 1e-6,
+        "{} vs {rate}",
+        fc2.input_nonzero
+    );
+    assert!((fc2.effective_acs - 1200.0 * rate).abs() < 1e-3);
+
+    let energy = fc1.effective_macs * PJ_PER_MAC + fc2.effective_acs * PJ_PER_AC;
+    assert!((ops.energy_pj - energy).abs() < 1e-6 * energy);
+    assert_eq!(ops.dense, 784.0 * 30.0 + 1200.0);
+}
