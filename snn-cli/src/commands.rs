@@ -6,9 +6,9 @@ use snn_core::registry;
 use snn_core::spec::{DecoderSpec, ModelSpec, NeuronSpec};
 use snn_train::checkpoint::CONFIG_FILE;
 use snn_train::config::RunConfig;
-use snn_train::evaluate::evaluate_with_ops;
+use snn_train::evaluate::{evaluate_with, EvalOptions};
 use snn_train::generate::{self, Trained};
-use snn_train::session::{evaluate, say};
+use snn_train::session::say;
 use snn_train::Session;
 use std::path::{Path, PathBuf};
 
@@ -383,17 +383,33 @@ pub fn eval(
     sets: &[String],
     json: bool,
     ops: bool,
+    predictions: Option<PathBuf>,
 ) -> Result<()> {
     let mut run = Trained::load_with(checkpoint, sets)?;
     if let Some(root) = data {
         run.cfg.data.root = root;
     }
     let test = run.test_data()?;
-    let ev = if ops {
-        evaluate_with_ops(&run.cfg, &run.dev, &run.store, run.model.as_ref(), &test)?
-    } else {
-        evaluate(&run.cfg, &run.dev, &run.store, run.model.as_ref(), &test)?
+    let options = EvalOptions {
+        ops,
+        predictions: predictions.is_some(),
     };
+    let ev = evaluate_with(
+        &run.cfg,
+        &run.dev,
+        &run.store,
+        run.model.as_ref(),
+        &test,
+        options,
+    )?;
+    if let Some(path) = predictions {
+        if ev.predictions.len() != test.len() {
+            bail!("{}: this model does not classify", run.params.display());
+        }
+        let lines: Vec<String> = ev.predictions.iter().map(|p| p.to_string()).collect();
+        std::fs::write(&path, lines.join("\n") + "\n")
+            .with_context(|| path.display().to_string())?;
+    }
     if ops && ev.ops.is_none() {
         bail!(
             "{}: this model reports no synaptic layers to count",

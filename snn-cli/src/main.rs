@@ -198,6 +198,10 @@ enum Command {
         /// by layer (dense, effective ACs of spike inputs, effective MACs).
         #[arg(long)]
         ops: bool,
+        /// Write each test image's predicted class here, one per line, in
+        /// dataset order (classifiers).
+        #[arg(long)]
+        predictions: Option<PathBuf>,
     },
 }
 
@@ -276,7 +280,8 @@ fn main() {
             sets,
             json,
             ops,
-        } => commands::eval(&checkpoint, data, &sets, json, ops),
+            predictions,
+        } => commands::eval(&checkpoint, data, &sets, json, ops, predictions),
         Command::Metrics(args) => commands::metrics(*args),
         Command::Export {
             checkpoint,

@@ -1,8 +1,9 @@
 //! `snn export` / `snn import` as a user runs them (snn built with the
 //! feature `nir`): a trained classifier exported, imported into a new run
-//! folder and evaluated gives the same loss, accuracy and per-class
-//! accuracy on the committed MNIST subset's 1,000 test images, in both
-//! max-pool forms; what cannot be exported or imported is one message.
+//! folder and evaluated predicts the same class for each of the committed
+//! MNIST subset's 1,000 test images, with the same loss, accuracy and
+//! per-class accuracy, in both max-pool forms; what cannot be exported or
+//! imported is one message.
 #![cfg(feature = "nir")]
 
 mod common;
@@ -34,14 +35,19 @@ fn train(out: &Path, extra: &[&str]) {
     ok(&args);
 }
 
-fn eval(run: &Path) -> serde_json::Value {
-    serde_json::from_str(&ok(&[
+/// `snn eval --json` of a run, and its per-image predictions.
+fn eval(run: &Path) -> (serde_json::Value, String) {
+    let file = run.join("predictions.txt");
+    let args = [
         "eval",
         "--checkpoint",
         run.to_str().unwrap(),
         "--json",
-    ]))
-    .unwrap()
+        "--predictions",
+        file.to_str().unwrap(),
+    ];
+    let json = serde_json::from_str(&ok(&args)).unwrap();
+    (json, std::fs::read_to_string(file).unwrap())
 }
 
 #[test]
@@ -49,8 +55,9 @@ fn an_exported_then_imported_classifier_scores_the_test_set_identically() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     train(&run, &[]);
-    let original = eval(&run);
+    let (original, predicted) = eval(&run);
     assert_eq!(original["count"], 1000);
+    assert_eq!(predicted.lines().count(), 1000);
     for pool in ["sum-threshold", "avg-lif"] {
         let file = dir.path().join(format!("{pool}.nir"));
         let said = ok(&[
@@ -78,7 +85,13 @@ fn an_exported_then_imported_classifier_scores_the_test_set_identically() {
             said.contains("layers=c16k3s1p1-ALIF-MPk2s2-c32k3s1p1-ALIF-MPk2s2-FC100-ALIF-APk10s10"),
             "{said}"
         );
-        let imported = eval(&back);
+        let (imported, again) = eval(&back);
+        let differ = predicted
+            .lines()
+            .zip(again.lines())
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(differ, 0, "{pool}: {differ} of 1,000 predictions differ");
         for key in ["accuracy", "loss", "per_class", "count"] {
             assert_eq!(imported[key], original[key], "{pool}: {key}");
         }

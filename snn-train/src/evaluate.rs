@@ -29,6 +29,9 @@ pub struct Evaluation {
     /// Synaptic operations per image, when counted ([`evaluate_with_ops`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ops: Option<crate::ops::Ops>,
+    /// Each test image's predicted class, in dataset order, when asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub predictions: Vec<usize>,
 }
 
 impl Evaluation {
@@ -49,19 +52,29 @@ pub fn evaluate(
     model: &dyn Model,
     ds: &Dataset,
 ) -> Result<Evaluation> {
-    snn_core::grad::no_grad(|| evaluate_batches(cfg, dev, store, model, ds, false))
+    evaluate_with(cfg, dev, store, model, ds, EvalOptions::default())
 }
 
-/// [`evaluate`], also counting the synaptic operations per image
-/// (`crate::ops`): each synaptic layer's inputs are read once more.
-pub fn evaluate_with_ops(
+/// What an evaluation reports beyond its means.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvalOptions {
+    /// Count the synaptic operations per image (`crate::ops`): each
+    /// synaptic layer's inputs are read once more.
+    pub ops: bool,
+    /// Keep each image's predicted class (classifiers).
+    pub predictions: bool,
+}
+
+/// [`evaluate`] with [`EvalOptions`].
+pub fn evaluate_with(
     cfg: &RunConfig,
     dev: &Dev,
     store: &ParamStore,
     model: &dyn Model,
     ds: &Dataset,
+    options: EvalOptions,
 ) -> Result<Evaluation> {
-    snn_core::grad::no_grad(|| evaluate_batches(cfg, dev, store, model, ds, true))
+    snn_core::grad::no_grad(|| evaluate_batches(cfg, dev, store, model, ds, options))
 }
 
 fn evaluate_batches(
@@ -70,12 +83,15 @@ fn evaluate_batches(
     store: &ParamStore,
     model: &dyn Model,
     ds: &Dataset,
-    count_ops: bool,
+    options: EvalOptions,
 ) -> Result<Evaluation> {
     let [c, h, w] = ds.shape;
     let bs = cfg.train.eval_batch();
     let mut rng = init::rng(cfg.seed);
     let mut sums = EvalSums::new(ds.classes.max(1));
+    if options.predictions {
+        sums.predictions = vec![0.0; ds.len()];
+    }
     // Each rank evaluates its contiguous slice of the set; the sums are
     // reduced after, so every rank gets the whole set's figures.
     let group = collective::group();
@@ -91,7 +107,7 @@ fn evaluate_batches(
         // Each image's draws (FSVAE's latent picks) keyed by its index
         // alone: the same in any batch, on any rank.
         fwd.draws = Some(batch_draws(cfg.seed, EVALUATION, 0, idx));
-        fwd.inputs = count_ops.then(Vec::new);
+        fwd.inputs = options.ops.then(Vec::new);
         let o = model.objective(x, &batch.labels, &mut fwd)?;
         sums.loss += o.loss.array() as f64 * b as f64;
         // Weighted by images, so that a short last batch counts for what
@@ -103,6 +119,11 @@ fn evaluate_batches(
             sums.spikes
                 .add_weighted(vec![(name, spikes as u8 as f32)], b);
         }
+        if options.predictions {
+            for (i, pred) in idx.iter().zip(o.predictions.iter().flatten()) {
+                sums.predictions[*i] = *pred as f64 + 1.0;
+            }
+        }
         for (pred, label) in o.predictions.iter().flatten().zip(&batch.labels) {
             if let Some(pc) = sums.per_class.get_mut(*label as usize) {
                 pc.0 += (*pred == *label as usize) as usize;
@@ -112,7 +133,7 @@ fn evaluate_batches(
         sums.classified |= o.predictions.is_some();
     }
     sums.reduce();
-    let ops = count_ops.then(|| sums.ops(model)).flatten();
+    let ops = options.ops.then(|| sums.ops(model)).flatten();
     let n = ds.len().max(1);
     let correct: usize = sums.per_class.iter().map(|p| p.0).sum();
     let accuracy = sums.classified.then(|| correct as f32 / n as f32);
@@ -129,6 +150,12 @@ fn evaluate_batches(
         firing_rates: sums.rates.means(),
         terms: sums.terms.means(),
         ops,
+        predictions: sums
+            .predictions
+            .iter()
+            .filter(|p| **p > 0.0)
+            .map(|p| *p as usize - 1)
+            .collect(),
     })
 }
 
@@ -143,6 +170,9 @@ struct EvalSums {
     /// were spikes (a mean of 1: spikes in every batch).
     inputs: RateMeans,
     spikes: RateMeans,
+    /// Per image of the set, 1 + its predicted class (0: another rank's),
+    /// when predictions are kept; summed over ranks.
+    predictions: Vec<f64>,
     classified: bool,
 }
 
@@ -155,6 +185,7 @@ impl EvalSums {
             rates: RateMeans::default(),
             inputs: RateMeans::default(),
             spikes: RateMeans::default(),
+            predictions: Vec::new(),
             classified: false,
         }
     }
@@ -190,6 +221,7 @@ impl EvalSums {
         for m in [&self.terms, &self.rates, &self.inputs, &self.spikes] {
             v.extend(m.0.values().flat_map(|(s, n)| [*s, *n as f64]));
         }
+        v.extend(&self.predictions);
         collective::sum_f64(&mut v);
         let mut it = v.into_iter();
         let mut next = || it.next().unwrap_or(0.0);

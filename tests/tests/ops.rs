@@ -5,7 +5,7 @@
 //! input is exactly those spikes).
 
 use snn_tests::tiny_config;
-use snn_train::evaluate::evaluate_with_ops;
+use snn_train::evaluate::{evaluate_with, EvalOptions};
 use snn_train::ops::{PJ_PER_AC, PJ_PER_MAC};
 use snn_train::Session;
 
@@ -17,7 +17,11 @@ fn operations_follow_from_shapes_pixels_and_firing_rates() {
     let mut s = Session::new(config(), dir.path()).unwrap();
     s.progress = false;
     s.run().unwrap();
-    let ev = evaluate_with_ops(&cfg, &s.dev, &s.store, s.model.as_ref(), &s.test).unwrap();
+    let options = EvalOptions {
+        ops: true,
+        predictions: false,
+    };
+    let ev = evaluate_with(&cfg, &s.dev, &s.store, s.model.as_ref(), &s.test, options).unwrap();
     let ops = ev.ops.expect("a classifier reports its operations");
     let [fc1, fc2] = &ops.layers[..] else {
         panic!("{:?}", ops.layers)
