@@ -3,7 +3,8 @@
 # (CPU) with pip on first use. Not needed by the tests.
 # Usage: bench/run-pytorch.sh [SCRIPT.py] ARGS...
 #   SCRIPT defaults to pytorch_mnist.py (the classifier twin);
-#   pytorch_fsvae.py is the FSVAE twin.
+#   pytorch_fsvae.py is the FSVAE twin; nir_snntorch.py runs an exported
+#   classifier in snnTorch (installing snnTorch and nir too).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 venv="${TORCH_VENV:-$here/.venv}"
@@ -15,5 +16,9 @@ fi
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q torch
+fi
+# The NIR bench also needs snnTorch and the NIR packages.
+if [ "$script" = nir_snntorch.py ] && ! "$venv/bin/python" -c "import snntorch, nir, nirtorch, h5py" 2>/dev/null; then
+  "$venv/bin/pip" install -q snntorch "nir==1.0.8" nirtorch h5py
 fi
 exec "$venv/bin/python" -W ignore "$here/$script" "$@"
