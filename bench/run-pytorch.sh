@@ -17,8 +17,11 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import torch" 2>/dev/
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q torch
 fi
-# The NIR bench also needs snnTorch and the NIR packages.
-if [ "$script" = nir_snntorch.py ] && ! "$venv/bin/python" -c "import snntorch, nir, nirtorch, h5py" 2>/dev/null; then
-  "$venv/bin/pip" install -q snntorch "nir==1.0.8" nirtorch h5py
-fi
+# The NIR benches also need snnTorch, the NIR packages and NeuroBench.
+case "$script" in
+  nir_snntorch.py | nir_ops_neurobench.py)
+    if ! "$venv/bin/python" -c "import snntorch, nir, nirtorch, h5py, neurobench" 2>/dev/null; then
+      "$venv/bin/pip" install -q snntorch "nir==1.0.8" nirtorch h5py neurobench
+    fi ;;
+esac
 exec "$venv/bin/python" -W ignore "$here/$script" "$@"

@@ -293,25 +293,46 @@ impl<'a> Forward<'a> {
         self.rates.push((name.to_string(), rate));
     }
 
-    /// Records what synaptic layer `name` receives (its non-zero fraction
-    /// and whether it is spikes), when the pass counts operations.
+    /// Whether this pass counts operations ([`Forward::record_input`]).
+    pub fn counts_ops(&self) -> bool {
+        self.inputs.is_some()
+    }
+
+    /// Records what synaptic layer `name` receives, when the pass counts
+    /// operations: whether it is spikes, and the fraction of its synaptic
+    /// operations that have a non-zero input. For a convolution, pass
+    /// `fan_out` (each pixel's output count, `[H * W]`, and the channels of
+    /// the channels-last `x`): a border pixel's value feeds fewer outputs
+    /// than a central one's.
     pub fn record_input<S: dfdx::shapes::Shape>(
         &mut self,
         name: &str,
         x: &dfdx::tensor::Tensor<S, f32, crate::Dev, crate::Tp>,
+        fan_out: Option<(&[u32], usize)>,
     ) {
         use dfdx::prelude::*;
         let Some(inputs) = self.inputs.as_mut() else {
             return;
         };
         let v = x.retaped::<NoneTape>().as_vec();
-        let nonzero = v.iter().filter(|x| **x != 0.0).count();
         let binary = v.iter().all(|x| *x == 0.0 || *x == 1.0);
-        inputs.push((
-            name.to_string(),
-            nonzero as f32 / v.len().max(1) as f32,
-            binary,
-        ));
+        let (used, all) = match fan_out {
+            Some((fan, channels)) if !fan.is_empty() && channels > 0 => {
+                let weight = |i: usize| fan[(i / channels) % fan.len()] as f64;
+                let used = v
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, x)| **x != 0.0)
+                    .map(|(i, _)| weight(i))
+                    .sum::<f64>();
+                (used, (0..v.len()).map(weight).sum::<f64>())
+            }
+            _ => (
+                v.iter().filter(|x| **x != 0.0).count() as f64,
+                v.len() as f64,
+            ),
+        };
+        inputs.push((name.to_string(), (used / all.max(1.0)) as f32, binary));
     }
 
     /// Records the firing rate of a layer whose kernel counted its spikes:

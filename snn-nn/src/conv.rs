@@ -101,6 +101,27 @@ impl Conv2d {
         Ok(((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1))
     }
 
+    /// How many output positions read each input pixel (`[h * w]`, row
+    /// major): padding taps read nothing, so a border pixel feeds fewer
+    /// outputs. The synaptic operations of one input channel to one output
+    /// channel are this map's sum (`snn eval --ops`).
+    pub fn fan_out(&self, h: usize, w: usize) -> Result<Vec<u32>> {
+        let (ho, wo) = self.out_size(h, w)?;
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        // Outputs o whose window o s - p .. o s - p + k covers i.
+        let count = |i: usize, outs: usize| {
+            (0..outs)
+                .filter(|o| (i + p).checked_sub(o * s).is_some_and(|d| d < k))
+                .count() as u32
+        };
+        let rows: Vec<u32> = (0..h).map(|y| count(y, ho)).collect();
+        let cols: Vec<u32> = (0..w).map(|x| count(x, wo)).collect();
+        Ok(rows
+            .iter()
+            .flat_map(|r| cols.iter().map(move |c| r * c))
+            .collect())
+    }
+
     /// Row indices of the im2col gather; `zero_row` stands for padding.
     fn im2col_index(&self, n: usize, h: usize, w: usize, ho: usize, wo: usize) -> Vec<usize> {
         let (k, s, p) = (self.kernel, self.stride, self.padding);
@@ -191,5 +212,35 @@ impl Conv2d {
         let shape = *y.shape();
         let b = store.taped(key)?;
         Ok(b.broadcast_like::<_, Axes3<0, 1, 2>>(&shape) + y)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn border_pixels_feed_fewer_outputs() {
+        let dev = snn_core::device::create(0).unwrap();
+        let mut store = ParamStore::new(dev);
+        let mut rng = snn_core::init::rng(0);
+        let cfg = Conv2dConfig {
+            in_channels: 1,
+            out_channels: 1,
+            kernel: 3,
+            padding: 1,
+            ..Default::default()
+        };
+        let conv = cfg.init(&mut store.scope("c"), &mut rng).unwrap();
+        // 4x4, k3 p1 s1: rows / columns 0 and 3 feed 2 outputs, 1 and 2 feed 3.
+        let f = conv.fan_out(4, 4).unwrap();
+        assert_eq!(&f[..4], &[4, 6, 6, 4]);
+        assert_eq!(&f[4..8], &[6, 9, 9, 6]);
+        // Every valid tap of the 16 outputs once: 16 x 9 less the 44 padded.
+        assert_eq!(f.iter().sum::<u32>(), 100);
+        let strided = Conv2dConfig { stride: 2, ..cfg };
+        let strided = strided.init(&mut store.scope("d"), &mut rng).unwrap();
+        // 5 -> 3 outputs, windows -1..=1, 1..=3, 3..=5.
+        assert_eq!(&strided.fan_out(5, 5).unwrap()[..5], &[1, 2, 1, 2, 1]);
     }
 }

@@ -58,3 +58,57 @@ fn operations_follow_from_shapes_pixels_and_firing_rates() {
     assert!((ops.energy_pj - energy).abs() < 1e-6 * energy);
     assert_eq!(ops.dense, 784.0 * 30.0 + 1200.0);
 }
+
+#[test]
+fn a_convolution_counts_the_taps_that_read_a_non_zero_pixel() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || tiny_config("set model.layers=\"c3k5s2p2-SN-FC10-SN\"");
+    let mut s = Session::new(config(), dir.path()).unwrap();
+    s.progress = false;
+    s.run().unwrap();
+    let options = EvalOptions {
+        ops: true,
+        predictions: false,
+    };
+    let ev = evaluate_with(
+        &config(),
+        &s.dev,
+        &s.store,
+        s.model.as_ref(),
+        &s.test,
+        options,
+    )
+    .unwrap();
+    let conv = &ev.ops.unwrap().layers[0];
+
+    // By brute force: every output position's every tap inside the image,
+    // counted where its pixel is non-zero, for each of 3 output channels.
+    let (k, stride, pad, side, out) = (5i64, 2i64, 2i64, 28i64, 14i64);
+    let (mut dense, mut used) = (0u64, 0u64);
+    for image in s.test.images.chunks(784) {
+        for (oy, ox, ky, kx) in (0..out).flat_map(|oy| {
+            (0..out).flat_map(move |ox| {
+                (0..k).flat_map(move |ky| (0..k).map(move |kx| (oy, ox, ky, kx)))
+            })
+        }) {
+            let (y, x) = (oy * stride + ky - pad, ox * stride + kx - pad);
+            if (0..side).contains(&y) && (0..side).contains(&x) {
+                dense += 3;
+                used += 3 * (image[(y * side + x) as usize] != 0.0) as u64;
+            }
+        }
+    }
+    let n = s.test.len() as f64;
+    assert_eq!(
+        conv.dense,
+        dense as f64 / n,
+        "padding taps are not synapses"
+    );
+    let want = used as f64 / n;
+    assert!(
+        (conv.effective_macs - want).abs() < 1e-3 * want,
+        "{} vs {want}",
+        conv.effective_macs
+    );
+    assert!(!conv.spike_input);
+}

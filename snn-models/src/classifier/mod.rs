@@ -113,13 +113,15 @@ impl ModelSpec for ClassifierSpec {
                         weight_init: self.init,
                     }
                     .init(&mut store.scope(&name), rng)?;
-                    (h, w) = conv.out_size(h, w)?;
-                    let dense = (out * h * w * c * kernel * kernel) as u64;
+                    // Padding taps carry no synapse.
+                    let taps: u64 = conv.fan_out(h, w)?.iter().map(|f| *f as u64).sum();
+                    let dense = taps * (c * out) as u64;
                     synapses.push(Synapses {
                         name,
                         dense,
                         passes,
                     });
+                    (h, w) = conv.out_size(h, w)?;
                     c = out;
                     Layer::Conv(conv)
                 }
@@ -300,7 +302,11 @@ impl Model for Classifier {
             }
             x = match layer {
                 Layer::Conv(conv) => {
-                    fwd.record_input(layer_name(&conv.weight), &x);
+                    if fwd.counts_ops() {
+                        let (_, h, w, c) = *x.shape();
+                        let fan = conv.fan_out(h, w)?;
+                        fwd.record_input(layer_name(&conv.weight), &x, Some((&fan, c)));
+                    }
                     conv.forward(x, fwd.store)?
                 }
                 Layer::Bn(bn) => bn.forward(x, fwd)?,
@@ -323,7 +329,7 @@ impl Model for Classifier {
                     }
                 }
                 Layer::Fc(fc) => {
-                    fwd.record_input(layer_name(&fc.weight), &x);
+                    fwd.record_input(layer_name(&fc.weight), &x, None);
                     fc.forward_image(x, fwd.store)?
                 }
             };
