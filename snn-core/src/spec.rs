@@ -222,9 +222,9 @@ pub struct Forward<'a> {
     pub updates: Vec<(String, Flat)>,
     /// Mean firing rate of each spiking layer in this pass.
     pub rates: Vec<(String, f32)>,
-    /// When counting operations (`Some`): each synaptic layer's input in
-    /// this pass, as (layer, fraction of non-zero values, all in {0, 1}).
-    pub inputs: Option<Vec<(String, f32, bool)>>,
+    /// When counting operations (`Some`): what each synaptic layer call
+    /// of this pass received ([`Forward::record_synapses`]).
+    pub synapse_calls: Option<Vec<SynapseCall>>,
     /// Fraction of training done before this step, in [0, 1] (1 when
     /// evaluating): models with
     /// schedules of their own (FSVAE's scheduled sampling) read it.
@@ -242,7 +242,7 @@ impl<'a> Forward<'a> {
             rng,
             updates: Vec::new(),
             rates: Vec::new(),
-            inputs: None,
+            synapse_calls: None,
             progress: 0.0,
             draws: None,
         }
@@ -293,46 +293,45 @@ impl<'a> Forward<'a> {
         self.rates.push((name.to_string(), rate));
     }
 
-    /// Whether this pass counts operations ([`Forward::record_input`]).
+    /// Whether this pass counts operations ([`Forward::record_synapses`]).
     pub fn counts_ops(&self) -> bool {
-        self.inputs.is_some()
+        self.synapse_calls.is_some()
     }
 
-    /// Records what synaptic layer `name` receives, when the pass counts
-    /// operations: whether it is spikes, and the fraction of its synaptic
-    /// operations that have a non-zero input. For a convolution, pass
-    /// `fan_out` (each pixel's output count, `[H * W]`, and the channels of
-    /// the channels-last `x`): a border pixel's value feeds fewer outputs
-    /// than a central one's.
-    pub fn record_input<S: dfdx::shapes::Shape>(
-        &mut self,
-        name: &str,
-        x: &dfdx::tensor::Tensor<S, f32, crate::Dev, crate::Tp>,
-        fan_out: Option<(&[u32], usize)>,
-    ) {
+    /// Records, when the pass counts operations, what synaptic layer
+    /// `name` receives in one call: its input `x` (`[rows, H, W, C]`,
+    /// rows = images x the passes folded into them) and how many synapses
+    /// each input value feeds.
+    pub fn record_synapses(&mut self, name: &str, x: &crate::ImgNhwc, fanout: Fanout<'_>) {
         use dfdx::prelude::*;
-        let Some(inputs) = self.inputs.as_mut() else {
+        let Some(calls) = self.synapse_calls.as_mut() else {
             return;
         };
+        let rows = x.shape().0;
         let v = x.retaped::<NoneTape>().as_vec();
-        let binary = v.iter().all(|x| *x == 0.0 || *x == 1.0);
-        let (used, all) = match fan_out {
-            Some((fan, channels)) if !fan.is_empty() && channels > 0 => {
-                let weight = |i: usize| fan[(i / channels) % fan.len()] as f64;
-                let used = v
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, x)| **x != 0.0)
-                    .map(|(i, _)| weight(i))
-                    .sum::<f64>();
-                (used, (0..v.len()).map(weight).sum::<f64>())
-            }
-            _ => (
-                v.iter().filter(|x| **x != 0.0).count() as f64,
-                v.len() as f64,
-            ),
+        let feeds = |i: usize| match fanout {
+            Fanout::Uniform(n) => n as f64,
+            Fanout::Pixels {
+                map,
+                channels,
+                outputs,
+            } => (map[(i / channels.max(1)) % map.len().max(1)] as usize * outputs) as f64,
         };
-        inputs.push((name.to_string(), (used / all.max(1.0)) as f32, binary));
+        let dense = (0..v.len()).map(feeds).sum::<f64>();
+        let effective = v
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| **x != 0.0)
+            .map(|(i, _)| feeds(i))
+            .sum();
+        let spikes = v.iter().all(|x| *x == 0.0 || *x == 1.0);
+        calls.push(SynapseCall {
+            layer: name.to_string(),
+            rows,
+            dense,
+            effective,
+            spikes,
+        });
     }
 
     /// Records the firing rate of a layer whose kernel counted its spikes:
@@ -442,12 +441,6 @@ pub trait Model: Debug + Send + Sync {
     /// Human-readable layer summary.
     fn summary(&self) -> String;
 
-    /// The synaptic layers, for operation counts (`snn eval --ops`); the
-    /// model records each one's input with [`Forward::record_input`].
-    fn synapses(&self) -> Vec<Synapses> {
-        Vec::new()
-    }
-
     /// The trained network as a NIR graph, for neuromorphic toolchains and
     /// other frameworks. The default refuses: most generative models hold
     /// parts NIR has no node for.
@@ -464,16 +457,33 @@ pub trait Model: Debug + Send + Sync {
     }
 }
 
-/// A layer of synapses (a convolution or a fully connected layer) as an
-/// operation count sees it.
+/// How many synapses each value of a layer's input feeds.
+#[derive(Clone, Copy, Debug)]
+pub enum Fanout<'a> {
+    /// The same for every value (a fully connected layer: its outputs).
+    Uniform(usize),
+    /// Per pixel (a convolution: border pixels feed fewer outputs than
+    /// central ones): `map` `[H * W]` output positions per pixel, of a
+    /// channels-last input with `channels`, each feeding `outputs` channels.
+    Pixels {
+        map: &'a [u32],
+        channels: usize,
+        outputs: usize,
+    },
+}
+
+/// What one call of a synaptic layer received, for operation counts.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Synapses {
-    pub name: String,
-    /// Multiply-accumulates of one pass over one image, done densely.
-    pub dense: u64,
-    /// Passes per image: `T` inside the time loop, 1 before the first
-    /// spiking layer (direct encoding computes it once).
-    pub passes: usize,
+pub struct SynapseCall {
+    pub layer: String,
+    /// Rows of the input: images x the time steps folded into them.
+    pub rows: usize,
+    /// Synaptic operations of the call done densely, and those with a
+    /// non-zero input.
+    pub dense: f64,
+    pub effective: f64,
+    /// Every input value was 0 or 1.
+    pub spikes: bool,
 }
 
 /// A model that draws new images and reconstructs given ones. Images are

@@ -107,6 +107,24 @@ impl ConvTranspose2d {
         (f(h), f(w))
     }
 
+    /// How many output positions each input pixel writes (`[h * w]`):
+    /// pixel `y` writes rows `y s - p + ky`, `ky < k`, those inside the
+    /// output. For operation counts, as `Conv2d::fan_out`.
+    pub fn fan_out(&self, h: usize, w: usize) -> Vec<u32> {
+        let (ho, wo) = self.out_size(h, w);
+        let (k, s, p) = (self.conv.kernel, self.stride, self.padding);
+        let count = |i: usize, outs: usize| {
+            (0..k)
+                .filter(|ky| (i * s + ky).checked_sub(p).is_some_and(|o| o < outs))
+                .count() as u32
+        };
+        let rows: Vec<u32> = (0..h).map(|y| count(y, ho)).collect();
+        let cols: Vec<u32> = (0..w).map(|x| count(x, wo)).collect();
+        rows.iter()
+            .flat_map(|r| cols.iter().map(move |c| r * c))
+            .collect()
+    }
+
     /// The stride-`s` convolution whose input gradient this layer is, for
     /// a batch of `n` images of `h x w`: it maps the output `[n, H_out,
     /// W_out, C_out]` back to the input's `[n, h, w, C_in]`. The host
@@ -179,5 +197,31 @@ impl ConvTranspose2d {
         let dilated: Tensor<(usize, usize), f32, _, _> = rows.gather(idx);
         self.conv
             .forward(dilated.reshape_like(&(n, hd, wd, c)), store)
+    }
+}
+
+#[cfg(test)]
+mod fan_out_tests {
+    use super::*;
+
+    #[test]
+    fn each_input_pixel_writes_the_taps_inside_the_output() {
+        let dev = snn_core::device::create(0).unwrap();
+        let mut store = snn_core::ParamStore::new(dev);
+        let mut rng = snn_core::init::rng(0);
+        let t = ConvTranspose2dConfig {
+            in_channels: 1,
+            out_channels: 1,
+            kernel: 3,
+            stride: 2,
+            padding: 1,
+            output_padding: 1,
+            ..Default::default()
+        }
+        .init(&mut store.scope("t"), &mut rng)
+        .unwrap();
+        // 2 -> 4: pixel 0 writes rows -1, 0, 1 (two inside), pixel 1 rows 1, 2, 3.
+        assert_eq!(t.out_size(2, 2), (4, 4));
+        assert_eq!(t.fan_out(2, 2), vec![4, 6, 6, 9]);
     }
 }

@@ -3,6 +3,7 @@
 //! reduced when training runs on several.
 
 use crate::config::RunConfig;
+use crate::ops::OpSums;
 use crate::records::RateMeans;
 use crate::step::{batch_draws, EVALUATION};
 use serde::{Deserialize, Serialize};
@@ -107,18 +108,14 @@ fn evaluate_batches(
         // Each image's draws (FSVAE's latent picks) keyed by its index
         // alone: the same in any batch, on any rank.
         fwd.draws = Some(batch_draws(cfg.seed, EVALUATION, 0, idx));
-        fwd.inputs = options.ops.then(Vec::new);
+        fwd.synapse_calls = options.ops.then(Vec::new);
         let o = model.objective(x, &batch.labels, &mut fwd)?;
         sums.loss += o.loss.array() as f64 * b as f64;
         // Weighted by images, so that a short last batch counts for what
         // it holds and the means do not depend on the batch size.
         sums.terms.add_weighted(o.terms, b);
         sums.rates.add_weighted(fwd.rates, b);
-        for (name, nonzero, spikes) in fwd.inputs.take().unwrap_or_default() {
-            sums.inputs.add_weighted(vec![(name.clone(), nonzero)], b);
-            sums.spikes
-                .add_weighted(vec![(name, spikes as u8 as f32)], b);
-        }
+        sums.ops.add(fwd.synapse_calls.take().unwrap_or_default());
         if options.predictions {
             for (i, pred) in idx.iter().zip(o.predictions.iter().flatten()) {
                 sums.predictions[*i] = *pred as f64 + 1.0;
@@ -133,7 +130,7 @@ fn evaluate_batches(
         sums.classified |= o.predictions.is_some();
     }
     sums.reduce();
-    let ops = options.ops.then(|| sums.ops(model)).flatten();
+    let ops = sums.ops.per_image(ds.len());
     let n = ds.len().max(1);
     let correct: usize = sums.per_class.iter().map(|p| p.0).sum();
     let accuracy = sums.classified.then(|| correct as f32 / n as f32);
@@ -166,10 +163,8 @@ struct EvalSums {
     per_class: Vec<(usize, usize)>,
     terms: RateMeans,
     rates: RateMeans,
-    /// Per synaptic layer: its inputs' non-zero fraction, and 1 where they
-    /// were spikes (a mean of 1: spikes in every batch).
-    inputs: RateMeans,
-    spikes: RateMeans,
+    /// Synaptic operations (when counted).
+    ops: OpSums,
     /// Per image of the set, 1 + its predicted class (0: another rank's),
     /// when predictions are kept; summed over ranks.
     predictions: Vec<f64>,
@@ -183,26 +178,10 @@ impl EvalSums {
             per_class: vec![(0, 0); classes],
             terms: RateMeans::default(),
             rates: RateMeans::default(),
-            inputs: RateMeans::default(),
-            spikes: RateMeans::default(),
+            ops: OpSums::default(),
             predictions: Vec::new(),
             classified: false,
         }
-    }
-
-    fn ops(&self, model: &dyn Model) -> Option<crate::ops::Ops> {
-        let spikes = self.spikes.clone().means();
-        let inputs = self
-            .inputs
-            .clone()
-            .means()
-            .into_iter()
-            .map(|(k, v)| {
-                let spiking = spikes.get(&k) == Some(&1.0);
-                (k, (v, spiking))
-            })
-            .collect();
-        crate::ops::count(&model.synapses(), &inputs)
     }
 
     /// Sums over ranks in one reduction. Every rank's model names the same
@@ -218,10 +197,12 @@ impl EvalSums {
                 .iter()
                 .flat_map(|(c, t)| [*c as f64, *t as f64]),
         );
-        for m in [&self.terms, &self.rates, &self.inputs, &self.spikes] {
+        for m in [&self.terms, &self.rates] {
             v.extend(m.0.values().flat_map(|(s, n)| [*s, *n as f64]));
         }
         v.extend(&self.predictions);
+        let ops = self.ops.flat();
+        v.extend(&ops);
         collective::sum_f64(&mut v);
         let mut it = v.into_iter();
         let mut next = || it.next().unwrap_or(0.0);
@@ -230,16 +211,16 @@ impl EvalSums {
         for pc in &mut self.per_class {
             *pc = (next() as usize, next() as usize);
         }
-        for m in [
-            &mut self.terms,
-            &mut self.rates,
-            &mut self.inputs,
-            &mut self.spikes,
-        ] {
+        for m in [&mut self.terms, &mut self.rates] {
             for (s, n) in m.0.values_mut() {
                 *s = next();
                 *n = next() as usize;
             }
         }
+        for p in &mut self.predictions {
+            *p = next();
+        }
+        let ops: Vec<f64> = (0..ops.len()).map(|_| next()).collect();
+        self.ops.set_flat(&ops);
     }
 }

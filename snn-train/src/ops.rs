@@ -9,8 +9,7 @@
 //! updates and the readout are not counted.
 
 use serde::{Deserialize, Serialize};
-use snn_core::spec::Synapses;
-use std::collections::BTreeMap;
+use snn_core::spec::SynapseCall;
 
 /// Energy of one accumulate (32-bit float add, 45 nm), in picojoules.
 pub const PJ_PER_AC: f64 = 0.9;
@@ -44,59 +43,106 @@ pub struct Ops {
     pub convention: String,
 }
 
-/// The operations of `synapses` given each one's mean input non-zero
-/// fraction and whether it was spikes (`inputs`, from an evaluation);
-/// `None` for a model without synaptic layers.
-pub fn count(synapses: &[Synapses], inputs: &BTreeMap<String, (f32, bool)>) -> Option<Ops> {
-    if synapses.is_empty() {
-        return None;
-    }
-    let layers: Vec<LayerOps> = synapses
-        .iter()
-        .map(|s| {
-            let (nonzero, spikes) = inputs.get(&s.name).copied().unwrap_or((1.0, false));
-            let dense = s.dense as f64 * s.passes as f64;
-            let effective = dense * nonzero as f64;
-            let (acs, macs) = if spikes {
-                (effective, 0.0)
-            } else {
-                (0.0, effective)
+/// One synaptic layer's calls summed over an evaluation (on one rank).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LayerSums {
+    pub rows: f64,
+    pub dense: f64,
+    pub effective: f64,
+    /// Calls whose input was not all 0 / 1.
+    pub real_calls: f64,
+}
+
+/// Every synaptic layer's sums, in the order the layers first ran.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OpSums(pub Vec<(String, LayerSums)>);
+
+impl OpSums {
+    pub fn add(&mut self, calls: Vec<SynapseCall>) {
+        for c in calls {
+            let at = match self.0.iter().position(|(name, _)| *name == c.layer) {
+                Some(i) => i,
+                None => {
+                    self.0.push((c.layer.clone(), LayerSums::default()));
+                    self.0.len() - 1
+                }
             };
-            LayerOps {
-                layer: s.name.clone(),
-                passes: s.passes,
-                dense,
-                input_nonzero: nonzero as f64,
-                spike_input: spikes,
-                effective_acs: acs,
-                effective_macs: macs,
-                energy_pj: acs * PJ_PER_AC + macs * PJ_PER_MAC,
-            }
+            let s = &mut self.0[at].1;
+            s.rows += c.rows as f64;
+            s.dense += c.dense;
+            s.effective += c.effective;
+            s.real_calls += (!c.spikes) as u8 as f64;
+        }
+    }
+
+    /// The values to sum across ranks, and back.
+    pub fn flat(&self) -> Vec<f64> {
+        self.0
+            .iter()
+            .flat_map(|(_, s)| [s.rows, s.dense, s.effective, s.real_calls])
+            .collect()
+    }
+
+    pub fn set_flat(&mut self, v: &[f64]) {
+        for ((_, s), x) in self.0.iter_mut().zip(v.chunks(4)) {
+            (s.rows, s.dense, s.effective, s.real_calls) = (x[0], x[1], x[2], x[3]);
+        }
+    }
+
+    /// Per image of the `images` evaluated; `None` when no synaptic layer ran.
+    pub fn per_image(&self, images: usize) -> Option<Ops> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let n = images.max(1) as f64;
+        let layers: Vec<LayerOps> = self
+            .0
+            .iter()
+            .map(|(name, s)| {
+                let spikes = s.real_calls == 0.0;
+                let effective = s.effective / n;
+                let (acs, macs) = if spikes {
+                    (effective, 0.0)
+                } else {
+                    (0.0, effective)
+                };
+                LayerOps {
+                    layer: name.clone(),
+                    passes: (s.rows / n).round() as usize,
+                    dense: s.dense / n,
+                    input_nonzero: s.effective / s.dense.max(1.0),
+                    spike_input: spikes,
+                    effective_acs: acs,
+                    effective_macs: macs,
+                    energy_pj: acs * PJ_PER_AC + macs * PJ_PER_MAC,
+                }
+            })
+            .collect();
+        let total = |f: fn(&LayerOps) -> f64| layers.iter().map(f).sum::<f64>();
+        Some(Ops {
+            dense: total(|l| l.dense),
+            effective_acs: total(|l| l.effective_acs),
+            effective_macs: total(|l| l.effective_macs),
+            energy_pj: total(|l| l.energy_pj),
+            layers,
+            convention: format!(
+                "per image; NeuroBench's dense / effective ACs (spike inputs) / effective MACs (real inputs), \
+                 padding taps and biases not counted; {PJ_PER_AC} pJ per AC, {PJ_PER_MAC} pJ per MAC (45 nm, Horowitz 2014); \
+                 memory traffic and neuron updates not counted"
+            ),
         })
-        .collect();
-    let total = |f: fn(&LayerOps) -> f64| layers.iter().map(f).sum::<f64>();
-    Some(Ops {
-        dense: total(|l| l.dense),
-        effective_acs: total(|l| l.effective_acs),
-        effective_macs: total(|l| l.effective_macs),
-        energy_pj: total(|l| l.energy_pj),
-        layers,
-        convention: format!(
-            "per image; NeuroBench's dense / effective ACs (spike inputs) / effective MACs (real inputs); \
-             {PJ_PER_AC} pJ per AC, {PJ_PER_MAC} pJ per MAC (45 nm, Horowitz 2014); memory traffic not counted"
-        ),
-    })
+    }
 }
 
 /// The report as lines of text, one per layer and a total.
 pub fn lines(ops: &Ops) -> Vec<String> {
     let mut out = vec![format!(
-        "{:<8} {:>6} {:>14} {:>9} {:>6} {:>14} {:>14} {:>12}",
+        "{:<14} {:>6} {:>14} {:>9} {:>6} {:>14} {:>14} {:>12}",
         "layer", "passes", "dense", "input!=0", "spikes", "eff. ACs", "eff. MACs", "energy nJ"
     )];
     for l in &ops.layers {
         out.push(format!(
-            "{:<8} {:>6} {:>14.0} {:>9.4} {:>6} {:>14.0} {:>14.0} {:>12.3}",
+            "{:<14} {:>6} {:>14.0} {:>9.4} {:>6} {:>14.0} {:>14.0} {:>12.3}",
             l.layer,
             l.passes,
             l.dense,
@@ -108,7 +154,7 @@ pub fn lines(ops: &Ops) -> Vec<String> {
         ));
     }
     out.push(format!(
-        "{:<8} {:>6} {:>14.0} {:>9} {:>6} {:>14.0} {:>14.0} {:>12.3}",
+        "{:<14} {:>6} {:>14.0} {:>9} {:>6} {:>14.0} {:>14.0} {:>12.3}",
         "total",
         "",
         ops.dense,
@@ -128,18 +174,24 @@ mod tests {
 
     #[test]
     fn spike_inputs_count_accumulates_and_real_inputs_multiply_accumulates() {
-        let s = |name: &str, dense, passes| Synapses {
-            name: name.into(),
+        let call = |layer: &str, rows, dense, effective, spikes| SynapseCall {
+            layer: layer.into(),
+            rows,
             dense,
-            passes,
+            effective,
+            spikes,
         };
-        let synapses = [s("conv1", 1000, 1), s("fc1", 200, 4)];
-        let inputs = BTreeMap::from([
-            ("conv1".to_string(), (0.5, false)),
-            ("fc1".to_string(), (0.25, true)),
-        ]);
-        let ops = count(&synapses, &inputs).unwrap();
-        // conv1: the image, 1000 x 0.5 MACs; fc1: 200 x 4 steps x 0.25 ACs.
+        let mut sums = OpSums::default();
+        // Two batches of 2 images: conv1 once per image, fc1 at 4 steps.
+        for _ in 0..2 {
+            sums.add(vec![
+                call("conv1", 2, 2000.0, 1000.0, false),
+                call("fc1", 8, 1600.0, 400.0, true),
+            ]);
+        }
+        let ops = sums.per_image(4).unwrap();
+        assert_eq!(ops.layers[0].layer, "conv1", "first-run order");
+        assert_eq!((ops.layers[0].passes, ops.layers[1].passes), (1, 4));
         assert_eq!(
             (ops.layers[0].effective_macs, ops.layers[0].effective_acs),
             (500.0, 0.0)
@@ -148,8 +200,12 @@ mod tests {
             (ops.layers[1].effective_acs, ops.layers[1].dense),
             (200.0, 800.0)
         );
+        assert_eq!(ops.layers[1].input_nonzero, 0.25);
         assert_eq!(ops.dense, 1800.0);
         assert!((ops.energy_pj - (500.0 * 4.6 + 200.0 * 0.9)).abs() < 1e-9);
-        assert!(count(&[], &inputs).is_none());
+        // One call of real values makes a layer's operations MACs.
+        sums.add(vec![call("fc1", 1, 0.0, 0.0, false)]);
+        assert!(!sums.per_image(4).unwrap().layers[1].spike_input);
+        assert!(OpSums::default().per_image(4).is_none());
     }
 }

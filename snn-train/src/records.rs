@@ -87,7 +87,7 @@ pub fn parse_metrics_line(line: &str) -> Result<EpochMetrics> {
 
 /// Named per-batch figures (firing rates, loss terms) averaged over the
 /// batches of an epoch (training) or over the images (evaluation).
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub(crate) struct RateMeans(pub(crate) BTreeMap<String, (f64, usize)>);
 
 impl RateMeans {

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
 use snn_core::init::{Rng, WeightInit};
 use snn_core::spec::{
-    Decoder, DecoderInput, Forward, Model, ModelParts, ModelSpec, NeuronConstants, Objective,
-    Synapses,
+    Decoder, DecoderInput, Fanout, Forward, Model, ModelParts, ModelSpec, NeuronConstants,
+    Objective,
 };
 use snn_core::{Error, Img, Mat, ParamStore, Result};
 use snn_nn::{pool, BatchNorm, Conv2d, Conv2dConfig, Dropout, Linear, LinearConfig, Nhwc, Spiking};
@@ -68,7 +68,6 @@ pub struct Classifier {
     time_steps: usize,
     /// `[C, H, W]` of the images (NIR's input).
     input_shape: [usize; 3],
-    synapses: Vec<Synapses>,
     classes: usize,
     loss: snn_core::loss::LossKind,
     summary: String,
@@ -86,9 +85,6 @@ impl ModelSpec for ClassifierSpec {
         let [mut c, mut h, mut w] = parts.input_shape;
         let mut lines = vec![format!("input {c}x{h}x{w}, T = {}", parts.time_steps)];
         let mut layers = Vec::new();
-        let mut synapses = Vec::new();
-        // Layers before the first spiking one run once (direct encoding).
-        let mut passes = 1;
         let mut counts = [0usize; 4]; // conv, bn, spike, fc
         let mut next = |i: usize| {
             counts[i] += 1;
@@ -113,14 +109,6 @@ impl ModelSpec for ClassifierSpec {
                         weight_init: self.init,
                     }
                     .init(&mut store.scope(&name), rng)?;
-                    // Padding taps carry no synapse.
-                    let taps: u64 = conv.fan_out(h, w)?.iter().map(|f| *f as u64).sum();
-                    let dense = taps * (c * out) as u64;
-                    synapses.push(Synapses {
-                        name,
-                        dense,
-                        passes,
-                    });
                     (h, w) = conv.out_size(h, w)?;
                     c = out;
                     Layer::Conv(conv)
@@ -132,7 +120,6 @@ impl ModelSpec for ClassifierSpec {
                 Atom::Spike => {
                     let name = format!("sn{}", next(2));
                     let neuron = parts.neuron("classifier")?.build(&name, store)?;
-                    passes = parts.time_steps;
                     Layer::Spike(Spiking { name, neuron })
                 }
                 Atom::MaxPool { kernel, stride } | Atom::AvgPool { kernel, stride } => {
@@ -178,11 +165,6 @@ impl ModelSpec for ClassifierSpec {
                         weight_init: self.init,
                     }
                     .init(&mut store.scope(&name), rng)?;
-                    synapses.push(Synapses {
-                        name,
-                        dense: (c * h * w * out) as u64,
-                        passes,
-                    });
                     (c, h, w) = (out, 1, 1);
                     Layer::Fc(fc)
                 }
@@ -219,7 +201,6 @@ impl ModelSpec for ClassifierSpec {
             decoder,
             time_steps: parts.time_steps,
             input_shape: parts.input_shape,
-            synapses,
             classes: c,
             loss: parts.loss,
             summary: lines.join("\n"),
@@ -304,8 +285,14 @@ impl Model for Classifier {
                 Layer::Conv(conv) => {
                     if fwd.counts_ops() {
                         let (_, h, w, c) = *x.shape();
-                        let fan = conv.fan_out(h, w)?;
-                        fwd.record_input(layer_name(&conv.weight), &x, Some((&fan, c)));
+                        let map = conv.fan_out(h, w)?;
+                        let outputs = conv.out_channels;
+                        let fanout = Fanout::Pixels {
+                            map: &map,
+                            channels: c,
+                            outputs,
+                        };
+                        fwd.record_synapses(layer_name(&conv.weight), &x, fanout);
                     }
                     conv.forward(x, fwd.store)?
                 }
@@ -329,7 +316,8 @@ impl Model for Classifier {
                     }
                 }
                 Layer::Fc(fc) => {
-                    fwd.record_input(layer_name(&fc.weight), &x, None);
+                    let fanout = Fanout::Uniform(fc.outputs);
+                    fwd.record_synapses(layer_name(&fc.weight), &x, fanout);
                     fc.forward_image(x, fwd.store)?
                 }
             };
@@ -376,10 +364,6 @@ impl Model for Classifier {
 
     fn summary(&self) -> String {
         self.summary.clone()
-    }
-
-    fn synapses(&self) -> Vec<Synapses> {
-        self.synapses.clone()
     }
 
     fn to_nir(

@@ -5,7 +5,7 @@
 //! Spiking blocks see time folded into the batch, time-major: `[T * B, ...]`.
 
 use snn_core::dfdx::prelude::*;
-use snn_core::spec::{Forward, HostStep, Neuron};
+use snn_core::spec::{Fanout, Forward, HostStep, Neuron};
 use snn_core::{Dev, ParamStore, Result};
 use snn_nn::{BatchNorm, Conv2d, ConvTranspose2d, Linear, Nhwc, Spiking};
 
@@ -35,11 +35,34 @@ pub struct Block {
 impl Block {
     /// The weight layer alone.
     fn weighted(&self, x: Nhwc, fwd: &mut Forward<'_>) -> Result<Nhwc> {
+        if fwd.counts_ops() {
+            self.record_synapses(&x, fwd)?;
+        }
         match &self.weights {
             Weights::Conv(c) => c.forward(x, fwd.store),
             Weights::ConvT(c) => c.forward(x, fwd.store),
             Weights::Fc(l) => l.forward_image(x, fwd.store),
         }
+    }
+
+    /// What the weight layer receives, for operation counts.
+    fn record_synapses(&self, x: &Nhwc, fwd: &mut Forward<'_>) -> Result<()> {
+        let (_, h, w, c) = *x.shape();
+        let (map, outputs) = match &self.weights {
+            Weights::Conv(conv) => (conv.fan_out(h, w)?, conv.out_channels),
+            Weights::ConvT(t) => (t.fan_out(h, w), t.conv.out_channels),
+            Weights::Fc(l) => {
+                fwd.record_synapses(&self.name, x, Fanout::Uniform(l.outputs));
+                return Ok(());
+            }
+        };
+        let fanout = Fanout::Pixels {
+            map: &map,
+            channels: c,
+            outputs,
+        };
+        fwd.record_synapses(&self.name, x, fanout);
+        Ok(())
     }
 
     /// Weight layer and batch norm: the input current of the activation.
