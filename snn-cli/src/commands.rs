@@ -148,6 +148,7 @@ pub fn train(
     quiet: bool,
     check_memory: bool,
 ) -> Result<()> {
+    let (stop, handled) = stop_on_interrupt();
     let dir = out.unwrap_or_else(|| {
         let stem = config
             .file_stem()
@@ -247,21 +248,11 @@ pub fn train(
     if let Some(w) = Ranks::stop_warning() {
         note(&w);
     }
-    // SIGINT / SIGTERM: finish the step, checkpoint, stop; a second one
-    // quits at once (every file is written atomically, so the last
-    // checkpoint stays loadable).
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = stop.clone();
-    let handler = ctrlc::set_handler(move || {
-        if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            eprintln!("second interrupt: exiting now");
-            std::process::exit(130);
-        }
-        note("interrupt: stopping after this step with a checkpoint (again to quit at once)");
-    });
-    if handler.is_ok() {
-        session.interrupt = Some(stop);
+    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+        note("interrupted before the first step; nothing was trained");
+        return Err(Interrupted.into());
     }
+    session.interrupt = handled.then_some(stop);
     let start = std::time::Instant::now();
     let last = match session.run_epochs(|m| note(&epoch_line(m))) {
         Err(snn_core::Error::Interrupted(what)) => {
@@ -303,6 +294,24 @@ pub fn train(
         },
     }
     Ok(())
+}
+
+/// SIGINT / SIGTERM from the first moment of `snn train`: the flag the
+/// session reads (finish the step, or stop the test pass, checkpoint,
+/// stop; while loading, stop before the first step); a second one quits
+/// at once (every file is written atomically, so the last checkpoint
+/// stays loadable). Also whether the handler could be installed.
+fn stop_on_interrupt() -> (std::sync::Arc<std::sync::atomic::AtomicBool>, bool) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let handler = ctrlc::set_handler(move || {
+        if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            eprintln!("second interrupt: exiting now");
+            std::process::exit(130);
+        }
+        note("interrupt: stopping after this step (or the test pass's batch) with a checkpoint (again to quit at once)");
+    });
+    (stop, handler.is_ok())
 }
 
 /// A run stopped by SIGINT / SIGTERM after writing its checkpoint: `main`
@@ -393,6 +402,7 @@ pub fn eval(
     let options = EvalOptions {
         ops,
         predictions: predictions.is_some(),
+        stop: None,
     };
     let ev = evaluate_with(
         &run.cfg,

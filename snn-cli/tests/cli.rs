@@ -956,6 +956,94 @@ fn sigint_and_kill_9_inside_epochs_then_resume_end_bit_exact() {
 }
 
 #[test]
+fn sigint_during_the_test_pass_keeps_the_epoch_and_the_resume_evaluates_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // 4 training steps, then a test pass of 125 batches of 8 images at
+    // T = 32: seconds long, so the interrupt lands inside it.
+    let sets = [
+        "train.epochs=1",
+        "data.train_limit=64",
+        "data.test_limit=1000",
+        "time_steps=32",
+        "train.eval_batch_size=8",
+        "train.log_every=1",
+    ];
+    let args = |out: &Path, resume: bool| quickstart_run_args(out, resume, &sets);
+    let full = dir.path().join("full");
+    let o = snn(&args(&full, false)
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", text(&o).1);
+
+    let run = dir.path().join("run");
+    let child = Command::new(env!("CARGO_BIN_EXE_snn"))
+        .args(args(&run, false))
+        .current_dir(root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run snn");
+    // The fourth step's line is written as the test pass begins.
+    let steps = run.join("steps.jsonl");
+    let t0 = std::time::Instant::now();
+    while std::fs::read_to_string(&steps)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 4
+    {
+        assert!(
+            t0.elapsed().as_secs() < 120,
+            "the 4 training steps never finished"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("stopped during the test pass of epoch 1"),
+        "{err}"
+    );
+    assert!(
+        !run.join("metrics.jsonl").exists(),
+        "the epoch was recorded without its test pass"
+    );
+
+    let o = snn(&args(&run, true)
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", text(&o).1);
+    let line = |d: &Path| -> serde_json::Value {
+        serde_json::from_str(
+            std::fs::read_to_string(d.join("metrics.jsonl"))
+                .unwrap()
+                .trim(),
+        )
+        .unwrap()
+    };
+    let (a, b) = (line(&full), line(&run));
+    for key in [
+        "test_accuracy",
+        "test_loss",
+        "train_loss",
+        "train_accuracy",
+        "epoch",
+    ] {
+        assert_eq!(a[key], b[key], "{key}");
+    }
+    assert_eq!(
+        std::fs::read(full.join("best.safetensors")).unwrap(),
+        std::fs::read(run.join("best.safetensors")).unwrap()
+    );
+}
+
+#[test]
 fn sizes_beyond_the_machine_are_one_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");

@@ -56,14 +56,19 @@ pub fn evaluate(
     evaluate_with(cfg, dev, store, model, ds, EvalOptions::default())
 }
 
-/// What an evaluation reports beyond its means.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EvalOptions {
+/// What an evaluation reports beyond its means, and when it stops.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EvalOptions<'a> {
     /// Count the synaptic operations per image (`crate::ops`): each
     /// synaptic layer's inputs are read once more.
     pub ops: bool,
     /// Keep each image's predicted class (classifiers).
     pub predictions: bool,
+    /// Stop with [`snn_core::Error::Interrupted`] before the next batch
+    /// once this is set (Ctrl-C). One process only: ranks evaluate slices
+    /// of different lengths and could not agree batch by batch, so under
+    /// MPI the pass finishes and the trainer stops after it.
+    pub stop: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 /// [`evaluate`] with [`EvalOptions`].
@@ -73,7 +78,7 @@ pub fn evaluate_with(
     store: &ParamStore,
     model: &dyn Model,
     ds: &Dataset,
-    options: EvalOptions,
+    options: EvalOptions<'_>,
 ) -> Result<Evaluation> {
     snn_core::grad::no_grad(|| evaluate_batches(cfg, dev, store, model, ds, options))
 }
@@ -84,7 +89,7 @@ fn evaluate_batches(
     store: &ParamStore,
     model: &dyn Model,
     ds: &Dataset,
-    options: EvalOptions,
+    options: EvalOptions<'_>,
 ) -> Result<Evaluation> {
     let [c, h, w] = ds.shape;
     let bs = cfg.train.eval_batch();
@@ -97,7 +102,18 @@ fn evaluate_batches(
     // reduced after, so every rank gets the whole set's figures.
     let group = collective::group();
     let mine: Vec<usize> = collective::shard(ds.len(), group.rank(), group.size()).collect();
+    let stopped = || {
+        let asked = options
+            .stop
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst));
+        asked && !collective::is_distributed()
+    };
     for idx in mine.chunks(bs.max(1)) {
+        if stopped() {
+            return Err(snn_core::Error::Interrupted(
+                "stopped during the test pass".into(),
+            ));
+        }
         let batch = ds.gather(idx);
         let b = batch.labels.len();
         let x = dev

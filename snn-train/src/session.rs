@@ -4,6 +4,7 @@ use crate::checkpoint::PartialEpoch;
 use crate::checkpoint::{Checkpoint, CONFIG_FILE};
 use crate::config::{CheckpointEvery, OnDivergence, OptimizerKind, RunConfig};
 pub use crate::evaluate::{evaluate, Evaluation};
+use crate::evaluate::{evaluate_with, EvalOptions};
 use crate::records::{EpochMetrics, RateMeans, StepMetrics};
 use crate::step::{batch_draws, train_step, Learner, StepBatch};
 use crate::{curves, learning_rate};
@@ -272,6 +273,23 @@ impl Session {
             self.cfg.train.lr
         };
         let fill = self.background();
+        // The epoch's running sums as a checkpoint stores them.
+        macro_rules! snapshot {
+            () => {
+                PartialEpoch {
+                    rng_word_pos: rng.get_word_pos().to_string(),
+                    loss_sum,
+                    correct,
+                    seen,
+                    skipped,
+                    rates: rates.0.clone(),
+                    terms: terms.0.clone(),
+                    window: (window.0, window.1, window.2 .0.clone()),
+                    lr,
+                    seconds: before + t0.elapsed().as_secs_f64(),
+                }
+            };
+        }
         let mut last_checkpoint = Instant::now();
         let mut comm_seconds = 0.0f64;
         let (rank, ranks) = (collective::group().rank(), collective::group().size());
@@ -373,19 +391,7 @@ impl Session {
                 };
             let (stop, due) = self.agree_to_stop_or_save(due);
             if stop || due {
-                let sums = PartialEpoch {
-                    rng_word_pos: rng.get_word_pos().to_string(),
-                    loss_sum,
-                    correct,
-                    seen,
-                    skipped,
-                    rates: rates.0.clone(),
-                    terms: terms.0.clone(),
-                    window: (window.0, window.1, window.2 .0.clone()),
-                    lr,
-                    seconds: before + t0.elapsed().as_secs_f64(),
-                };
-                self.save_partial(index + 1, sums)?;
+                self.save_partial(index + 1, snapshot!())?;
                 last_checkpoint = Instant::now();
                 if stop {
                     if let Some(bar) = bar {
@@ -417,7 +423,32 @@ impl Session {
             ));
         }
         let train_seconds = (before + t0.elapsed().as_secs_f64()) as f32;
-        let eval = self.evaluate(&self.test)?;
+        let stop = self.interrupt.as_deref();
+        let options = EvalOptions {
+            stop,
+            ..Default::default()
+        };
+        let eval = match evaluate_with(
+            &self.cfg,
+            &self.dev,
+            &self.store,
+            self.model.as_ref(),
+            &self.test,
+            options,
+        ) {
+            // The epoch's training is done: keep it, and let the resume
+            // run the test pass again.
+            Err(Error::Interrupted(_)) => {
+                self.save_partial(batches.len(), snapshot!())?;
+                return Err(Error::Interrupted(format!(
+                    "stopped during the test pass of epoch {} (its training is done); checkpoint written to {}, \
+                     the resume runs the test pass",
+                    epoch + 1,
+                    self.dir.display()
+                )));
+            }
+            other => other?,
+        };
         self.state.epoch += 1;
         let neurons = self
             .model
