@@ -515,11 +515,14 @@ fn metrics_score_a_png_folder_with_fad_and_classifier_is() {
         assert!(v["fid"]["reference"].as_str().unwrap().contains("other"));
         assert_eq!(caches(), 2);
     } else {
-        assert!(
-            std::env::var("SNN_REQUIRE_INCEPTION").is_err(),
-            "FID weights missing"
-        );
-        eprintln!("FID part skipped: {} not fetched", weights.display());
+        let check = "snn metrics FID part";
+        let fetch = "scripts/fetch-data.sh inception";
+        assert!(!snn_core::checks::needs_file(
+            check,
+            &weights,
+            "SNN_REQUIRE_INCEPTION",
+            fetch
+        ));
     }
 
     // Wrong dataset, unknown metric, missing or wrong network: one-line errors.
@@ -567,22 +570,15 @@ fn metrics_score_a_png_folder_with_fad_and_classifier_is() {
 
 /// The FID weights, or `None` (with a note) where they have not been
 /// fetched; `SNN_REQUIRE_INCEPTION=1` (CI) makes their absence a failure.
-fn fid_weights() -> Option<PathBuf> {
+fn fid_weights(check: &str) -> Option<PathBuf> {
     let weights = root().join("data/inception/fid-inception.safetensors");
-    if weights.exists() {
-        return Some(weights);
-    }
-    assert!(
-        std::env::var("SNN_REQUIRE_INCEPTION").is_err(),
-        "FID weights missing"
-    );
-    eprintln!("skipped: {} not fetched", weights.display());
-    None
+    let fetch = "scripts/fetch-data.sh inception";
+    snn_core::checks::needs_file(check, &weights, "SNN_REQUIRE_INCEPTION", fetch).then_some(weights)
 }
 
 #[test]
 fn fid_in_the_default_clean_mode_matches_clean_fid() {
-    let Some(weights) = fid_weights() else {
+    let Some(weights) = fid_weights("FID in clean mode against clean-fid") else {
         return;
     };
     // bench/paper_protocol_reference.py: clean-fid's compute_fid(A, B,

@@ -7,6 +7,7 @@
 //! `OwnedTape`, so every layer has exactly one forward path whether or not the
 //! caller later runs `backward()`.
 
+pub mod checks;
 pub mod collective;
 pub mod config;
 pub mod dense_work;

@@ -26,18 +26,14 @@ fn reference(name: &str) -> Gaussian {
 /// its absence a failure.
 fn test_split(dataset: &str, resize: snn_data::config::ImageResize) -> Option<Vec<f32>> {
     let dir = root().join("data").join(dataset);
-    if !dir.join("t10k-labels-idx1-ubyte").exists()
-        && !dir.join("t10k-labels-idx1-ubyte.gz").exists()
-    {
-        assert!(
-            std::env::var("SNN_REQUIRE_DATA").is_err(),
-            "{}: full test split missing (scripts/fetch-data.sh {dataset})",
-            dir.display()
-        );
-        eprintln!(
-            "skipped: {} not fetched (scripts/fetch-data.sh {dataset})",
-            dir.display()
-        );
+    let labels = ["t10k-labels-idx1-ubyte", "t10k-labels-idx1-ubyte.gz"]
+        .map(|f| dir.join(f))
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| dir.join("t10k-labels-idx1-ubyte"));
+    let check = format!("FAD of the real {dataset} test split");
+    let fetch = format!("scripts/fetch-data.sh {dataset}");
+    if !snn_core::checks::needs_file(&check, &labels, "SNN_REQUIRE_DATA", &fetch) {
         return None;
     }
     let cfg = snn_data::config::DataConfig {

@@ -22,13 +22,12 @@ fn root() -> PathBuf {
 #[test]
 fn features_match_pytorch_to_1e_4() {
     let weights = root().join("data/inception/fid-inception.safetensors");
-    if !weights.exists() {
-        assert!(
-            std::env::var("SNN_REQUIRE_INCEPTION").is_err(),
-            "{} is missing",
-            weights.display()
-        );
-        eprintln!("skipped: {} not fetched", weights.display());
+    if !snn_core::checks::needs_file(
+        "inception features against PyTorch",
+        &weights,
+        "SNN_REQUIRE_INCEPTION",
+        "scripts/fetch-data.sh inception",
+    ) {
         return;
     }
     let net = Inception::load(&weights).unwrap();

@@ -19,7 +19,7 @@ fn operations_follow_from_shapes_pixels_and_firing_rates() {
     s.run().unwrap();
     let options = EvalOptions {
         ops: true,
-        predictions: false,
+        ..Default::default()
     };
     let ev = evaluate_with(&cfg, &s.dev, &s.store, s.model.as_ref(), &s.test, options).unwrap();
     let ops = ev.ops.expect("a classifier reports its operations");
@@ -68,7 +68,7 @@ fn a_convolution_counts_the_taps_that_read_a_non_zero_pixel() {
     s.run().unwrap();
     let options = EvalOptions {
         ops: true,
-        predictions: false,
+        ..Default::default()
     };
     let ev = evaluate_with(
         &config(),

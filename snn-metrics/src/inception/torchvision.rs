@@ -243,8 +243,12 @@ mod tests {
     fn geometry_agrees_with_the_torchscript_file() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../data/inception/fid-inception.safetensors");
-        if !path.exists() {
-            eprintln!("skipped: {} not fetched", path.display());
+        if !snn_core::checks::needs_file(
+            "inception geometry against the TorchScript file",
+            &path,
+            "SNN_REQUIRE_INCEPTION",
+            "scripts/fetch-data.sh inception",
+        ) {
             return;
         }
         let (tensors, meta) = params::read_safetensors(&path).unwrap();
