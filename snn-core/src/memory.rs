@@ -10,6 +10,7 @@
 //! step makes a few thousand), not measurable beside the step's work.
 
 use std::alloc::{GlobalAlloc, Layout};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Bytes the process may hold at once (0 = no limit, until [`set_limit`]).
@@ -27,17 +28,67 @@ static PROBING: AtomicBool = AtomicBool::new(false);
 pub struct Guard<A>(pub A);
 
 /// Memory this process may use: the machine's physical memory
-/// (`MemTotal`), or the cgroup's limit where that is lower (a container,
-/// a systemd slice). `None` where neither can be read (not Linux).
+/// (`MemTotal`), or its cgroup's limit where that is lower (a container,
+/// a systemd slice, a batch job). `None` where neither can be read (not
+/// Linux).
 pub fn machine_bytes() -> Option<u64> {
     let total = crate::procfs::kib("/proc/meminfo", "MemTotal").map(|kb| kb * 1024);
-    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok());
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let cgroup = cgroup_limit(&own, Path::new("/sys/fs/cgroup"));
     match (total, cgroup) {
         (Some(t), Some(c)) => Some(t.min(c)),
         (t, c) => t.or(c),
     }
+}
+
+/// The lowest memory limit on the way from this process's own cgroup
+/// (`cgroup`: the text of `/proc/self/cgroup`) up to the hierarchy's root
+/// under `mount`: cgroup v2's `memory.max` (in `mount`, or `mount/unified`
+/// on a hybrid system) and v1's `memory.limit_in_bytes` (in
+/// `mount/memory`). A cgroup path the mount does not show (a container
+/// sees its own cgroup as the root) is read from the root.
+pub fn cgroup_limit(cgroup: &str, mount: &Path) -> Option<u64> {
+    let mut dirs = Vec::new();
+    for line in cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let rel = path.trim_start_matches('/');
+        if controllers.is_empty() {
+            for root in [mount.to_path_buf(), mount.join("unified")] {
+                dirs.push((root, rel.to_string(), "memory.max"));
+            }
+        } else if controllers.split(',').any(|c| c == "memory") {
+            dirs.push((
+                mount.join("memory"),
+                rel.to_string(),
+                "memory.limit_in_bytes",
+            ));
+        }
+    }
+    let read = |file: PathBuf| -> Option<u64> {
+        std::fs::read_to_string(file)
+            .ok()?
+            .trim()
+            .parse::<u64>()
+            .ok()
+    };
+    let mut lowest: Option<u64> = None;
+    for (root, rel, file) in dirs {
+        let own = root.join(&rel);
+        let mut at = if own.is_dir() { own } else { root.clone() };
+        loop {
+            if let Some(v) = read(at.join(file)) {
+                lowest = Some(lowest.map_or(v, |l| l.min(v)));
+            }
+            if at == root || !at.pop() || !at.starts_with(&root) {
+                break;
+            }
+        }
+    }
+    lowest
 }
 
 /// Memory the kernel says it could give now (`MemAvailable`), bytes.
@@ -194,4 +245,41 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Guard<A> {
 /// Bytes as GiB for messages.
 pub fn gib(bytes: u64) -> f64 {
     bytes as f64 / GIB
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cgroup_limit;
+    use std::path::Path;
+
+    fn write(dir: &Path, file: &str, text: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+
+    #[test]
+    fn a_cgroup_limit_is_read_from_the_process_own_cgroup_and_its_ancestors() {
+        let mount = std::env::temp_dir().join(format!("snn-cgroup-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&mount);
+        // v1, as on this project's machines: the memory controller's own
+        // cgroup is unlimited, its parent holds 8 GiB.
+        let v1 = mount.join("memory");
+        write(&v1, "memory.limit_in_bytes", "9223372036854771712\n");
+        write(&v1.join("jobs"), "memory.limit_in_bytes", "8589934592\n");
+        write(
+            &v1.join("jobs/b2f"),
+            "memory.limit_in_bytes",
+            "9223372036854771712\n",
+        );
+        let own = "4:memory:/jobs/b2f\n3:cpuset:/\n0::/\n";
+        assert_eq!(cgroup_limit(own, &mount), Some(8 << 30));
+        // v2: the process's slice says 2 GiB, the root "max".
+        write(&mount, "memory.max", "max\n");
+        write(&mount.join("user.slice/run"), "memory.max", "2147483648\n");
+        assert_eq!(cgroup_limit("0::/user.slice/run\n", &mount), Some(2 << 30));
+        // A container sees its cgroup as the root: the named path is absent.
+        assert_eq!(cgroup_limit("0::/elsewhere\n", &mount), None);
+        assert_eq!(cgroup_limit("", &mount), None);
+        std::fs::remove_dir_all(&mount).unwrap();
+    }
 }
