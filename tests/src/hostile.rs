@@ -18,9 +18,8 @@ pub fn config(text: &str) {
 /// IDX image and label files (the gzip path included).
 pub fn idx(bytes: &[u8]) {
     let path = Path::new("fuzz-idx");
-    let _ = snn_data::idx::parse(bytes, path, 3);
-    let _ = snn_data::idx::parse(bytes, path, 1);
-    let _ = snn_data::idx::inflate(bytes.to_vec(), path);
+    let _ = snn_data::idx::read_bytes(bytes, path, 3);
+    let _ = snn_data::idx::read_bytes(bytes, path, 1);
 }
 
 /// A safetensors checkpoint.

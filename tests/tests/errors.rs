@@ -354,6 +354,37 @@ fn idx_errors_name_the_file_and_expectation() {
         .to_string();
     assert!(e.contains("c.gz") && e.contains("gzip"), "{e}");
 
+    // A gzipped file read as a stream: refused as soon as its data runs
+    // short or runs on, whatever its header says.
+    let mut short = labels.clone();
+    short[7] = 200; // promises 200 labels, holds 2
+    std::fs::write(d.join("short.gz"), gz(&short)).unwrap();
+    let e = idx::read(&d.join("short.gz"), 1).unwrap_err().to_string();
+    assert!(
+        e.contains("short.gz") && e.contains("promises 200 bytes") && e.contains("has 2"),
+        "{e}"
+    );
+    // 2 labels promised, 64 MiB of zeros inflated behind them.
+    let mut bomb = labels.clone();
+    bomb.resize(labels.len() + (64 << 20), 0);
+    std::fs::write(d.join("bomb.gz"), gz(&bomb)).unwrap();
+    let e = idx::read(&d.join("bomb.gz"), 1).unwrap_err().to_string();
+    assert!(
+        e.contains("bomb.gz") && e.contains(&format!("{} unexpected bytes", 64 << 20)),
+        "{e}"
+    );
+    // A header promising more than any IDX file (5 x 2^30 bytes).
+    let mut big3 = vec![0, 0, 8, 3];
+    for dim in [5u32 << 20, 32, 32] {
+        big3.extend(dim.to_be_bytes());
+    }
+    std::fs::write(d.join("big.gz"), gz(&big3)).unwrap();
+    let e = idx::read(&d.join("big.gz"), 3).unwrap_err().to_string();
+    assert!(
+        e.contains("big.gz") && e.contains("more than an IDX file here holds"),
+        "{e}"
+    );
+
     let cfg = snn_data::config::DataConfig {
         root: d.join("empty"),
         ..Default::default()

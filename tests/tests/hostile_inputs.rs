@@ -103,7 +103,7 @@ fn configs_survive_corruption() {
 fn idx_files_survive_corruption() {
     run_all("idx", 5000, &hostile::idx);
     let seed = std::fs::read(root().join("tests/fixtures/seeds/idx/images.idx")).unwrap();
-    let (dims, _) = snn_data::idx::parse(&seed, std::path::Path::new("seed"), 3).unwrap();
+    let (dims, _) = snn_data::idx::read_bytes(&seed, std::path::Path::new("seed"), 3).unwrap();
     assert_eq!(dims, vec![2, 3, 3]);
 }
 
