@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reproduce rows of the paper's tables: train, evaluate, score, record.
 
-    scripts/reproduce.sh ROW|TABLE|all [--estimate-only] [--runs DIR]
+    scripts/reproduce.sh ROW|TABLE|all [--estimate-only] [--runs DIR] [--allow-dirty]
     scripts/reproduce.sh ROW --twin
     scripts/reproduce.sh --doc | --check-doc
     scripts/reproduce.sh --status [--runs DIR]
@@ -19,6 +19,10 @@ A row whose data cannot be had here (runs_here = false) is not trained:
 the command measures its step time at its batch (or the largest batch that
 fits this machine's memory) and records the time an epoch would take in
 results/estimates.jsonl, which the doc lists.
+A row is trained and recorded only from a clean work tree (every tracked
+file committed), so that its line's revision names the code that made
+it; `--allow-dirty` overrides that and stores the SHA-256 of the
+uncommitted diff in the line.
 `--status` runs nothing: per row, its last recorded result and what its
 run folder holds (epochs done, the last logged step, the checkpoint's
 age), to pick up rows that span sessions.
@@ -32,6 +36,7 @@ target/release/snn, which reproduce.sh builds).
 """
 
 import datetime
+import hashlib
 import fcntl
 import json
 import os
@@ -353,9 +358,14 @@ def run_twin(name, runs_root):
 
 
 def provenance():
-    """Where and when a measured line was made."""
-    return {"revision": git_revision(), "date": datetime.date.today().isoformat(),
+    """Where and when a measured line was made (and, from a dirty tree, the
+    SHA-256 of its uncommitted diff)."""
+    line = {"revision": git_revision(), "date": datetime.date.today().isoformat(),
             "machine": machine()}
+    diff = tree_diff()
+    if diff:
+        line["diff_sha256"] = hashlib.sha256(diff.encode()).hexdigest()
+    return line
 
 
 def append_jsonl(path, line):
@@ -364,12 +374,31 @@ def append_jsonl(path, line):
         f.write(json.dumps(line) + "\n")
 
 
+def git(*args):
+    """git in the home the rows live in (the repository, or a test's home)."""
+    return subprocess.run(["git", *args], cwd=HOME, text=True, capture_output=True)
+
+
+def tree_diff():
+    """The uncommitted changes to tracked files (empty when clean)."""
+    return git("diff", "HEAD").stdout
+
+
 def git_revision():
     """HEAD's short hash, with `-dirty` when tracked files differ from it."""
-    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, text=True, capture_output=True)
     rev = git("rev-parse", "--short", "HEAD").stdout.strip() or "unknown"
     return rev + ("-dirty" if git("status", "--porcelain", "--untracked-files=no").stdout.strip()
                   else "")
+
+
+def refuse_dirty_tree(allow):
+    """A result must name the code that made it: refuse to train or record
+    from a work tree with uncommitted changes to tracked files, unless
+    `--allow-dirty` (then each line stores the diff's SHA-256)."""
+    if allow or not git("status", "--porcelain", "--untracked-files=no").stdout.strip():
+        return
+    fail("the work tree has uncommitted changes to tracked files, so a result could not name "
+         "the code that made it; commit them, or pass --allow-dirty to record the diff's SHA-256")
 
 
 def note_revision(run):
@@ -629,7 +658,8 @@ def main(argv):
         return
     estimate_only = "--estimate-only" in argv
     twin = "--twin" in argv
-    argv = [a for a in argv if a not in ("--estimate-only", "--twin")]
+    allow_dirty = "--allow-dirty" in argv
+    argv = [a for a in argv if a not in ("--estimate-only", "--twin", "--allow-dirty")]
     runs_root = ROOT / "runs" / "paper"
     if "--runs" in argv:
         i = argv.index("--runs")
@@ -641,8 +671,9 @@ def main(argv):
         status(runs_root)
         return
     if len(argv) != 1:
-        fail("usage: scripts/reproduce.sh ROW|TABLE|all [--estimate-only | --twin] [--runs DIR] "
+        fail("usage: scripts/reproduce.sh ROW|TABLE|all [--estimate-only | --twin] [--runs DIR] [--allow-dirty] "
              "| --status [--runs DIR] | --doc | --check-doc")
+    refuse_dirty_tree(allow_dirty or estimate_only)
     recorded = False
     for name in select(argv[0]):
         if twin:

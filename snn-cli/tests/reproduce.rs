@@ -9,6 +9,7 @@
 mod common;
 
 use common::root;
+use sha2::Digest as _;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -304,4 +305,60 @@ fn a_row_whose_data_is_not_here_gets_its_epoch_time_measured_and_listed() {
     assert!(rows_in_results_table(&doc).is_empty(), "{doc}");
     let o = python(&["--check-doc"], &[("REPRODUCE_HOME", h)]);
     assert!(o.status.success(), "{:?}", common::text(&o));
+}
+
+/// A result names the code that made it: from a work tree with uncommitted
+/// changes the runner refuses to train or record, and with `--allow-dirty`
+/// records the diff's SHA-256.
+#[test]
+fn the_runner_refuses_a_dirty_tree_unless_told_and_then_hashes_the_diff() {
+    let row = quickstart().replace(
+        "dataset = \"mnist\"\nroot = \"data/mnist-subset\"",
+        "dataset = \"cifar10\"\nroot = \"data/not-on-this-machine\"",
+    ) + "\n[paper]\ntable = \"Table 6\"\nrow = \"tiny\"\nscore = \"best-test-accuracy\"\n\
+           values = { accuracy = 93.89 }\ndeviation = \"Not run here: no data.\"\nruns_here = false\n";
+    let home = home_with_row("far-row", &row);
+    let h = home.path();
+    let git = |args: &[&str]| {
+        let o = Command::new("git")
+            .args(args)
+            .current_dir(h)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "git {args:?}: {:?}", common::text(&o));
+        o
+    };
+    git(&["init", "-q"]);
+    git(&["-c", "user.name=t", "-c", "user.email=t@t", "add", "."]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-qm",
+        "rows",
+    ]);
+    let config = h.join("configs/paper/far-row.toml");
+    std::fs::write(&config, row.replace("seed = 1", "seed = 2")).unwrap();
+
+    let o = python(&["far-row"], &[("REPRODUCE_HOME", h)]);
+    let (out, err) = common::text(&o);
+    assert!(
+        !o.status.success() && err.contains("uncommitted changes") && err.contains("--allow-dirty"),
+        "{out}{err}"
+    );
+    assert!(!h.join("results").exists(), "nothing recorded: {out}");
+
+    let o = python(&["far-row", "--allow-dirty"], &[("REPRODUCE_HOME", h)]);
+    assert!(o.status.success(), "{:?}", common::text(&o));
+    let text = std::fs::read_to_string(h.join("results/estimates.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    let diff = git(&["diff", "HEAD"]).stdout;
+    let want = format!("{:x}", sha2::Sha256::digest(&diff));
+    assert_eq!(line["diff_sha256"], want.as_str(), "{line}");
+    assert!(
+        line["revision"].as_str().unwrap().ends_with("-dirty"),
+        "{line}"
+    );
 }
