@@ -1067,6 +1067,44 @@ fn sigint_during_the_test_pass_keeps_the_epoch_and_the_resume_evaluates_it() {
 }
 
 #[test]
+fn twenty_pairs_started_at_once_into_one_folder_run_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let sets = [
+        "train.epochs=1",
+        "data.train_limit=32",
+        "data.test_limit=16",
+    ];
+    for pair in 0..20 {
+        let out = dir.path().join(format!("pair{pair}"));
+        let start = || {
+            Command::new(env!("CARGO_BIN_EXE_snn"))
+                .args(quickstart_run_args(&out, false, &sets))
+                .current_dir(root())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("run snn")
+        };
+        let (a, b) = (start(), start());
+        let results = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+        let ran = results.iter().filter(|o| o.status.success()).count();
+        let errs: Vec<String> = results
+            .iter()
+            .map(|o| String::from_utf8_lossy(&o.stderr).to_string())
+            .collect();
+        assert_eq!(ran, 1, "pair {pair}: {ran} runs\n{}", errs.join("\n---\n"));
+        let refused = &errs[results.iter().position(|o| !o.status.success()).unwrap()];
+        // Refused while the other holds the folder, or after it finished.
+        assert!(
+            refused.contains("in use by a running snn") || refused.contains("already holds a run"),
+            "pair {pair}: {refused}"
+        );
+        let lines = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        assert_eq!(lines.lines().count(), 1, "pair {pair}: {lines}");
+    }
+}
+
+#[test]
 fn sizes_beyond_the_machine_are_one_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
