@@ -130,51 +130,8 @@ impl Classifier {
         at: &mut Cursor,
     ) -> Result<()> {
         match layer {
-            Layer::Conv(conv) => {
-                let (k, cin, cout) = (conv.kernel, conv.in_channels, conv.out_channels);
-                // [k, k, C_in, C_out] -> [C_out, C_in, k, k].
-                let w = values(store, &conv.weight)?;
-                let mut nir = vec![0.0; w.len()];
-                for (i, v) in w.iter().enumerate() {
-                    let (o, c, kx, ky) = (
-                        i % cout,
-                        i / cout % cin,
-                        i / (cout * cin) % k,
-                        i / (cout * cin * k),
-                    );
-                    nir[((o * cin + c) * k + ky) * k + kx] = *v;
-                }
-                let [_, h, wd] = at.shape[..] else {
-                    return Err(Error::shape(
-                        &conv.weight,
-                        "a convolution after a flattened vector",
-                    ));
-                };
-                at.nodes.push(Node::Conv2d {
-                    input_shape: [h, wd],
-                    weight: Array::new(vec![cout, cin, k, k], nir)?,
-                    bias: bias_or_zero(store, &conv.bias, cout)?,
-                    stride: [conv.stride; 2],
-                    padding: [conv.padding; 2],
-                    dilation: [1, 1],
-                    groups: 1,
-                });
-                let (ho, wo) = conv.out_size(h, wd)?;
-                at.shape = vec![cout, ho, wo];
-            }
-            Layer::Bn(bn) => {
-                let key = |s: &str| format!("{}.{s}", bn.name);
-                let (g, b) = (values(store, &key("weight"))?, values(store, &key("bias"))?);
-                let (m, v) = (
-                    values(store, &key("running_mean"))?,
-                    values(store, &key("running_var"))?,
-                );
-                let scale: Vec<f64> = (0..bn.channels)
-                    .map(|c| bn.scale as f64 * g[c] / (v[c] + bn.eps as f64).sqrt())
-                    .collect();
-                let shift: Vec<f64> = (0..bn.channels).map(|c| b[c] - m[c] * scale[c]).collect();
-                scale_outputs(at.last_affine(&bn.name)?, &scale, &shift);
-            }
+            Layer::Conv(conv) => conv_node(conv, store, at),
+            Layer::Bn(bn) => fold_batch_norm(bn, store, at),
             Layer::Spike(sn) => {
                 let form = sn.neuron.lif_form(store)?.ok_or_else(|| {
                     Error::invalid(
@@ -184,100 +141,150 @@ impl Classifier {
                 })?;
                 if form.gain != 1.0 {
                     let n = at.shape[0];
-                    scale_outputs(
-                        at.last_affine(&sn.name)?,
-                        &vec![form.gain as f64; n],
-                        &vec![0.0; n],
-                    );
+                    let gain = vec![form.gain as f64; n];
+                    scale_outputs(at.last_affine(&sn.name)?, &gain, &vec![0.0; n]);
                 }
                 at.nodes
                     .push(neuron_node(&at.shape, form.decay, form.v_th, opt.dt));
+                Ok(())
             }
-            Layer::MaxPool(k) => {
-                let [c, h, w] = at.shape[..] else {
-                    return Err(Error::shape("max-pool", "after a flattened vector"));
-                };
-                let out = [c, h / k, w / k];
-                let pool = [[*k; 2], [*k; 2], [0, 0]];
-                match opt.pool {
-                    PoolForm::SumThreshold => {
-                        at.nodes.push(Node::SumPool2d {
-                            kernel_size: pool[0],
-                            stride: pool[1],
-                            padding: pool[2],
-                        });
-                        at.nodes.push(Node::Threshold {
-                            threshold: Array::filled(&out, 0.0),
-                        });
-                    }
-                    PoolForm::AvgLif => {
-                        at.nodes.push(Node::AvgPool2d {
-                            kernel_size: pool[0],
-                            stride: pool[1],
-                            padding: pool[2],
-                        });
-                        // Fires on any average of at least 1/k^2; a quarter of
-                        // that keeps it firing under a subtractive reset too.
-                        let v_th = 0.25 / (k * k) as f32;
-                        at.nodes.push(memoryless(&out, v_th, opt.dt));
-                    }
-                }
-                at.shape = out.to_vec();
-            }
+            Layer::MaxPool(k) => max_pool_nodes(*k, opt, at),
             Layer::AvgPool(k) => {
+                let pool = [*k; 2];
                 at.nodes.push(Node::AvgPool2d {
-                    kernel_size: [*k; 2],
-                    stride: [*k; 2],
+                    kernel_size: pool,
+                    stride: pool,
                     padding: [0, 0],
                 });
                 at.shape = vec![at.shape[0], at.shape[1] / k, at.shape[2] / k];
+                Ok(())
             }
             Layer::Vote(k) => {
                 at.flatten();
                 let (n, out) = (at.shape[0], at.shape[0] / k);
-                let data = (0..out * n)
-                    .map(|i| {
-                        if i % n / k == i / n {
-                            1.0 / *k as f64
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect();
-                at.nodes.push(Node::Linear {
-                    weight: Array::new(vec![out, n], data)?,
-                });
-                at.shape = vec![out];
-            }
-            Layer::Dropout(_) => {}
-            Layer::Fc(fc) => {
-                let [c, h, w] = match at.shape[..] {
-                    [c, h, w] => [c, h, w],
-                    [n] => [n, 1, 1],
-                    _ => return Err(Error::shape(&fc.weight, "unexpected input rank")),
-                };
-                at.flatten();
-                // Row (y W + x) C + ch of the [in, out] weight is NIR's
-                // column ch H W + y W + x.
-                let wt = values(store, &fc.weight)?;
-                let (inputs, out) = (fc.inputs, fc.outputs);
-                let mut nir = vec![0.0; wt.len()];
-                for row in 0..inputs {
-                    let (ch, pix) = (row % c, row / c);
-                    let col = ch * h * w + pix;
-                    for o in 0..out {
-                        nir[o * inputs + col] = wt[row * out + o];
+                let share = |i: usize| {
+                    if i % n / k == i / n {
+                        1.0 / *k as f64
+                    } else {
+                        0.0
                     }
-                }
-                at.nodes.push(Node::Affine {
-                    weight: Array::new(vec![out, inputs], nir)?,
-                    bias: bias_or_zero(store, &fc.bias, out)?,
-                });
+                };
+                let weight = Array::new(vec![out, n], (0..out * n).map(share).collect())?;
+                at.nodes.push(Node::Linear { weight });
                 at.shape = vec![out];
+                Ok(())
             }
+            Layer::Dropout(_) => Ok(()),
+            Layer::Fc(fc) => fc_node(fc, store, at),
         }
-        Ok(())
     }
+}
+
+/// `Conv2d`, its weight from `[k, k, C_in, C_out]` to `[C_out, C_in, k, k]`.
+fn conv_node(conv: &snn_nn::Conv2d, store: &ParamStore, at: &mut Cursor) -> Result<()> {
+    let (k, cin, cout) = (conv.kernel, conv.in_channels, conv.out_channels);
+    let w = values(store, &conv.weight)?;
+    let mut nir = vec![0.0; w.len()];
+    for (i, v) in w.iter().enumerate() {
+        let (o, c) = (i % cout, i / cout % cin);
+        let (kx, ky) = (i / (cout * cin) % k, i / (cout * cin * k));
+        nir[((o * cin + c) * k + ky) * k + kx] = *v;
+    }
+    let [_, h, wd] = at.shape[..] else {
+        return Err(Error::shape(
+            &conv.weight,
+            "a convolution after a flattened vector",
+        ));
+    };
+    at.nodes.push(Node::Conv2d {
+        input_shape: [h, wd],
+        weight: Array::new(vec![cout, cin, k, k], nir)?,
+        bias: bias_or_zero(store, &conv.bias, cout)?,
+        stride: [conv.stride; 2],
+        padding: [conv.padding; 2],
+        dilation: [1, 1],
+        groups: 1,
+    });
+    let (ho, wo) = conv.out_size(h, wd)?;
+    at.shape = vec![cout, ho, wo];
+    Ok(())
+}
+
+/// Batch norm at its inference statistics, folded into the layer before:
+/// `s = scale gamma / sqrt(var + eps)`, `W' = s W`, `b' = s (b - mean) + beta`.
+fn fold_batch_norm(bn: &snn_nn::BatchNorm, store: &ParamStore, at: &mut Cursor) -> Result<()> {
+    let key = |s: &str| format!("{}.{s}", bn.name);
+    let (g, b) = (values(store, &key("weight"))?, values(store, &key("bias"))?);
+    let (m, v) = (
+        values(store, &key("running_mean"))?,
+        values(store, &key("running_var"))?,
+    );
+    let scale: Vec<f64> = (0..bn.channels)
+        .map(|c| bn.scale as f64 * g[c] / (v[c] + bn.eps as f64).sqrt())
+        .collect();
+    let shift: Vec<f64> = (0..bn.channels).map(|c| b[c] - m[c] * scale[c]).collect();
+    scale_outputs(at.last_affine(&bn.name)?, &scale, &shift);
+    Ok(())
+}
+
+/// A max-pool of spikes, exact on binary inputs (any spike in the window).
+fn max_pool_nodes(k: usize, opt: &ExportOptions, at: &mut Cursor) -> Result<()> {
+    let [c, h, w] = at.shape[..] else {
+        return Err(Error::shape("max-pool", "after a flattened vector"));
+    };
+    let out = [c, h / k, w / k];
+    let (kernel_size, stride, padding) = ([k; 2], [k; 2], [0, 0]);
+    match opt.pool {
+        PoolForm::SumThreshold => {
+            at.nodes.push(Node::SumPool2d {
+                kernel_size,
+                stride,
+                padding,
+            });
+            at.nodes.push(Node::Threshold {
+                threshold: Array::filled(&out, 0.0),
+            });
+        }
+        PoolForm::AvgLif => {
+            at.nodes.push(Node::AvgPool2d {
+                kernel_size,
+                stride,
+                padding,
+            });
+            // Fires on any average of at least 1/k^2; a quarter of that
+            // keeps it firing under a subtractive reset too.
+            at.nodes
+                .push(memoryless(&out, 0.25 / (k * k) as f32, opt.dt));
+        }
+    }
+    at.shape = out.to_vec();
+    Ok(())
+}
+
+/// `Flatten` (once) and `Affine`: row `(y W + x) C + ch` of the `[in,
+/// out]` weight (channels-last) is NIR's column `ch H W + y W + x`.
+fn fc_node(fc: &snn_nn::Linear, store: &ParamStore, at: &mut Cursor) -> Result<()> {
+    let [c, h, w] = match at.shape[..] {
+        [c, h, w] => [c, h, w],
+        [n] => [n, 1, 1],
+        _ => return Err(Error::shape(&fc.weight, "unexpected input rank")),
+    };
+    at.flatten();
+    let wt = values(store, &fc.weight)?;
+    let (inputs, out) = (fc.inputs, fc.outputs);
+    let mut nir = vec![0.0; wt.len()];
+    for row in 0..inputs {
+        let col = (row % c) * h * w + row / c;
+        for o in 0..out {
+            nir[o * inputs + col] = wt[row * out + o];
+        }
+    }
+    at.nodes.push(Node::Affine {
+        weight: Array::new(vec![out, inputs], nir)?,
+        bias: bias_or_zero(store, &fc.bias, out)?,
+    });
+    at.shape = vec![out];
+    Ok(())
 }
 
 /// A layer of neurons `u = decay r + x`, hard reset to 0, firing at
