@@ -51,6 +51,23 @@ fn quickstart_run_args(out: &Path, resume: bool, sets: &[&str]) -> Vec<String> {
     a
 }
 
+/// `snn ARGS`, which must succeed.
+fn run_ok(args: &[String]) {
+    let o = snn(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "snn {args:?}: {}", text(&o).1);
+}
+
+/// `snn ARGS` started in the background, its stderr kept.
+fn spawn_snn(args: &[String]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_snn"))
+        .args(args)
+        .current_dir(root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run snn")
+}
+
 /// The interrupted run `run` ended with the bytes of the uninterrupted
 /// two-epoch run `full`.
 fn assert_same_checkpoints(full: &Path, run: &Path) {
@@ -928,11 +945,7 @@ fn sigint_and_kill_9_inside_epochs_then_resume_end_bit_exact() {
     ];
     let args = |out: &Path, resume: bool| quickstart_run_args(out, resume, &sets);
     let full = dir.path().join("full");
-    let o = snn(&args(&full, false)
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", text(&o).1);
+    run_ok(&args(&full, false));
 
     let run = dir.path().join("run");
     // Interrupt once with SIGINT, once with kill -9, each after the run has
@@ -940,13 +953,7 @@ fn sigint_and_kill_9_inside_epochs_then_resume_end_bit_exact() {
     // let it finish. Each interrupt must land: SIGINT exits 130 with its
     // checkpoint, kill -9 leaves no exit code.
     for (round, signal) in ["INT", "KILL", ""].iter().enumerate() {
-        let child = Command::new(env!("CARGO_BIN_EXE_snn"))
-            .args(args(&run, round > 0))
-            .current_dir(root())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("run snn");
+        let child = spawn_snn(&args(&run, round > 0));
         if !signal.is_empty() {
             let state = run.join("state.json");
             let before = std::fs::read_to_string(&state).unwrap_or_default();
@@ -993,20 +1000,10 @@ fn sigint_during_the_test_pass_keeps_the_epoch_and_the_resume_evaluates_it() {
     ];
     let args = |out: &Path, resume: bool| quickstart_run_args(out, resume, &sets);
     let full = dir.path().join("full");
-    let o = snn(&args(&full, false)
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", text(&o).1);
+    run_ok(&args(&full, false));
 
     let run = dir.path().join("run");
-    let child = Command::new(env!("CARGO_BIN_EXE_snn"))
-        .args(args(&run, false))
-        .current_dir(root())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run snn");
+    let child = spawn_snn(&args(&run, false));
     // The fourth step's line is written as the test pass begins.
     let steps = run.join("steps.jsonl");
     let t0 = std::time::Instant::now();
@@ -1037,11 +1034,7 @@ fn sigint_during_the_test_pass_keeps_the_epoch_and_the_resume_evaluates_it() {
         "the epoch was recorded without its test pass"
     );
 
-    let o = snn(&args(&run, true)
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", text(&o).1);
+    run_ok(&args(&run, true));
     let line = |d: &Path| -> serde_json::Value {
         serde_json::from_str(
             std::fs::read_to_string(d.join("metrics.jsonl"))
@@ -1076,15 +1069,7 @@ fn twenty_pairs_started_at_once_into_one_folder_run_once_each() {
     ];
     for pair in 0..20 {
         let out = dir.path().join(format!("pair{pair}"));
-        let start = || {
-            Command::new(env!("CARGO_BIN_EXE_snn"))
-                .args(quickstart_run_args(&out, false, &sets))
-                .current_dir(root())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("run snn")
-        };
+        let start = || spawn_snn(&quickstart_run_args(&out, false, &sets));
         let (a, b) = (start(), start());
         let results = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
         let ran = results.iter().filter(|o| o.status.success()).count();

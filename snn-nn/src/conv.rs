@@ -114,12 +114,7 @@ impl Conv2d {
                 .filter(|o| (i + p).checked_sub(o * s).is_some_and(|d| d < k))
                 .count() as u32
         };
-        let rows: Vec<u32> = (0..h).map(|y| count(y, ho)).collect();
-        let cols: Vec<u32> = (0..w).map(|x| count(x, wo)).collect();
-        Ok(rows
-            .iter()
-            .flat_map(|r| cols.iter().map(move |c| r * c))
-            .collect())
+        Ok(crate::pixel_map(h, w, |y| count(y, ho), |x| count(x, wo)))
     }
 
     /// Row indices of the im2col gather; `zero_row` stands for padding.

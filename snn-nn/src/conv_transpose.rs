@@ -118,11 +118,7 @@ impl ConvTranspose2d {
                 .filter(|ky| (i * s + ky).checked_sub(p).is_some_and(|o| o < outs))
                 .count() as u32
         };
-        let rows: Vec<u32> = (0..h).map(|y| count(y, ho)).collect();
-        let cols: Vec<u32> = (0..w).map(|x| count(x, wo)).collect();
-        rows.iter()
-            .flat_map(|r| cols.iter().map(move |c| r * c))
-            .collect()
+        crate::pixel_map(h, w, |y| count(y, ho), |x| count(x, wo))
     }
 
     /// The stride-`s` convolution whose input gradient this layer is, for

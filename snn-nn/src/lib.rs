@@ -67,3 +67,21 @@ pub(crate) fn weight_and_bias(
     };
     Ok((weight, bias))
 }
+
+/// `[h * w]` (row major): a pixel's count as the product of its row's and
+/// its column's (each output position's window is a row range times a
+/// column range). The fan-out maps of the convolutions.
+fn pixel_map(
+    h: usize,
+    w: usize,
+    row: impl Fn(usize) -> u32,
+    col: impl Fn(usize) -> u32,
+) -> Vec<u32> {
+    let cols: Vec<u32> = (0..w).map(col).collect();
+    (0..h)
+        .flat_map(|y| {
+            let r = row(y);
+            cols.iter().map(move |c| r * c)
+        })
+        .collect()
+}

@@ -7,21 +7,29 @@
 use snn_tests::tiny_config;
 use snn_train::evaluate::{evaluate_with, EvalOptions};
 use snn_train::ops::{PJ_PER_AC, PJ_PER_MAC};
-use snn_train::Session;
+use snn_train::{Evaluation, Session};
 
-#[test]
-fn operations_follow_from_shapes_pixels_and_firing_rates() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = || tiny_config("set model.layers=\"FC30-SN-FC10-SN\"\nset time_steps=4");
-    let cfg = config();
-    let mut s = Session::new(config(), dir.path()).unwrap();
+/// A tiny classifier with `extra` config lines, trained, and its test
+/// evaluation with operation counts.
+fn trained_and_counted(extra: &str, dir: &std::path::Path) -> (Session, Evaluation) {
+    let mut s = Session::new(tiny_config(extra), dir).unwrap();
     s.progress = false;
     s.run().unwrap();
     let options = EvalOptions {
         ops: true,
         ..Default::default()
     };
-    let ev = evaluate_with(&cfg, &s.dev, &s.store, s.model.as_ref(), &s.test, options).unwrap();
+    let ev = evaluate_with(&s.cfg, &s.dev, &s.store, s.model.as_ref(), &s.test, options).unwrap();
+    (s, ev)
+}
+
+#[test]
+fn operations_follow_from_shapes_pixels_and_firing_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, ev) = trained_and_counted(
+        "set model.layers=\"FC30-SN-FC10-SN\"\nset time_steps=4",
+        dir.path(),
+    );
     let ops = ev.ops.expect("a classifier reports its operations");
     let [fc1, fc2] = &ops.layers[..] else {
         panic!("{:?}", ops.layers)
@@ -62,23 +70,7 @@ fn operations_follow_from_shapes_pixels_and_firing_rates() {
 #[test]
 fn a_convolution_counts_the_taps_that_read_a_non_zero_pixel() {
     let dir = tempfile::tempdir().unwrap();
-    let config = || tiny_config("set model.layers=\"c3k5s2p2-SN-FC10-SN\"");
-    let mut s = Session::new(config(), dir.path()).unwrap();
-    s.progress = false;
-    s.run().unwrap();
-    let options = EvalOptions {
-        ops: true,
-        ..Default::default()
-    };
-    let ev = evaluate_with(
-        &config(),
-        &s.dev,
-        &s.store,
-        s.model.as_ref(),
-        &s.test,
-        options,
-    )
-    .unwrap();
+    let (s, ev) = trained_and_counted("set model.layers=\"c3k5s2p2-SN-FC10-SN\"", dir.path());
     let conv = &ev.ops.unwrap().layers[0];
 
     // By brute force: every output position's every tap inside the image,
