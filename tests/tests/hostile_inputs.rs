@@ -1,11 +1,12 @@
-//! Every parser of user files against hostile bytes: each seed in
-//! `tests/fixtures/seeds/<format>/` (real files of the format), then
+//! Every parser of user files against hostile bytes, through
+//! `snn_tests::hostile` (accepted, or an error naming the file; never a
+//! panic or an allocation the input does not justify): the corpus that
+//! coverage-guided fuzzing kept (`fuzz/corpus/<target>/`, `fuzz/README.md`)
+//! and every crash it found (`fuzz/crashes/<target>/`) replayed, then each
+//! seed in `tests/fixtures/seeds/<format>/` (real files of the format) and
 //! thousands of seeded corruptions of it (bytes flipped, overwritten with
-//! large numbers, cut short, spliced), through `snn_tests::hostile`. Any of
-//! them may be refused; none may panic or allocate what it claims. A
-//! mutation fuzzer without coverage feedback: cargo-fuzz cannot build
-//! here (dfdx 0.13 does not compile on the current nightly), so this runs
-//! on stable in every test run, deterministically.
+//! large numbers, cut short, spliced), deterministically, on stable, in
+//! every test run. Only inputs that reach a parser are counted.
 
 use rand::{Rng, SeedableRng};
 use snn_tests::{hostile, root};
@@ -61,42 +62,99 @@ fn corruptions(seed: &[u8], count: usize, rng_seed: u64) -> Vec<Vec<u8>> {
 
 /// Runs `parse` on every seed of `format` and `count` corruptions of each
 /// (times `SNN_HOSTILE_SCALE`, default 1, for longer runs by hand).
-fn run_all(format: &str, count: usize, parse: &dyn Fn(&[u8])) {
+fn run_all(format: &str, count: usize, parse: &dyn Fn(&[u8]) -> bool) {
     run_seeds(format, &seeds(format), count, parse);
 }
 
 /// [`run_all`] over seeds made in code.
-fn run_seeds(format: &str, seeds: &[Vec<u8>], count: usize, parse: &dyn Fn(&[u8])) {
+fn run_seeds(format: &str, seeds: &[Vec<u8>], count: usize, parse: &dyn Fn(&[u8]) -> bool) {
     let scale: usize = std::env::var("SNN_HOSTILE_SCALE")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
-    let mut runs = 0usize;
+    let (mut tried, mut parsed) = (0usize, 0usize);
     for (i, seed) in seeds.iter().enumerate() {
-        parse(seed);
+        assert!(
+            parse(seed),
+            "{format}: a seed that does not reach its parser"
+        );
         // In rounds, so a large scale never holds all inputs at once.
         for round in 0..scale {
             let rng_seed = 7 + (i * 1_000_003 + round) as u64;
             for input in corruptions(seed, count, rng_seed) {
-                parse(&input);
+                parsed += parse(&input) as usize;
+                tried += 1;
             }
-            runs += count;
         }
     }
-    eprintln!("{format}: {runs} corrupted inputs, none panicked");
+    eprintln!(
+        "{format}: {parsed} corrupted inputs reached the parser ({tried} made), none panicked"
+    );
+    assert!(
+        parsed * 2 > tried,
+        "{format}: only {parsed} of {tried} corruptions reached the parser"
+    );
 }
 
 #[test]
 fn configs_survive_corruption() {
+    // Corruptions made text again (bad bytes become U+FFFD), so that every
+    // one reaches the parser.
     run_all("config", 3000, &|b| {
-        if let Ok(text) = std::str::from_utf8(b) {
-            hostile::config(text);
-        }
+        hostile::config(String::from_utf8_lossy(b).as_bytes())
     });
     snn_tests::link_plugins();
     let seed = std::fs::read_to_string(root().join("tests/fixtures/seeds/config/quickstart.toml"))
         .unwrap();
     snn_train::config::RunConfig::parse(&seed, std::path::Path::new("seed")).unwrap();
+}
+
+/// Every file the fuzzer kept or crashed on, for every target, through
+/// its parser (`fuzz/README.md`).
+#[test]
+fn the_fuzzing_corpus_and_its_crashes_replay_cleanly() {
+    let targets: [(&str, fn(&[u8]) -> bool); 6] = [
+        ("config", hostile::config),
+        ("idx", hostile::idx),
+        ("safetensors", hostile::safetensors),
+        ("npz", hostile::npz),
+        ("cifar", hostile::cifar),
+        ("image", hostile::image),
+    ];
+    for (target, parse) in targets {
+        let mut replayed = 0;
+        for kind in ["seeds", "corpus", "crashes"] {
+            let dir = root().join("fuzz").join(kind).join(target);
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                assert_eq!(kind, "crashes", "{}: missing", dir.display());
+                continue;
+            };
+            for file in entries.flatten() {
+                parse(&std::fs::read(file.path()).unwrap());
+                replayed += 1;
+            }
+        }
+        assert!(replayed > 0, "{target}: an empty corpus");
+        eprintln!("{target}: {replayed} seeds, corpus and crash inputs replayed");
+    }
+    // The seeds are real files, accepted as such.
+    let seed = |t: &str, f: &str| std::fs::read(root().join("fuzz/seeds").join(t).join(f)).unwrap();
+    let path = std::path::Path::new("seed");
+    let (dims, pixels) =
+        snn_data::idx::read_bytes(&seed("idx", "images-3.idx.gz"), path, 3).unwrap();
+    assert_eq!((dims, pixels.len()), (vec![3, 28, 28], 3 * 784));
+    let mut ds = snn_data::Dataset {
+        images: Vec::new(),
+        labels: Vec::new(),
+        shape: [3, 32, 32],
+        classes: 10,
+    };
+    snn_data::cifar::parse(&seed("cifar", "two-records.bin"), path, &mut ds).unwrap();
+    assert_eq!(ds.labels, vec![3, 8], "the labels in the fixtures' names");
+    let (raw, _) =
+        snn_core::params::parse_safetensors(&seed("safetensors", "trained.safetensors"), path)
+            .unwrap();
+    assert!(raw.iter().any(|(name, _, _)| name == "fc1.weight"));
 }
 
 #[test]

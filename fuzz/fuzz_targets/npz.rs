@@ -1,0 +1,6 @@
+//! `cargo fuzz run npz`: see fuzz/README.md.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    snn_tests::hostile::npz(data);
+});
