@@ -109,11 +109,14 @@ fn configs_survive_corruption() {
     snn_train::config::RunConfig::parse(&seed, std::path::Path::new("seed")).unwrap();
 }
 
+/// A parser as `snn_tests::hostile` runs it: whether the input reached it.
+type Parser = fn(&[u8]) -> bool;
+
 /// Every file the fuzzer kept or crashed on, for every target, through
 /// its parser (`fuzz/README.md`).
 #[test]
 fn the_fuzzing_corpus_and_its_crashes_replay_cleanly() {
-    let targets: [(&str, fn(&[u8]) -> bool); 6] = [
+    let targets: [(&str, Parser); 6] = [
         ("config", hostile::config),
         ("idx", hostile::idx),
         ("safetensors", hostile::safetensors),
