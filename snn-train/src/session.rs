@@ -423,19 +423,7 @@ impl Session {
             ));
         }
         let train_seconds = (before + t0.elapsed().as_secs_f64()) as f32;
-        let stop = self.interrupt.as_deref();
-        let options = EvalOptions {
-            stop,
-            ..Default::default()
-        };
-        let eval = match evaluate_with(
-            &self.cfg,
-            &self.dev,
-            &self.store,
-            self.model.as_ref(),
-            &self.test,
-            options,
-        ) {
+        let eval = match self.evaluate(&self.test) {
             // The epoch's training is done: keep it, and let the resume
             // run the test pass again.
             Err(Error::Interrupted(_)) => {
@@ -506,7 +494,8 @@ impl Session {
         Some(bar)
     }
 
-    /// Accuracy, mean loss and per-class accuracy on `ds` (inference mode).
+    /// Accuracy, mean loss and per-class accuracy on `ds` (inference mode),
+    /// stopping between batches on the run's interrupt.
     pub fn evaluate(&self, ds: &Dataset) -> Result<Evaluation> {
         if ds.shape != self.train.shape {
             return Err(Error::shape(
@@ -517,7 +506,19 @@ impl Session {
                 ),
             ));
         }
-        evaluate(&self.cfg, &self.dev, &self.store, self.model.as_ref(), ds)
+        let stop = self.interrupt.as_deref();
+        let options = EvalOptions {
+            stop,
+            ..Default::default()
+        };
+        evaluate_with(
+            &self.cfg,
+            &self.dev,
+            &self.store,
+            self.model.as_ref(),
+            ds,
+            options,
+        )
     }
 
     /// Appends one line to `steps.jsonl`. A resumed run first drops lines
