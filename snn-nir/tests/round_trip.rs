@@ -206,4 +206,27 @@ fn what_nir_cannot_express_is_refused_by_name() {
         .expect("refused")
         .to_string();
     assert!(e.contains("`lif`") && e.contains("stride = window"), "{e}");
+
+    // Hostile values: a zero-sized pooling window, a resistance of NaN.
+    let mut g = model.to_nir(&store, &ExportOptions::default()).unwrap();
+    let zero = Node::SumPool2d {
+        kernel_size: [0, 0],
+        stride: [0, 0],
+        padding: [0, 0],
+    };
+    g.nodes.insert("lif".into(), zero);
+    let e = import(&g, &target, Path::new("x.nir"), &dev)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("`lif`") && e.contains("square windows"), "{e}");
+    let mut g = model.to_nir(&store, &ExportOptions::default()).unwrap();
+    if let Some(Node::Lif { r, .. }) = g.nodes.get_mut("lif") {
+        r.data.iter_mut().for_each(|v| *v = f64::NAN);
+    }
+    let e = import(&g, &target, Path::new("x.nir"), &dev)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("`lif`") && e.contains("not finite"), "{e}");
 }

@@ -66,7 +66,7 @@ fn pool_window(
     stride: [usize; 2],
     padding: [usize; 2],
 ) -> Result<usize> {
-    if kernel[0] != kernel[1] || stride != kernel || padding != [0, 0] {
+    if kernel[0] == 0 || kernel[0] != kernel[1] || stride != kernel || padding != [0, 0] {
         return Err(refuse(node, format!("pooling {kernel:?} stride {stride:?} padding {padding:?}: only square windows with stride = window and no padding")));
     }
     Ok(kernel[0])
@@ -378,6 +378,12 @@ impl<'g> Reader<'g> {
 
     /// A neuron layer `u = decay r + gain x`, firing on `u > threshold`.
     fn neuron(&mut self, name: &str, decay: f32, gain: f32, threshold: f64) -> Result<()> {
+        if !decay.is_finite() || !gain.is_finite() || !threshold.is_finite() {
+            return Err(refuse(
+                name,
+                format!("decay {decay}, gain {gain}, threshold {threshold}: not finite (tau = 0?)"),
+            ));
+        }
         if gain != 1.0 {
             let at = self.open_affine.ok_or_else(|| {
                 refuse(name, format!("input gain {gain} (r dt / tau) needs a convolution or affine layer directly before it to fold into"))
@@ -385,12 +391,6 @@ impl<'g> Reader<'g> {
             for i in [at, at + 1] {
                 self.params[i].2.iter_mut().for_each(|v| *v *= gain);
             }
-        }
-        if !decay.is_finite() || !threshold.is_finite() {
-            return Err(refuse(
-                name,
-                format!("decay {decay} / threshold {threshold}: not finite (tau = 0?)"),
-            ));
         }
         self.counts[1] += 1;
         let key = format!("sn{}", self.counts[1]);
