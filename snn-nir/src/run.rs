@@ -62,7 +62,13 @@ pub fn import(
     source: &Path,
     dev: &Dev,
 ) -> Result<ImportedRun> {
-    let imported = from_nir(graph, target.dt)?;
+    let data = snn_data::config::DataConfig {
+        dataset: target.dataset.clone(),
+        root: target.root.clone(),
+        ..Default::default()
+    };
+    let (image, _) = snn_data::input_shape(&data)?;
+    let imported = from_nir(graph, target.dt, image)?;
     let steps = target.time_steps.or(imported.time_steps).ok_or_else(|| {
         Error::invalid(
             "time_steps",

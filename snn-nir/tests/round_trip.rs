@@ -230,3 +230,52 @@ fn what_nir_cannot_express_is_refused_by_name() {
         .to_string();
     assert!(e.contains("`lif`") && e.contains("not finite"), "{e}");
 }
+
+/// Exporters write a network that starts with a fully connected layer with
+/// the image already flattened (`Input [784]`, no `Flatten`): it imports
+/// and computes what the graph with the explicit `Flatten` computes.
+#[test]
+fn a_graph_on_the_flattened_image_imports_too() {
+    let cfg = config(
+        "FC40-BN-ALIF-FC10-ALIF",
+        "type = \"alif\"\nv_th = 0.3",
+        true,
+    );
+    let dev = snn_core::device::create(0).unwrap();
+    let (mut store, model) = build_model(&cfg, [1, 28, 28], 10, &dev).unwrap();
+    randomise_batch_norm(&mut store);
+    let graph = model.to_nir(&store, &ExportOptions::default()).unwrap();
+    let mut flat = graph.clone();
+    flat.nodes.remove("flatten");
+    flat.nodes
+        .insert("input".into(), Node::Input { shape: vec![784] });
+    flat.edges.retain(|(a, _)| a != "flatten");
+    for (_, b) in flat.edges.iter_mut().filter(|(a, _)| a == "input") {
+        *b = "affine".into();
+    }
+    let target = ImportTarget {
+        dataset: "mnist".into(),
+        root: data_root(),
+        time_steps: None,
+        dt: 1e-4,
+    };
+    let with = import(&graph, &target, Path::new("a.nir"), &dev).unwrap();
+    let without = import(&flat, &target, Path::new("b.nir"), &dev).unwrap();
+    assert_eq!(with.imported.layers, without.imported.layers);
+    let mut test = snn_data::load(&cfg.data, Split::Test).unwrap();
+    test.truncate(100);
+    let a = outputs(with.model.as_ref(), &with.store, &test.images, 100);
+    let b = outputs(without.model.as_ref(), &without.store, &test.images, 100);
+    let c = outputs(model.as_ref(), &store, &test.images, 100);
+    assert_eq!(a, b);
+    assert_eq!(a, c, "and both compute what the exported network does");
+    assert!(a.iter().any(|v| *v > 0.0));
+    // A flat input of another length is refused naming the input node.
+    flat.nodes
+        .insert("input".into(), Node::Input { shape: vec![783] });
+    let e = import(&flat, &target, Path::new("c.nir"), &dev)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("`input`") && e.contains("flattened"), "{e}");
+}

@@ -409,7 +409,11 @@ impl<'g> Reader<'g> {
 
 /// Reads a chain `Input -> ... -> Output` of the node types `docs/nir.md`
 /// lists, with NIR's time constants at Euler step `dt`.
-pub fn from_nir(graph: &Graph, dt: f64) -> Result<Imported> {
+///
+/// `image` is the dataset's `[C, H, W]`: a graph whose input is the image
+/// already flattened (`[C * H * W]`, as exporters write a network that
+/// starts with a fully connected layer) reads it channels first.
+pub fn from_nir(graph: &Graph, dt: f64, image: [usize; 3]) -> Result<Imported> {
     let chain = graph.walk()?;
     let (first, Node::Input { shape }) = chain[0] else {
         return Err(Error::invalid(
@@ -417,16 +421,21 @@ pub fn from_nir(graph: &Graph, dt: f64) -> Result<Imported> {
             "the chain does not start at an Input",
         ));
     };
-    let input: [usize; 3] = shape.as_slice().try_into().map_err(|_| {
-        refuse(
-            first,
-            format!("input of shape {shape:?}; images here are [C, H, W]"),
-        )
-    })?;
+    let flat = shape.len() == 1 && shape[0] == image.iter().product::<usize>();
+    let input: [usize; 3] = if flat {
+        image
+    } else {
+        shape.as_slice().try_into().map_err(|_| {
+            refuse(
+                first,
+                format!("input of shape {shape:?}; images here are [C, H, W] (or flattened, {image:?} here)"),
+            )
+        })?
+    };
     let mut r = Reader {
         dt,
-        shape: input.to_vec(),
-        unflattened: None,
+        shape: if flat { shape.clone() } else { input.to_vec() },
+        unflattened: flat.then_some(image),
         binary: false,
         atoms: Vec::new(),
         params: Vec::new(),
