@@ -20,24 +20,15 @@ layer (a Linear of 1/k) as synapses, snn does not.
 """
 
 import argparse
-import gzip
 import json
 
-import nir
-import numpy as np
 import snntorch.utils
 import torch
 from neurobench.metrics.utils.layers.macs import single_layer_MACs
-from snntorch.import_nir import import_from_nir
+from nir_snntorch_net import load
 
 # snnTorch's module names (from NIR's) -> snn's layer names.
 NAMES = {"conv2d": "conv1", "conv2d_1": "conv2", "affine": "fc1", "affine_1": "fc2", "linear": "vote"}
-
-
-def idx(path, offset):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
 
 
 def main():
@@ -48,11 +39,7 @@ def main():
     p.add_argument("--limit", type=int, default=1000)
     a = p.parse_args()
 
-    graph = nir.read(a.nir_file)
-    steps = int(graph.metadata["time_steps"])
-    shape = [int(v) for v in graph.nodes["input"].input_type["input"]]
-    net = import_from_nir(graph).eval()
-    images = idx(a.images, 16).reshape(-1, *shape).astype(np.float32) / 255.0
+    net, steps, images = load(a.nir_file, a.images)
     n = min(a.limit, len(images))
 
     counts = {}

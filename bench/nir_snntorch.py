@@ -14,7 +14,6 @@ both accuracies, and one JSON line with the figures.
 """
 
 import argparse
-import gzip
 import json
 import time
 
@@ -23,14 +22,7 @@ import numpy as np
 import snntorch
 import snntorch.utils
 import torch
-from snntorch.import_nir import import_from_nir
-
-
-def idx(path, offset):
-    """An IDX file's payload, plain or gzipped."""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
+from nir_snntorch_net import idx, load
 
 
 def main():
@@ -42,11 +34,7 @@ def main():
     p.add_argument("--limit", type=int, default=0)
     a = p.parse_args()
 
-    graph = nir.read(a.nir_file)
-    steps = int(graph.metadata["time_steps"])
-    shape = [int(v) for v in graph.nodes["input"].input_type["input"]]
-    net = import_from_nir(graph).eval()
-    images = idx(a.images, 16).reshape(-1, *shape).astype(np.float32) / 255.0
+    net, steps, images = load(a.nir_file, a.images)
     labels = idx(a.labels, 8)
     ours = np.loadtxt(a.predictions, dtype=np.int64)
     n = len(ours) if a.limit == 0 else min(a.limit, len(ours))

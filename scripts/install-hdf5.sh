@@ -18,12 +18,5 @@ if [ ${#need[@]} -eq 0 ]; then
   echo "install-hdf5: HDF5 is present ($(h5dump --version 2>&1 | head -n1))"
   exit 0
 fi
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  have sudo || { echo "install-hdf5: need root (or sudo) to install ${need[*]}" >&2; exit 1; }
-  sudo=sudo
-fi
-echo "install-hdf5: installing ${need[*]}"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+bash "$(dirname "$0")/apt-install.sh" install-hdf5 "${need[@]}"
 echo "install-hdf5: done ($(h5dump --version 2>&1 | head -n1))"

@@ -20,12 +20,5 @@ if [ ${#need[@]} -eq 0 ]; then
   echo "install-mpi: Open MPI and libclang are present ($(mpirun --version 2>&1 | head -n1))"
   exit 0
 fi
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  have sudo || { echo "install-mpi: need root (or sudo) to install ${need[*]}" >&2; exit 1; }
-  sudo=sudo
-fi
-echo "install-mpi: installing ${need[*]}"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+bash "$(dirname "$0")/apt-install.sh" install-mpi "${need[@]}"
 echo "install-mpi: $(mpirun --version 2>&1 | head -n1)"

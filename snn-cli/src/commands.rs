@@ -440,17 +440,13 @@ pub fn eval(
         if let Some(acc) = ev.accuracy {
             say(&format!("test_accuracy={acc:.4}"));
         }
-        for (layer, rate) in ev
-            .ops
-            .as_ref()
-            .map(|_| &ev.firing_rates)
-            .into_iter()
-            .flatten()
-        {
-            say(&format!("firing_rate {layer}={rate:.4}"));
-        }
-        for line in ev.ops.iter().flat_map(snn_train::ops::lines) {
-            say(&line);
+        if let Some(ops) = &ev.ops {
+            for (layer, rate) in &ev.firing_rates {
+                say(&format!("firing_rate {layer}={rate:.4}"));
+            }
+            for line in snn_train::ops::lines(ops) {
+                say(&line);
+            }
         }
     }
     Ok(())

@@ -17,10 +17,16 @@ pub enum PoolArg {
     AvgLif,
 }
 
-pub fn export(checkpoint: &Path, out: &Path, pool: PoolArg, dt: f64) -> Result<()> {
+/// NIR's time constants are read and written at an Euler step `dt`.
+fn check_dt(dt: f64) -> Result<()> {
     if !(dt.is_finite() && dt > 0.0) {
         bail!("--dt {dt}: the Euler step must be a positive number of seconds");
     }
+    Ok(())
+}
+
+pub fn export(checkpoint: &Path, out: &Path, pool: PoolArg, dt: f64) -> Result<()> {
+    check_dt(dt)?;
     let run = Trained::load(checkpoint)?;
     let pool = match pool {
         PoolArg::SumThreshold => PoolForm::SumThreshold,
@@ -36,6 +42,7 @@ pub fn export(checkpoint: &Path, out: &Path, pool: PoolArg, dt: f64) -> Result<(
 }
 
 pub fn import(file: &Path, out: &Path, target: ImportTarget) -> Result<()> {
+    check_dt(target.dt)?;
     if out.exists()
         && out
             .read_dir()

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{file_names, root, snn, text};
+use common::{file_names, quickstart_run_args, root, snn, snn_ok, text};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -33,28 +33,9 @@ fn train_tiny_classifier(out: &Path, train: usize, test: usize, extra: &[&str]) 
     snn(&args)
 }
 
-/// `snn train` of the quickstart config into `out`: with `sets` for a
-/// fresh run, or `--resume`.
-fn quickstart_run_args(out: &Path, resume: bool, sets: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> = ["train", "--config", "configs/quickstart.toml", "--quiet"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    a.extend(["--out".into(), out.to_str().unwrap().to_string()]);
-    if resume {
-        a.push("--resume".into());
-    } else {
-        for s in sets {
-            a.extend(["--set".to_string(), s.to_string()]);
-        }
-    }
-    a
-}
-
 /// `snn ARGS`, which must succeed.
 fn run_ok(args: &[String]) {
-    let o = snn(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(o.status.success(), "snn {args:?}: {}", text(&o).1);
+    snn_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
 /// `snn ARGS` started in the background, its stderr kept.

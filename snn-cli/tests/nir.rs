@@ -8,31 +8,15 @@
 
 mod common;
 
-use common::{file_names, snn, text};
+use common::{file_names, quickstart_run_args, snn, snn_ok, text};
 use std::path::Path;
 
-fn ok(args: &[&str]) -> String {
-    let o = snn(args);
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "snn {args:?} failed:\n{out}\n{err}");
-    out
-}
-
-fn train(out: &Path, extra: &[&str]) {
-    let mut args = vec![
-        "train",
-        "--config",
-        "configs/quickstart.toml",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-        "--set",
-        "train.epochs=1",
-        "--set",
-        "data.train_limit=1000",
-    ];
-    args.extend_from_slice(extra);
-    ok(&args);
+/// A quickstart classifier trained 1 epoch into `out` (1,000 images
+/// unless `sets` say otherwise).
+fn train(out: &Path, sets: &[&str]) {
+    let sets = [&["train.epochs=1", "data.train_limit=1000"][..], sets].concat();
+    let args = quickstart_run_args(out, false, &sets);
+    snn_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
 /// `snn eval --json` of a run, and its per-image predictions.
@@ -46,7 +30,7 @@ fn eval(run: &Path) -> (serde_json::Value, String) {
         "--predictions",
         file.to_str().unwrap(),
     ];
-    let json = serde_json::from_str(&ok(&args)).unwrap();
+    let json = serde_json::from_str(&snn_ok(&args)).unwrap();
     (json, std::fs::read_to_string(file).unwrap())
 }
 
@@ -60,7 +44,7 @@ fn an_exported_then_imported_classifier_scores_the_test_set_identically() {
     assert_eq!(predicted.lines().count(), 1000);
     for pool in ["sum-threshold", "avg-lif"] {
         let file = dir.path().join(format!("{pool}.nir"));
-        let said = ok(&[
+        let said = snn_ok(&[
             "export",
             "--checkpoint",
             run.to_str().unwrap(),
@@ -71,7 +55,7 @@ fn an_exported_then_imported_classifier_scores_the_test_set_identically() {
         ]);
         assert!(said.contains("nodes=Input -> Conv2d -> LIF"), "{said}");
         let back = dir.path().join(format!("imported-{pool}"));
-        let said = ok(&[
+        let said = snn_ok(&[
             "import",
             file.to_str().unwrap(),
             "--out",
@@ -105,11 +89,8 @@ fn what_cannot_cross_is_refused_with_one_message() {
     train(
         &run,
         &[
-            "--set",
             "data.train_limit=64",
-            "--set",
             "data.test_limit=32",
-            "--set",
             "decoder={ type = \"taid\" }",
         ],
     );
@@ -134,16 +115,8 @@ fn what_cannot_cross_is_refused_with_one_message() {
 
     // A graph made for 28 x 28 grey images, imported for CIFAR-10.
     let plain = dir.path().join("plain");
-    train(
-        &plain,
-        &[
-            "--set",
-            "data.train_limit=64",
-            "--set",
-            "data.test_limit=32",
-        ],
-    );
-    ok(&[
+    train(&plain, &["data.train_limit=64", "data.test_limit=32"]);
+    snn_ok(&[
         "export",
         "--checkpoint",
         plain.to_str().unwrap(),

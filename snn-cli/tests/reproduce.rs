@@ -250,13 +250,18 @@ fn the_runner_takes_a_row_from_estimate_to_the_doc_and_resumes_finished_rows() {
     );
 }
 
-#[test]
-fn a_row_whose_data_is_not_here_gets_its_epoch_time_measured_and_listed() {
-    let row = quickstart().replace(
+/// A row of the quickstart config on CIFAR-10, whose data is not here.
+fn far_row() -> String {
+    quickstart().replace(
         "dataset = \"mnist\"\nroot = \"data/mnist-subset\"",
         "dataset = \"cifar10\"\nroot = \"data/not-on-this-machine\"",
     ) + "\n[paper]\ntable = \"Table 6\"\nrow = \"tiny\"\nscore = \"best-test-accuracy\"\n\
-           values = { accuracy = 93.89 }\ndeviation = \"Not run here: no data.\"\nruns_here = false\n";
+           values = { accuracy = 93.89 }\ndeviation = \"Not run here: no data.\"\nruns_here = false\n"
+}
+
+#[test]
+fn a_row_whose_data_is_not_here_gets_its_epoch_time_measured_and_listed() {
+    let row = far_row();
     assert!(
         row.contains("cifar10"),
         "the quickstart config changed: {row}"
@@ -312,11 +317,7 @@ fn a_row_whose_data_is_not_here_gets_its_epoch_time_measured_and_listed() {
 /// records the diff's SHA-256.
 #[test]
 fn the_runner_refuses_a_dirty_tree_unless_told_and_then_hashes_the_diff() {
-    let row = quickstart().replace(
-        "dataset = \"mnist\"\nroot = \"data/mnist-subset\"",
-        "dataset = \"cifar10\"\nroot = \"data/not-on-this-machine\"",
-    ) + "\n[paper]\ntable = \"Table 6\"\nrow = \"tiny\"\nscore = \"best-test-accuracy\"\n\
-           values = { accuracy = 93.89 }\ndeviation = \"Not run here: no data.\"\nruns_here = false\n";
+    let row = far_row();
     let home = home_with_row("far-row", &row);
     let h = home.path();
     let git = |args: &[&str]| {

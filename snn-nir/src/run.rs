@@ -67,7 +67,9 @@ pub fn import(
         root: target.root.clone(),
         ..Default::default()
     };
-    let (image, _) = snn_data::input_shape(&data)?;
+    // The dataset's shape, read once: the import reads a flattened input
+    // by it, and the graph must match it.
+    let (image, classes) = snn_data::input_shape(&data)?;
     let imported = from_nir(graph, target.dt, image)?;
     let steps = target.time_steps.or(imported.time_steps).ok_or_else(|| {
         Error::invalid(
@@ -94,12 +96,11 @@ pub fn import(
         target.root.display().to_string(),
     );
     let cfg = RunConfig::parse(&config_text, source)?;
-    let (shape, classes) = snn_data::input_shape(&cfg.data)?;
-    if shape != imported.input || classes != imported.classes {
+    if image != imported.input || classes != imported.classes {
         return Err(Error::invalid(
             "NIR graph",
             format!(
-                "{}: takes {:?} images to {} classes; dataset `{}` has {shape:?} images in {classes} classes",
+                "{}: takes {:?} images to {} classes; dataset `{}` has {image:?} images in {classes} classes",
                 source.display(),
                 imported.input,
                 imported.classes,
@@ -107,7 +108,7 @@ pub fn import(
             ),
         ));
     }
-    let (mut store, model) = build_model(&cfg, shape, classes, dev)?;
+    let (mut store, model) = build_model(&cfg, image, classes, dev)?;
     for (key, _, values) in &imported.params {
         store.set_values(key, values.clone())?;
     }

@@ -42,6 +42,10 @@ struct Reader<'g> {
     any_bias: bool,
 }
 
+/// Why a `SumPool2d` that is not a max-pool of spikes is refused.
+const SUM_POOL_ALONE: &str =
+    "SumPool2d is read only as a max-pool of spikes: followed by a Threshold in [0, 1)";
+
 fn refuse(node: &str, msg: impl Into<String>) -> Error {
     Error::invalid(format!("NIR node `{node}`"), msg)
 }
@@ -95,10 +99,15 @@ impl<'g> Reader<'g> {
         self.params.len() - 1
     }
 
+    /// The per-image shape after a `k x k` pool.
+    fn pooled(&mut self, k: usize) {
+        self.shape = vec![self.shape[0], self.shape[1] / k, self.shape[2] / k];
+    }
+
     fn flush_pool(&mut self) {
         if let Some((_, kind, k)) = self.pending_pool.take() {
             self.atoms.push(format!("{kind}k{k}s{k}"));
-            self.shape = vec![self.shape[0], self.shape[1] / k, self.shape[2] / k];
+            self.pooled(k);
             self.binary = false;
         }
     }
@@ -109,11 +118,11 @@ impl<'g> Reader<'g> {
             if self.completes_max_pool(node, kind, k) {
                 self.pending_pool = None;
                 self.atoms.push(format!("MPk{k}s{k}"));
-                self.shape = vec![self.shape[0], self.shape[1] / k, self.shape[2] / k];
+                self.pooled(k);
                 return Ok(());
             }
             if kind == "SP" {
-                return Err(refuse(pool, "SumPool2d is read only as a max-pool of spikes: followed by a Threshold in [0, 1)"));
+                return Err(refuse(pool, SUM_POOL_ALONE));
             }
             self.flush_pool();
         }
@@ -448,10 +457,7 @@ pub fn from_nir(graph: &Graph, dt: f64, image: [usize; 3]) -> Result<Imported> {
         r.node(name, node)?;
     }
     if let Some((name, "SP", _)) = r.pending_pool {
-        return Err(refuse(
-            name,
-            "SumPool2d is read only as a max-pool of spikes: followed by a Threshold in [0, 1)",
-        ));
+        return Err(refuse(name, SUM_POOL_ALONE));
     }
     r.flush_pool();
     let classes: usize = r.shape.iter().product();
