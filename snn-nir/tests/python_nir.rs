@@ -20,8 +20,14 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The venv's Python; a failure to make it fails the test (never a skip).
+/// The venv's Python, made once per test process; a failure to make it
+/// fails the test (never a skip).
 fn python() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(make_venv).clone()
+}
+
+fn make_venv() -> PathBuf {
     let out = Command::new("bash")
         .arg(root().join("scripts/nir-python.sh"))
         .output()
