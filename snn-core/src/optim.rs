@@ -159,8 +159,10 @@ impl Adam {
         self.step
     }
 
-    /// Applies one update with learning rate `lr` to every trainable entry.
-    /// Takes the accumulator mutably to read gradients in place.
+    /// Applies one update with learning rate `lr` (times each entry's
+    /// `lr_scale`; decoupled decay scales with it, as in a PyTorch param
+    /// group) to every trainable entry. Takes the accumulator mutably to
+    /// read gradients in place.
     pub fn update(
         &mut self,
         store: &mut ParamStore,
@@ -168,12 +170,13 @@ impl Adam {
         lr: f32,
     ) -> Result<()> {
         self.step += 1;
-        let names: Vec<String> = store
+        let entries: Vec<(String, f32)> = store
             .iter()
             .filter(|(_, p)| p.trainable)
-            .map(|(n, _)| n.clone())
+            .map(|(n, p)| (n.clone(), p.lr_scale))
             .collect();
-        for name in names {
+        for (name, scale) in entries {
+            let lr = lr * scale;
             crate::host_kernels! {
                 if self.kernel.host() {
                     self.update_host(store, grads, lr, &name)?;
@@ -387,5 +390,38 @@ mod tests {
                 assert!((a - b).abs() < 1e-6, "{cfg:?}: {a} vs {b}");
             }
         }
+    }
+
+    /// An entry's `lr_scale` multiplies its step and its decoupled decay
+    /// (PyTorch AdamW with a param group of lr * scale), and nothing else.
+    #[test]
+    fn lr_scale_multiplies_one_entry_step_and_decay() {
+        let dev = device::create(0).unwrap();
+        let mut s = ParamStore::new(dev.clone());
+        s.insert("a", &[1], vec![2.0], true).unwrap();
+        s.insert("b", &[1], vec![2.0], true).unwrap();
+        s.set_lr_scale("b", 10.0).unwrap();
+        let mut opt = Adam::new(AdamConfig::adamw(0.5));
+        let (a, _) = s.taped("a").unwrap().split_tape();
+        let (b, _) = s.taped("b").unwrap().split_tape();
+        let grads = s.new_grads().unwrap();
+        // loss = 3a + 3b: both gradients 3, so both Adam directions are 1.
+        let loss = (a.traced(grads) * 3.0).sum::<Rank0, _>();
+        let (loss, tape) = loss.split_tape();
+        let loss = (loss.put_tape(tape)
+            + (b.retaped::<crate::device::Tp>() * 3.0).sum::<Rank0, _>())
+        .sum::<Rank0, _>();
+        let mut g = loss.backward();
+        opt.update(&mut s, &mut g, 0.01).unwrap();
+        let eps = 1e-8f32;
+        let unit = 3.0 / (3.0 + eps);
+        let want = |lr: f32| 2.0 - lr * (unit + 0.5 * 2.0);
+        assert!((s.values("a").unwrap()[0] - want(0.01)).abs() < 1e-6);
+        assert!((s.values("b").unwrap()[0] - want(0.1)).abs() < 1e-6);
+        for bad in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+            let e = s.set_lr_scale("a", bad).unwrap_err().to_string();
+            assert!(e.contains("positive finite"), "{e}");
+        }
+        assert!(s.set_lr_scale("missing", 2.0).is_err());
     }
 }

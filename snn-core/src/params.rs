@@ -20,6 +20,11 @@ pub struct Param {
     /// Frozen entries (buffers, fixed neuron constants) get no gradient and
     /// are skipped by the optimizers, but are saved and loaded like the rest.
     pub trainable: bool,
+    /// Factor on the run's learning rate for this entry (1 unless the model
+    /// asks otherwise, as ESVAE's prior layer does: PyTorch's per-group
+    /// `lr`). Part of the model's definition, rebuilt from its config, so
+    /// not saved.
+    pub lr_scale: f32,
 }
 
 impl Param {
@@ -91,6 +96,7 @@ impl ParamStore {
                 value,
                 shape: shape.to_vec(),
                 trainable,
+                lr_scale: 1.0,
             },
         );
         Ok(())
@@ -132,6 +138,25 @@ impl ParamStore {
             });
         }
         p.value = dev.tensor_from_vec(data, (p.numel(),));
+        Ok(())
+    }
+
+    /// Sets the factor on the learning rate of an existing trainable entry
+    /// (a positive finite number).
+    pub fn set_lr_scale(&mut self, name: &str, scale: f32) -> Result<()> {
+        let p = self.entries.get_mut(name).ok_or_else(|| Error::Param {
+            name: name.into(),
+            msg: "not in the parameter store".into(),
+        })?;
+        if !(p.trainable && scale.is_finite() && scale > 0.0) {
+            return Err(Error::Param {
+                name: name.into(),
+                msg: format!(
+                    "learning-rate factor {scale}: needs a trainable entry and a positive finite factor"
+                ),
+            });
+        }
+        p.lr_scale = scale;
         Ok(())
     }
 

@@ -5,7 +5,7 @@ pub mod classifier;
 pub mod vae;
 
 pub use classifier::ClassifierSpec;
-pub use vae::{AnnVaeSpec, FsvaeSpec};
+pub use vae::{AnnVaeSpec, EsvaeSpec, FsvaeSpec};
 
 /// Forces this crate to be linked, so its typetag registrations are
 /// visible: call it (or name any item of the crate) from a binary.

@@ -4,6 +4,7 @@
 //! `MSE(image) + kl_weight * mean over the batch of KL(N(mu, sigma) || N(0, 1))`.
 
 use super::blocks::{Activation, Block};
+use super::latent::gaussian;
 use super::{ann_decode, ann_encode, check_geometry, Builder, DecoderFc};
 use serde::{Deserialize, Serialize};
 use snn_core::dfdx::prelude::*;
@@ -138,23 +139,6 @@ impl AnnVae {
         let eps = mu.device().tensor_from_vec(eps, shape);
         mu + (log_var * 0.5).exp() * eps
     }
-}
-
-/// `per` standard normal samples (Box-Muller) for each image, from that
-/// image's generator.
-fn gaussian(rngs: &mut [Rng], per: usize) -> Vec<f32> {
-    use rand::Rng as _;
-    rngs.iter_mut()
-        .flat_map(|rng| {
-            (0..per)
-                .map(|_| {
-                    let u1: f32 = rng.gen_range(f32::EPSILON..1.0);
-                    let u2: f32 = rng.gen();
-                    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 impl Model for AnnVae {

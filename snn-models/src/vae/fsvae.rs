@@ -25,6 +25,7 @@
 
 use super::blocks::{Activation, Block, Stepper};
 use super::latent::{bernoulli_kl, pick, pick_host, psp_distance, random_picks, spike_probability};
+use super::spiking::{self, as_nhwc, rows_of};
 use super::{check_geometry, clip_weights, Builder, DecoderFc};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -219,16 +220,6 @@ struct Encoded {
     z: Rows,
 }
 
-fn rows_of(x: Nhwc) -> Rows {
-    let (n, h, w, c) = *x.shape();
-    x.reshape_like(&(n, h * w * c))
-}
-
-fn as_nhwc(x: Rows) -> Nhwc {
-    let (n, f) = *x.shape();
-    x.reshape_like(&(n, 1, 1, f))
-}
-
 impl Fsvae {
     fn run(blocks: &[Block], mut x: Nhwc, steps: usize, fwd: &mut Forward<'_>) -> Result<Nhwc> {
         for b in blocks {
@@ -239,20 +230,10 @@ impl Fsvae {
 
     /// Encoder, posterior (with its autoregressive pre-pass) and prior.
     fn encode(&self, x: Img, fwd: &mut Forward<'_>) -> Result<Encoded> {
-        let (b, c, h, w) = *x.shape();
+        let b = x.shape().0;
         let (steps, latent, k) = (self.steps, self.spec.latent, self.spec.k);
         let dev = x.device().clone();
-        let x: Nhwc = x
-            .permute::<_, Axes4<0, 2, 3, 1>>()
-            .reshape_like(&(b, h, w, c));
-        let mut y = self.encoder[0].forward_static(x, steps, fwd)?;
-        for block in &self.encoder[1..] {
-            if matches!(block.weights, super::blocks::Weights::Fc(_)) {
-                y = as_nhwc(rows_of(y));
-            }
-            y = block.forward(y, steps, fwd)?;
-        }
-        let enc = rows_of(y); // [T * B, latent]
+        let enc = spiking::encode("fsvae", &self.encoder, self.image, steps, x, fwd)?;
         let n = b * latent;
         let picks = random_picks(&mut fwd.image_rngs(b), steps, latent, k);
 
@@ -356,21 +337,15 @@ impl Fsvae {
 
     /// Latent spikes `[T * B, C]` -> images `[B, C, H, W]` in [-1, 1].
     fn decode(&self, z: Rows, fwd: &mut Forward<'_>) -> Result<Img> {
-        let steps = self.steps;
-        let (rows, _) = *z.shape();
-        let b = rows / steps;
         let last = *self.spec.channels.last().unwrap_or(&1);
-        let y = self.decoder[0].forward(as_nhwc(z), steps, fwd)?;
-        let mut y = y.reshape_like(&(rows, 2, 2, last));
-        for block in &self.decoder[1..] {
-            y = block.forward(y, steps, fwd)?;
-        }
-        // Time-major channels-last is the decoders' layout: a reshape, no
-        // copy; only the decoded image (T times smaller) is permuted.
-        let (_, h, w, c) = *y.shape();
-        let seq = y.reshape_like(&(steps, b, h, w, c));
-        let image = self.output.forward(seq, fwd.store)?;
-        Ok(image.permute::<_, Axes4<0, 3, 1, 2>>().tanh())
+        spiking::decode(
+            &self.decoder,
+            self.output.as_ref(),
+            last,
+            self.steps,
+            z,
+            fwd,
+        )
     }
 
     fn distance(&self, q: Rows, p: Rows, batch: usize) -> (Scalar, f32) {
@@ -389,13 +364,12 @@ impl Fsvae {
         }
     }
 
-    fn spiking_blocks(&self) -> impl Iterator<Item = &Block> {
+    fn blocks(&self) -> impl Iterator<Item = &Block> {
         self.encoder
             .iter()
             .chain(&self.posterior)
             .chain(&self.prior)
             .chain(&self.decoder)
-            .filter(|b| b.neuron().is_some())
     }
 }
 
@@ -408,12 +382,6 @@ impl Model for Fsvae {
 
     fn objective(&self, x: Img, _labels: &[u8], fwd: &mut Forward<'_>) -> Result<Objective> {
         let shape = *x.shape();
-        if [shape.1, shape.2, shape.3] != self.image {
-            return Err(Error::shape(
-                "fsvae input",
-                format!("{shape:?}, the model takes {:?}", self.image),
-            ));
-        }
         let target = x.retaped::<NoneTape>();
         let e = self.encode(x, fwd)?;
         let img = self.decode(e.z, fwd)?;
@@ -441,14 +409,11 @@ impl Model for Fsvae {
     }
 
     fn neuron_layers(&self) -> Vec<String> {
-        self.spiking_blocks().map(|b| b.name.clone()).collect()
+        spiking::layer_names(self.blocks())
     }
 
     fn neuron_constants(&self, store: &ParamStore) -> Result<Vec<(String, NeuronConstants)>> {
-        self.spiking_blocks()
-            .filter_map(|b| b.neuron().map(|n| (b, n)))
-            .map(|(b, n)| Ok((b.name.clone(), n.constants(store)?)))
-            .collect()
+        spiking::layer_constants(self.blocks(), store)
     }
 
     fn summary(&self) -> String {

@@ -94,3 +94,19 @@ pub fn bernoulli_kl(q: Rows, p: Rows, batch: usize) -> Scalar {
         * ((q.negate() + (1.0 + e)).ln() - (p.negate() + (1.0 + e)).ln());
     (on + off).sum() / batch as f32
 }
+
+/// `per` standard normal samples (Box-Muller) for each image, from that
+/// image's generator.
+pub fn gaussian(rngs: &mut [Rng], per: usize) -> Vec<f32> {
+    rngs.iter_mut()
+        .flat_map(|rng| {
+            (0..per)
+                .map(|_| {
+                    let u1: f32 = rng.gen_range(f32::EPSILON..1.0);
+                    let u2: f32 = rng.gen();
+                    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}

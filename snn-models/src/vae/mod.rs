@@ -12,11 +12,14 @@
 pub mod ae;
 pub mod ann;
 pub mod blocks;
+pub mod esvae;
 pub mod fsvae;
 pub mod latent;
+pub mod spiking;
 
 pub use ae::AutoencoderSpec;
 pub use ann::AnnVaeSpec;
+pub use esvae::EsvaeSpec;
 pub use fsvae::FsvaeSpec;
 
 use blocks::{Activation, Block, Weights};
