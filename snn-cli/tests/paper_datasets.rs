@@ -153,6 +153,8 @@ fn cifar10_configs_train_on_the_binary_format_and_generate() {
         "paper/table1-cifar10-fsvae-taid.toml",
         "paper/table1-cifar10-fsvae.toml",
         "paper/table1-cifar10-annvae.toml",
+        "esvae-cifar10.toml",
+        "paper/esvae-cifar10.toml",
     ] {
         generates(&train(config, &data, &runs), 32);
     }
@@ -172,6 +174,8 @@ fn celeba_configs_train_on_the_aligned_folder_and_generate() {
         "paper/table1-celeba-fsvae-taid.toml",
         "paper/table1-celeba-fsvae.toml",
         "paper/table1-celeba-annvae.toml",
+        "esvae-celeba.toml",
+        "paper/esvae-celeba.toml",
     ] {
         generates(&train(config, &data, &runs), 64);
     }
