@@ -9,7 +9,8 @@
 #   a setting is "net mode batch", e.g. "mnist train 16" (default: the five
 #   classifier settings of docs/performance.md); net "fsvae" benchmarks
 #   configs/fsvae-mnist-taid.toml against bench/pytorch_fsvae.py, modes
-#   train and sample, e.g. "fsvae train 64" "fsvae sample 250"
+#   train and sample, e.g. "fsvae train 64" "fsvae sample 250"; net "esvae"
+#   configs/esvae-mnist.toml against bench/pytorch_esvae.py the same way
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps="${1:-5}"
@@ -30,6 +31,9 @@ for spec in "${settings[@]}"; do
   if [ "$net" = fsvae ]; then
     # An FSVAE step takes seconds: fewer steps, one warm-up.
     s=$(( steps < 3 ? steps : 3 )) warm=1 config=configs/fsvae-mnist-taid.toml twin=(pytorch_fsvae.py)
+  fi
+  if [ "$net" = esvae ]; then
+    s=$(( steps < 3 ? steps : 3 )) warm=1 config=configs/esvae-mnist.toml twin=(pytorch_esvae.py)
   fi
   for _ in $(seq "$rounds"); do
     line=$($snn bench --config "$config" --mode "$mode" --batch "$batch" \

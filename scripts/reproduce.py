@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reproduce rows of the paper's tables: train, evaluate, score, record.
 
-    scripts/reproduce.sh ROW|TABLE|all [--estimate-only] [--runs DIR] [--allow-dirty]
+    scripts/reproduce.sh ROW|TABLE|all [--estimate-only] [--runs DIR] [--allow-dirty] [--ranks N]
     scripts/reproduce.sh ROW --twin
     scripts/reproduce.sh --doc | --check-doc
     scripts/reproduce.sh --status [--runs DIR]
@@ -23,6 +23,10 @@ A row is trained and recorded only from a clean work tree (every tracked
 file committed), so that its line's revision names the code that made
 it; `--allow-dirty` overrides that and stores the SHA-256 of the
 uncommitted diff in the line.
+`--ranks N` trains on N MPI ranks of one thread each (`mpirun -np N`;
+reproduce.sh then builds snn with the mpi feature): the same model as one
+process, 1.46x faster on two cores (docs/performance.md); each result
+line records the rank counts its training ran under.
 `--status` runs nothing: per row, its last recorded result and what its
 run folder holds (epochs done, the last logged step, the checkpoint's
 age), to pick up rows that span sessions.
@@ -90,10 +94,29 @@ def snn_binary():
     return os.environ.get("SNN", str(ROOT / "target" / "release" / "snn"))
 
 
-def snn(*args, capture=False, may_fail=False):
-    """Runs `snn ARGS`; its output when `capture`. A failure stops the runner,
-    unless `may_fail` (then None)."""
+# Ranks for training (`--ranks N`); 1: one process, no launcher.
+RANKS = 1
+
+
+def mpi_launcher():
+    """`mpirun` for RANKS ranks of one thread each (oversubscribed: a rank
+    a core on a 2-core machine counts its hyperthreads otherwise)."""
+    cmd = ["mpirun", "-np", str(RANKS), "--oversubscribe", "-x", "RAYON_NUM_THREADS=1"]
+    if os.geteuid() == 0:
+        cmd.append("--allow-run-as-root")
+    return cmd
+
+
+def snn(*args, capture=False, may_fail=False, ranks=False):
+    """Runs `snn ARGS` (under mpirun when `ranks` and RANKS > 1); its
+    output when `capture`. A failure stops the runner, unless `may_fail`
+    (then None)."""
     cmd = [snn_binary(), *map(str, args)]
+    if ranks and RANKS > 1:
+        cmd = mpi_launcher() + cmd
+        # Ctrl-C: let the ranks finish the step and checkpoint (Open MPI
+        # kills them after 1 s by default).
+        os.environ.setdefault("OMPI_MCA_odls_base_sigkill_timeout", "600")
     print("+ " + " ".join(cmd), flush=True)
     done = subprocess.run(cmd, cwd=ROOT, text=True, stdout=subprocess.PIPE if capture else None)
     if done.returncode != 0:
@@ -271,7 +294,7 @@ def run_row(name, runs_root, estimate_only):
         if estimate_only:
             return False
         note_revision(run)
-        snn("train", "--config", path, "--out", run, "--resume", "--quiet")
+        snn("train", "--config", path, "--out", run, "--resume", "--quiet", ranks=True)
     elif estimate_only:
         print(f"{name}: trained ({done} epochs) in {run}")
         return False
@@ -297,6 +320,7 @@ def run_row(name, runs_root, estimate_only):
         "epochs": epochs,
         **({"revision": "+".join(trained)} if trained else {}),
         "train_seconds": round(sum(r["seconds"] for r in recs), 1),
+        "ranks": sorted({s.get("ranks", 1) for s in read_jsonl(run / "steps.jsonl")} or {1}),
         "peak_rss_mib": max((r.get("peak_rss_mib", 0) for r in recs), default=0),
         "command": f"scripts/reproduce.sh {name}",
     })
@@ -476,7 +500,7 @@ def doc_section():
             out.append(
                 f"| [{name}](../configs/paper/{name}.toml) | {table} | {prow} "
                 f"| {figures(r['paper'], score)} | **{figures(r['ours'], score)}** | {twin} "
-                f"| {r['epochs']} | {hours(r['train_seconds'])} | {r['peak_rss_mib'] / 1024:.1f} GiB "
+                f"| {r['epochs']} | {hours(r['train_seconds'])}{on_ranks(r)} | {r['peak_rss_mib'] / 1024:.1f} GiB "
                 f"| {r['date']}, {r['revision']} | `{r['command']}` |")
         out += is_comparability(run)
     else:
@@ -512,6 +536,13 @@ def is_comparability(run):
             out += ["", f"**{dataset}: the IS of these rows come from different classifiers and "
                     f"are not comparable with each other** ({parts}). FID and FAD are."]
     return out
+
+
+def on_ranks(r):
+    """", on 2 ranks" where a row trained under MPI (lines before ranks
+    were recorded trained in one process)."""
+    ranks = [n for n in r.get("ranks", [1]) if n > 1]
+    return f", on {'/'.join(map(str, ranks))} ranks" if ranks else ""
 
 
 def epoch_time(e):
@@ -661,6 +692,15 @@ def main(argv):
     allow_dirty = "--allow-dirty" in argv
     argv = [a for a in argv if a not in ("--estimate-only", "--twin", "--allow-dirty")]
     runs_root = ROOT / "runs" / "paper"
+    if "--ranks" in argv:
+        i = argv.index("--ranks")
+        global RANKS
+        try:
+            RANKS = int(argv[i + 1])
+            assert RANKS >= 1
+        except (IndexError, ValueError, AssertionError):
+            fail("--ranks needs a whole number of ranks, at least 1")
+        del argv[i:i + 2]
     if "--runs" in argv:
         i = argv.index("--runs")
         if i + 1 >= len(argv):
@@ -671,7 +711,7 @@ def main(argv):
         status(runs_root)
         return
     if len(argv) != 1:
-        fail("usage: scripts/reproduce.sh ROW|TABLE|all [--estimate-only | --twin] [--runs DIR] [--allow-dirty] "
+        fail("usage: scripts/reproduce.sh ROW|TABLE|all [--estimate-only | --twin] [--runs DIR] [--allow-dirty] [--ranks N] "
              "| --status [--runs DIR] | --doc | --check-doc")
     refuse_dirty_tree(allow_dirty or estimate_only)
     recorded = False

@@ -14,6 +14,7 @@ pub mod conv_transpose;
 #[cfg(test)]
 mod dense_work_tests;
 pub mod dropout;
+pub mod gather;
 // The one gate of this crate's host kernels (see `snn_core::device`).
 #[cfg(not(feature = "cuda"))]
 pub mod host;

@@ -8,6 +8,7 @@ pub mod batchnorm;
 pub mod bias;
 pub mod bn_spike;
 pub mod conv;
+pub mod gather;
 pub mod linear;
 pub mod pool;
 pub mod spike_pool;

@@ -31,6 +31,7 @@ use snn_core::spec::{
     Objective,
 };
 use snn_core::{Error, FlatT, Img, Mat, ParamStore, Result};
+use snn_nn::gather::gather_rows;
 use snn_nn::{Rows, Spiking};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -278,16 +279,20 @@ impl Esvae {
         Ok(Pass { image, r_q, r_p })
     }
 
-    /// Reconstruction, MMD and their weighted sum on a pass.
-    pub fn loss(&self, pass: Pass, target: Img) -> Objective {
-        let dist = mmd(pass.r_q, pass.r_p, self.spec.mmd_kernel);
+    /// Reconstruction, MMD and their weighted sum on a pass. The MMD
+    /// compares every pair of images of the batch: on several ranks it
+    /// runs on every rank's rates (`gather_rows`), so it is the one
+    /// process's.
+    pub fn loss(&self, pass: Pass, target: Img) -> Result<Objective> {
+        let (r_q, r_p) = (gather_rows(pass.r_q)?, gather_rows(pass.r_p)?);
+        let dist = mmd(r_q, r_p, self.spec.mmd_kernel);
         let recon = mse_loss(pass.image, target.retaped::<NoneTape>());
         let (r, d) = (recon.array(), dist.array());
-        Objective {
+        Ok(Objective {
             loss: recon + dist * self.spec.mmd_weight,
             terms: vec![("reconstruction".into(), r), ("distance".into(), d)],
             predictions: None,
-        }
+        })
     }
 
     fn blocks(&self) -> impl Iterator<Item = &Block> {
@@ -306,7 +311,7 @@ impl Model for Esvae {
         let noise = self.draw_noise(x.shape().0, fwd);
         let target = x.retaped::<NoneTape>();
         let pass = self.pass(x, noise, fwd)?;
-        Ok(self.loss(pass, target.retaped()))
+        self.loss(pass, target.retaped())
     }
 
     fn after_step(&self, store: &mut ParamStore) -> Result<()> {
