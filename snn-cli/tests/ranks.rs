@@ -146,22 +146,21 @@ fn assert_same_gradients(
     }
 }
 
-/// A tiny FSVAE (tdBN everywhere, latent picks and scheduled sampling
-/// from each image's and the batch's keyed draws).
-const TINY_FSVAE: &str = r#"
+/// A tiny spiking VAE's config: `model` is its `[model]` table's lines,
+/// `decoder` its decoder type.
+fn tiny_vae(model: &str, decoder: &str) -> String {
+    format!(
+        r#"
 seed = 5
 time_steps = 4
 [model]
-type = "fsvae"
+{model}
 channels = [4, 4, 8, 8]
 latent = 8
-k = 4
-sampling_start = 1
-sampling_p = [0.9, 0.9]
 [neuron]
 type = "lif"
 [decoder]
-type = "taid"
+type = "{decoder}"
 [data]
 dataset = "mnist"
 root = "data/mnist-subset"
@@ -174,7 +173,17 @@ epochs = 1
 batch_size = 16
 log_every = 1
 save_gradients = 2
-"#;
+"#
+    )
+}
+
+/// A tiny FSVAE: tdBN everywhere, latent picks and scheduled sampling
+/// from each image's and the batch's keyed draws.
+#[test]
+fn fsvae_on_two_and_three_ranks_computes_the_gradients_of_one_process() {
+    let model = "type = \"fsvae\"\nk = 4\nsampling_start = 1\nsampling_p = [0.9, 0.9]";
+    same_gradients_on_ranks("FSVAE", &tiny_vae(model, "taid"));
+}
 
 /// A tiny ESVAE: its MMD compares every pair of the batch's images, so
 /// each rank gathers the others' latent rates (`snn_nn::gather`). With
@@ -182,39 +191,9 @@ save_gradients = 2
 /// 1.5e-5 (its gradients agree to 1e-5; the second step's loss to 3e-6):
 /// rounding in the batch-norm sums grows through the untrained decoder,
 /// the MMD term is identical; TAID, as in the FSVAE case, stays within 5e-6.
-const TINY_ESVAE: &str = r#"
-seed = 5
-time_steps = 4
-[model]
-type = "esvae"
-channels = [4, 4, 8, 8]
-latent = 8
-[neuron]
-type = "lif"
-[decoder]
-type = "taid"
-[data]
-dataset = "mnist"
-root = "data/mnist-subset"
-train_limit = 64
-test_limit = 32
-image_size = 32
-symmetric = true
-[train]
-epochs = 1
-batch_size = 16
-log_every = 1
-save_gradients = 2
-"#;
-
-#[test]
-fn fsvae_on_two_and_three_ranks_computes_the_gradients_of_one_process() {
-    same_gradients_on_ranks("FSVAE", TINY_FSVAE);
-}
-
 #[test]
 fn esvae_on_two_and_three_ranks_computes_the_gradients_of_one_process() {
-    same_gradients_on_ranks("ESVAE", TINY_ESVAE);
+    same_gradients_on_ranks("ESVAE", &tiny_vae("type = \"esvae\"", "taid"));
 }
 
 fn same_gradients_on_ranks(what: &str, toml: &str) {

@@ -398,10 +398,7 @@ impl Model for Fsvae {
     }
 
     fn after_step(&self, store: &mut ParamStore) -> Result<()> {
-        if self.spec.weight_clip > 0.0 {
-            clip_weights(store, self.spec.weight_clip)?;
-        }
-        Ok(())
+        clip_weights(store, self.spec.weight_clip)
     }
 
     fn generator(&self) -> Option<&dyn Generator> {

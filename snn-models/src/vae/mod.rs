@@ -257,8 +257,11 @@ pub fn ann_decode(
 }
 
 /// Clamps every trainable parameter to `[-limit, limit]` (FSVAE's weight
-/// clipper, applied after each optimizer step).
+/// clipper, applied after each optimizer step); a limit of 0 is off.
 pub fn clip_weights(store: &mut ParamStore, limit: f32) -> Result<()> {
+    if limit <= 0.0 {
+        return Ok(());
+    }
     let names: Vec<String> = store
         .iter()
         .filter(|(_, p)| p.trainable)
