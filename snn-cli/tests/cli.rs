@@ -77,6 +77,7 @@ fn list_shows_every_component_with_defaults() {
         "last-membrane",
         "classifier",
         "fsvae",
+        "esvae",
         "annvae",
         "mnist",
         "fmnist",
