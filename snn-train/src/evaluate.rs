@@ -125,7 +125,10 @@ fn evaluate_batches(
         // alone: the same in any batch, on any rank.
         fwd.draws = Some(batch_draws(cfg.seed, EVALUATION, 0, idx));
         fwd.synapse_calls = options.ops.then(Vec::new);
-        let o = model.objective(x, &batch.labels, &mut fwd)?;
+        // Each rank's slice is its own: a loss over the whole batch
+        // (ESVAE's MMD gathers every rank's rows in training) must not
+        // wait for ranks whose slices have another number of batches.
+        let o = collective::alone(|| model.objective(x, &batch.labels, &mut fwd))?;
         sums.loss += o.loss.array() as f64 * b as f64;
         // Weighted by images, so that a short last batch counts for what
         // it holds and the means do not depend on the batch size.
