@@ -414,7 +414,7 @@ fn one_training_step_matches_the_pytorch_fixture() {
     let mut fwd = Forward::new(&s, true, &mut rng);
     let target = img.retaped();
     let pass = model.pass(img, noise, &mut fwd).unwrap();
-    let o = model.loss(pass, target).unwrap();
+    let o = model.loss(pass, &target).unwrap();
     let close = |got: f32, want: f64, what: &str| {
         assert!(
             (got as f64 - want).abs() <= 1e-5 * want.abs().max(1.0),

@@ -212,6 +212,20 @@ pub enum DecoderFc {
     BnAct,
 }
 
+/// Images `[B, C, H, W]`, checked against the model's `image`, as the
+/// layers' channels-last `[B, H, W, C]`.
+pub fn channels_last(model: &str, image: [usize; 3], x: Img) -> Result<Nhwc> {
+    let (b, c, h, w) = *x.shape();
+    if [c, h, w] != image {
+        return Err(Error::shape(
+            format!("{model} input"),
+            format!("{:?}, the model takes {image:?}", [c, h, w]),
+        ));
+    }
+    Ok(x.permute::<_, Axes4<0, 2, 3, 1>>()
+        .reshape_like(&(b, h, w, c)))
+}
+
 /// The ANN models' encoder: checks `[B, C, H, W]` against `image`, runs the
 /// convolution blocks, and flattens the final 2x2 map to `[B, 1, 1, F]`
 /// for a linear block.
@@ -222,16 +236,7 @@ pub fn ann_encode(
     x: Img,
     fwd: &mut Forward<'_>,
 ) -> Result<Nhwc> {
-    let (b, c, h, w) = *x.shape();
-    if [c, h, w] != image {
-        return Err(Error::shape(
-            format!("{model} input"),
-            format!("{:?}, the model takes {image:?}", [c, h, w]),
-        ));
-    }
-    let mut y: Nhwc = x
-        .permute::<_, Axes4<0, 2, 3, 1>>()
-        .reshape_like(&(b, h, w, c));
+    let mut y = channels_last(model, image, x)?;
     for block in blocks {
         y = block.forward(y, 1, fwd)?;
     }

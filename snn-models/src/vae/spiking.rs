@@ -32,16 +32,7 @@ pub fn encode(
     x: Img,
     fwd: &mut Forward<'_>,
 ) -> Result<Rows> {
-    let (b, c, h, w) = *x.shape();
-    if [c, h, w] != image {
-        return Err(Error::shape(
-            format!("{model} input"),
-            format!("{:?}, the model takes {image:?}", [c, h, w]),
-        ));
-    }
-    let x: Nhwc = x
-        .permute::<_, Axes4<0, 2, 3, 1>>()
-        .reshape_like(&(b, h, w, c));
+    let x = super::channels_last(model, image, x)?;
     let Some((first, rest)) = blocks.split_first() else {
         return Err(Error::invalid(format!("{model} encoder"), "has no layer"));
     };

@@ -283,7 +283,7 @@ impl Esvae {
     /// compares every pair of images of the batch: on several ranks it
     /// runs on every rank's rates (`gather_rows`), so it is the one
     /// process's.
-    pub fn loss(&self, pass: Pass, target: Img) -> Result<Objective> {
+    pub fn loss(&self, pass: Pass, target: &Img) -> Result<Objective> {
         let (r_q, r_p) = (gather_rows(pass.r_q)?, gather_rows(pass.r_p)?);
         let dist = mmd(r_q, r_p, self.spec.mmd_kernel);
         let recon = mse_loss(pass.image, target.retaped::<NoneTape>());
@@ -309,9 +309,9 @@ impl Model for Esvae {
 
     fn objective(&self, x: Img, _labels: &[u8], fwd: &mut Forward<'_>) -> Result<Objective> {
         let noise = self.draw_noise(x.shape().0, fwd);
-        let target = x.retaped::<NoneTape>();
+        let target = x.retaped();
         let pass = self.pass(x, noise, fwd)?;
-        self.loss(pass, target.retaped())
+        self.loss(pass, &target)
     }
 
     fn after_step(&self, store: &mut ParamStore) -> Result<()> {
